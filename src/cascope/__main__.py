@@ -1,0 +1,3 @@
+from cascope.cli import main
+
+main()
