@@ -1,4 +1,6 @@
-"""The ``cascope`` command line: one typer app; each command parses, builds a config, calls the library.
+"""The ``cascope`` command line.
+
+One typer app; each command parses, builds a config and calls the library.
 
 Heavy imports (torch, scikit-image, ...) live inside the commands so ``cascope --help`` is instant.
 """

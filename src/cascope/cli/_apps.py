@@ -8,14 +8,18 @@ import typer
 
 app = typer.Typer(
     name="cascope",
-    help="Calcium imaging from the microscope to numbers: denoise, detect events, segment, measure.",
+    help="Calcium imaging to numbers: denoise, detect events, segment, measure.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-simulate_app = typer.Typer(help="Write simulated recordings with their ground truth.", no_args_is_help=True)
+simulate_app = typer.Typer(
+    help="Write simulated recordings with their ground truth.", no_args_is_help=True
+)
 evaluate_app = typer.Typer(help="Score a result against ground truth.", no_args_is_help=True)
-train_app = typer.Typer(help="Train a network (denoiser, event detector, segmenter).", no_args_is_help=True)
+train_app = typer.Typer(
+    help="Train a network (denoiser, event detector, segmenter).", no_args_is_help=True
+)
 benchmark_app = typer.Typer(help="Compare methods on your own data.", no_args_is_help=True)
 
 app.add_typer(simulate_app, name="simulate")

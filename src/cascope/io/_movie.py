@@ -72,7 +72,8 @@ class Movie:
     axes : str
         One letter per dimension out of ``"TCZYX"``.
     voxel_size : dict of str to float, optional
-        Physical pixel size per spatial axis in micrometres, e.g. ``{"Z": 1.0, "Y": 0.3, "X": 0.3}``.
+        Physical pixel size per spatial axis in micrometres,
+        e.g. ``{"Z": 1.0, "Y": 0.3, "X": 0.3}``.
     frame_rate : float, optional
         Frames per second along ``T``.
     source : Path, optional
@@ -186,7 +187,8 @@ class Movie:
             lo, hi = max(0, start - halo), min(n, stop + halo)
             index: list[Any] = [slice(None)] * self.ndim
             index[ax] = slice(lo, hi)
-            yield slice(start, stop), slice(start - lo, start - lo + stop - start), self[tuple(index)]
+            inner = slice(start - lo, stop - lo)
+            yield slice(start, stop), inner, self[tuple(index)]
 
     def with_data(self, data: Any, axes: str | None = None) -> Movie:
         """Return a new ``Movie`` with other pixels but the same metadata."""
