@@ -1,0 +1,450 @@
+"""``read``, ``write`` and ``open_writer``: one entry point for every format, chosen by the name."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from cascope.errors import CascopeError, InputError, OutputError
+from cascope.io._atomic import atomic_output, check_output
+from cascope.io._movie import Movie, validate_axes
+
+log = logging.getLogger(__name__)
+
+Format = Literal["tiff", "tiff-sequence", "hdf5", "zarr", "lif"]
+
+_SUFFIX_FORMAT: dict[str, Format] = {
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".btf": "tiff",
+    ".tf8": "tiff",
+    ".tf2": "tiff",
+    ".h5": "hdf5",
+    ".hdf5": "hdf5",
+    ".hdf": "hdf5",
+    ".he5": "hdf5",
+    ".zarr": "zarr",
+    ".lif": "lif",
+}
+#: Bytes per block when a whole recording is copied into a writer.
+_COPY_BLOCK_BYTES = 64 * 2**20
+
+
+def detect_format(path: str | Path, *, for_writing: bool = False) -> Format:
+    """Name the format of a path from its suffix (or, for a folder, its content).
+
+    Parameters
+    ----------
+    path : str or Path
+        A file, a folder (zarr store or folder of one-frame TIFFs) or a glob of TIFFs.
+    for_writing : bool
+        Only consider the suffix (the output does not exist yet).
+
+    Returns
+    -------
+    str
+        One of ``"tiff"``, ``"tiff-sequence"``, ``"hdf5"``, ``"zarr"``, ``"lif"``.
+    """
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if not for_writing:
+        if glob.has_magic(str(path)) and not p.exists():
+            return "tiff-sequence"
+        if p.is_dir():
+            if suffix == ".zarr" or any(
+                (p / m).exists() for m in ("zarr.json", ".zgroup", ".zarray")
+            ):
+                return "zarr"
+            return "tiff-sequence"
+    fmt = _SUFFIX_FORMAT.get(suffix)
+    if fmt is None or (for_writing and fmt == "lif"):
+        known = ", ".join(sorted({s for s, f in _SUFFIX_FORMAT.items() if f != "lif"}))
+        what = "write" if for_writing else "read"
+        raise InputError(
+            f"unknown file type {suffix or '(no suffix)'!r}; cascope can {what} {known}"
+            + ("" if for_writing else ", .lif and folders of TIFF frames"),
+            path,
+        )
+    return fmt
+
+
+def read(
+    path: str | Path,
+    *,
+    axes: str | None = None,
+    dataset: str | None = None,
+    series: int | str | None = None,
+    channel: int | None = None,
+) -> Movie:
+    """Open a recording lazily, whatever its format.
+
+    Parameters
+    ----------
+    path : str or Path
+        TIFF/OME-TIFF/ImageJ file, HDF5 file, Zarr/OME-Zarr store, Leica LIF file, or a folder or
+        glob of one-frame TIFFs.
+    axes : str, optional
+        Override (or supply, when the file does not say) the axes, e.g. ``"TYX"``.
+    dataset : str, optional
+        Dataset path inside an HDF5 file or array path inside a Zarr group.
+    series : int or str, optional
+        Image series of a multi-series TIFF (index) or LIF file (index or name).
+    channel : int, optional
+        Keep only this channel (the ``C`` axis is removed).
+
+    Returns
+    -------
+    Movie
+        Nothing is read into memory until indexed. The dtype is the stored one, except for
+        ImageJ files with a linear calibration (e.g. ``c0=-32768`` for signed data stored as
+        ``uint16``): their values come out calibrated, as ``int32`` for integer coefficients
+        (``float32`` otherwise), and ``metadata["calibration"]`` records both types. NaN frames
+        are not searched for here (that would read everything); check each block with
+        :func:`~cascope.io.check_finite` while processing.
+
+    Raises
+    ------
+    InputError
+        The file is missing, empty, truncated, of an unknown type, has a zero-length axis, or
+        ``axes`` does not fit it. The message names the file and the problem.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "movie.tif"
+    >>> _ = write(p, np.zeros((3, 8, 8), np.uint16), axes="TYX", frame_rate=10.0)
+    >>> m = read(p)
+    >>> m.axes, m.shape, m.frame_rate
+    ('TYX', (3, 8, 8), 10.0)
+    """
+    p = Path(path)
+    fmt = detect_format(p)
+    if fmt != "tiff-sequence":
+        if not p.exists():
+            raise InputError("does not exist", p)
+        if p.is_file() and p.stat().st_size == 0:
+            raise InputError("the file is empty (0 bytes)", p)
+    if axes is not None:
+        bad = sorted(set(axes.upper()) - set("TCZYX"))
+        if bad or len(set(axes.upper())) != len(axes):
+            raise InputError(f"axes {axes!r} is not a valid axes string (letters TCZYX, once)", p)
+    try:
+        movie = _read(fmt, p, axes=axes, dataset=dataset, series=series)
+    except CascopeError:
+        raise
+    except (OSError, ValueError, IndexError, KeyError, RuntimeError, EOFError, TypeError) as err:
+        detail = " ".join(str(err).split()) or type(err).__name__
+        raise InputError(f"cannot be read as {fmt}: {detail}", p) from err
+    if channel is not None:
+        movie = select_channel(movie, channel)
+    empty = [a for a, n in zip(movie.axes, movie.shape, strict=True) if n == 0]
+    if empty:
+        raise InputError(f"the {empty[0]} axis has length 0 (shape {movie.shape})", p)
+    return movie
+
+
+def _read(
+    fmt: Format, p: Path, *, axes: str | None, dataset: str | None, series: int | str | None
+) -> Movie:
+    if fmt == "tiff":
+        from cascope.io.tiff import read_tiff
+
+        if series is not None and not isinstance(series, int):
+            raise InputError(f"series must be an index for a TIFF, got {series!r}", p)
+        return read_tiff(p, axes=axes, series=series)
+    if fmt == "tiff-sequence":
+        from cascope.io.tiff import read_tiff_sequence
+
+        return read_tiff_sequence(p, axes=axes)
+    if fmt == "hdf5":
+        from cascope.io.hdf5 import read_hdf5
+
+        return read_hdf5(p, dataset=dataset, axes=axes)
+    if fmt == "zarr":
+        from cascope.io.zarr import read_zarr
+
+        return read_zarr(p, dataset=dataset, axes=axes)
+    from cascope.io.lif import read_lif
+
+    return read_lif(p, series=series, axes=axes)
+
+
+def select_channel(movie: Movie, channel: int) -> Movie:
+    """Keep one channel of a recording, lazily (the ``C`` axis is removed)."""
+    from cascope.io._lazy import Indexed
+
+    c = movie.axis("C")
+    n = movie.shape[c]
+    if not -n <= channel < n:
+        raise InputError(f"channel {channel} does not exist ({n} channel(s))", movie.source)
+    index = tuple(channel if i == c else slice(None) for i in range(movie.ndim))
+    data = movie.data[index] if isinstance(movie.data, np.ndarray) else Indexed(movie.data, index)
+    out = movie.with_data(data, axes=movie.axes.replace("C", ""))
+    out.metadata["channel"] = channel
+    return out
+
+
+class BlockWriter:
+    """Atomic streaming writer: blocks along the first axis go to a temporary file or store.
+
+    Use it as a context manager. On a clean exit the output is complete and renamed into place;
+    on an exception (or when some frames were never written) it is deleted and nothing is left.
+
+    Parameters
+    ----------
+    path : str or Path
+        The output (suffix picks the format: TIFF, HDF5 or Zarr).
+    shape : tuple of int
+        Shape of the whole result.
+    dtype : dtype
+        Stored type; blocks are converted to it (floats rounded and clipped for integer types).
+    axes : str
+        Axes of the result.
+    voxel_size, frame_rate
+        Physical metadata stored with the result.
+    force : bool
+        Replace an existing output.
+    inputs : iterable of paths
+        Files the output must never replace.
+    **fmt
+        Format options: ``ome`` (TIFF), ``dataset``/``compression``/``chunks`` (HDF5),
+        ``chunks``/``ngff_version`` (Zarr).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        shape: tuple[int, ...],
+        dtype: Any,
+        *,
+        axes: str,
+        voxel_size: dict[str, float] | None = None,
+        frame_rate: float | None = None,
+        force: bool = False,
+        inputs: Iterable[str | Path] = (),
+        **fmt: Any,
+    ) -> None:
+        self.path = Path(path)
+        self.format = detect_format(self.path, for_writing=True)
+        self.shape = tuple(int(n) for n in shape)
+        self.dtype = np.dtype(dtype)
+        self.axes = validate_axes(axes, len(self.shape), path=self.path)
+        self.voxel_size = dict(voxel_size) if voxel_size else None
+        self.frame_rate = frame_rate
+        self._force = force
+        self._inputs = list(inputs)
+        self._fmt = fmt
+        self._written = np.zeros(self.shape[0] if self.shape else 0, dtype=bool)
+        self._stack: contextlib.ExitStack | None = None
+        self._impl: Any = None
+        check_output(self.path, inputs=self._inputs, force=force)
+
+    def __enter__(self) -> BlockWriter:
+        stack = contextlib.ExitStack()
+        tmp = stack.enter_context(atomic_output(self.path, inputs=self._inputs, force=self._force))
+        try:
+            self._impl = self._open(tmp)
+        except BaseException as err:
+            stack.__exit__(type(err), err, err.__traceback__)
+            raise
+        self._stack = stack
+        return self
+
+    def _open(self, tmp: Path) -> Any:
+        kw: dict[str, Any] = {
+            "axes": self.axes,
+            "voxel_size": self.voxel_size,
+            "frame_rate": self.frame_rate,
+        }
+        name = self.path.name.lower()
+        if self.format == "tiff":
+            from cascope.io.tiff import TiffBlockWriter
+
+            ome = self._fmt.pop("ome", None)
+            if name.endswith((".ome.tif", ".ome.tiff")):
+                ome = True
+            return TiffBlockWriter(tmp, self.shape, self.dtype, ome=ome, **kw, **self._fmt)
+        if self.format == "hdf5":
+            from cascope.io.hdf5 import Hdf5BlockWriter
+
+            return Hdf5BlockWriter(tmp, self.shape, self.dtype, **kw, **self._fmt)
+        from cascope.io.zarr import ZarrBlockWriter
+
+        return ZarrBlockWriter(tmp, self.shape, self.dtype, **kw, **self._fmt)
+
+    def write(self, block: NDArray[Any] | Any, start: int) -> None:
+        """Store ``block`` at index ``start`` of the first axis.
+
+        Parameters
+        ----------
+        block : array-like
+            Planes ``start .. start + len(block)``; the other dimensions match ``shape[1:]``.
+        start : int
+            Index of the block's first plane in the whole result.
+        """
+        if self._impl is None:
+            raise OutputError(f"{self.path}: use the writer inside a `with` block")
+        block = np.asarray(block)
+        if block.shape[1:] != self.shape[1:] or block.ndim != len(self.shape):
+            raise ValueError(
+                f"block of shape {block.shape} does not fit a result of shape {self.shape}"
+            )
+        stop = start + block.shape[0]
+        if start < 0 or stop > self.shape[0]:
+            raise ValueError(f"block {start}:{stop} lies outside 0:{self.shape[0]}")
+        self._impl.write(block, start)
+        self._written[start:stop] = True
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._stack = self._stack, None
+        impl, self._impl = self._impl, None
+        if stack is None:
+            return
+        try:
+            impl.close()
+            if exc is None and not self._written.all():
+                missing = int((~self._written).sum())
+                raise OutputError(
+                    f"{self.path}: {missing} of {self.shape[0]} planes were never written; "
+                    "the incomplete output was removed"
+                )
+        except BaseException as err:
+            if exc is None:
+                stack.__exit__(type(err), err, err.__traceback__)
+                raise
+        stack.__exit__(exc_type, exc, tb)
+
+
+def open_writer(
+    path: str | Path,
+    shape: tuple[int, ...],
+    dtype: Any,
+    *,
+    axes: str,
+    voxel_size: dict[str, float] | None = None,
+    frame_rate: float | None = None,
+    force: bool = False,
+    inputs: Iterable[str | Path] = (),
+    **fmt: Any,
+) -> BlockWriter:
+    """Open an atomic streaming writer (TIFF, HDF5 or Zarr by suffix); use it with ``with``.
+
+    Peak memory is one block: a result never has to fit in memory.
+
+    Parameters
+    ----------
+    path, shape, dtype, axes, voxel_size, frame_rate, force, inputs, **fmt
+        See :class:`BlockWriter`.
+
+    Returns
+    -------
+    BlockWriter
+        Call ``.write(block, start)`` for every block along the first axis.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "out.tif"
+    >>> with open_writer(p, (4, 8, 8), np.float32, axes="TYX") as w:
+    ...     w.write(np.ones((2, 8, 8)), 0)
+    ...     w.write(np.zeros((2, 8, 8)), 2)
+    >>> float(read(p)[...].sum())
+    128.0
+    """
+    return BlockWriter(
+        path,
+        shape,
+        dtype,
+        axes=axes,
+        voxel_size=voxel_size,
+        frame_rate=frame_rate,
+        force=force,
+        inputs=inputs,
+        **fmt,
+    )
+
+
+def write(
+    path: str | Path,
+    data: Movie | Any,
+    *,
+    axes: str | None = None,
+    voxel_size: dict[str, float] | None = None,
+    frame_rate: float | None = None,
+    force: bool = False,
+    inputs: Iterable[str | Path] = (),
+    **fmt: Any,
+) -> Path:
+    """Write a recording atomically; the format follows the suffix (.tif, .h5, .zarr, ...).
+
+    A lazy :class:`Movie` is copied block by block, so it is never read whole.
+
+    Parameters
+    ----------
+    path : str or Path
+        The output. ``.ome.tif`` forces OME-TIFF; ``.tif`` gives an ImageJ hyperstack when ImageJ
+        can read it (else OME, BigTIFF above 4 GB); ``.zarr`` gives OME-Zarr.
+    data : Movie or array-like
+        The pixels. A ``Movie`` brings its own axes and metadata (explicit arguments win).
+    axes : str
+        Axes of ``data``; required for a bare array.
+    voxel_size : dict, optional
+        Micrometres per spatial axis, e.g. ``{"Y": 0.3, "X": 0.3}``.
+    frame_rate : float, optional
+        Frames per second.
+    force : bool
+        Replace an existing output (never an input).
+    inputs : iterable of paths
+        Files this output must never replace (in addition to a ``Movie``'s own source).
+    **fmt
+        Format options, see :class:`BlockWriter`.
+
+    Returns
+    -------
+    Path
+        The written output.
+    """
+    inputs = list(inputs)
+    if isinstance(data, Movie):
+        if axes is not None and validate_axes(axes, data.ndim) != data.axes:
+            raise InputError(f"axes {axes!r} differ from the recording's axes {data.axes!r}")
+        movie = data
+        voxel_size = voxel_size if voxel_size is not None else movie.voxel_size
+        frame_rate = frame_rate if frame_rate is not None else movie.frame_rate
+        if movie.source is not None:
+            inputs.append(movie.source)
+    else:
+        if axes is None:
+            raise InputError("writing a bare array needs an explicit axes string, e.g. 'TYX'")
+        movie = Movie(data if hasattr(data, "shape") else np.asarray(data), axes=axes)
+    if movie.ndim == 0 or movie.shape[0] == 0:
+        raise InputError(f"nothing to write: shape {movie.shape}", path)
+    frame_bytes = max(1, movie.nbytes // movie.shape[0])
+    step = max(1, _COPY_BLOCK_BYTES // frame_bytes)
+    with open_writer(
+        path,
+        movie.shape,
+        movie.dtype,
+        axes=movie.axes,
+        voxel_size=voxel_size,
+        frame_rate=frame_rate,
+        force=force,
+        inputs=inputs,
+        **fmt,
+    ) as writer:
+        for start in range(0, movie.shape[0], step):
+            writer.write(movie[start : start + step], start)
+    return Path(path)

@@ -1,0 +1,207 @@
+"""HDF5 recordings: lazy reading of one dataset (kept open) and chunked block writing.
+
+Axes come from an ``axes`` attribute, HDF5 dimension labels, or the caller; the voxel size from
+``element_size_um`` (the convention of ImageJ's HDF5 plugin and SIMA), listed for the spatial
+axes in ``Z, Y, X`` order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from cascope.errors import InputError
+from cascope.io._movie import Movie
+from cascope.io.tiff import cast_block
+
+
+def list_datasets(group: Any) -> list[str]:
+    """List the paths of every dataset in an open HDF5 file or group."""
+    import h5py
+
+    names: list[str] = []
+
+    def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset):
+            names.append(name)
+
+    group.visititems(visit)
+    return names
+
+
+def _axes_from_attrs(ds: Any) -> str | None:
+    for key in ("axes", "dimension_order", "DimensionOrder"):
+        if key in ds.attrs:
+            value = ds.attrs[key]
+            value = value.decode() if isinstance(value, bytes) else str(value)
+            return value.upper()
+    if "DIMENSION_LABELS" in ds.attrs:
+        labels = [
+            v.decode() if isinstance(v, bytes) else str(v) for v in ds.attrs["DIMENSION_LABELS"]
+        ]
+        if all(len(v) == 1 for v in labels):
+            return "".join(labels).upper()
+    labels = [d.label for d in ds.dims]
+    if all(len(v) == 1 for v in labels):
+        return "".join(labels).upper()
+    return None
+
+
+def read_hdf5(path: str | Path, *, dataset: str | None = None, axes: str | None = None) -> Movie:
+    """Open one dataset of an HDF5 file lazily.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    dataset : str, optional
+        Dataset path inside the file; may be omitted when the file holds exactly one image
+        dataset (two or more dimensions).
+    axes : str, optional
+        The dataset's axes when it has no ``axes`` attribute or dimension labels (or to override).
+
+    Returns
+    -------
+    Movie
+        Backed by the open ``h5py.Dataset``: indexing reads only that part from disk.
+    """
+    import h5py
+
+    path = Path(path)
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise InputError(
+            f"is not a readable HDF5 file ({' '.join(str(err).split())})", path
+        ) from err
+    try:
+        ds, final, file_axes = _pick(f, path, dataset, axes)
+    except BaseException:
+        f.close()
+        raise
+    vs = None
+    if "element_size_um" in ds.attrs:
+        sizes = [float(v) for v in np.atleast_1d(ds.attrs["element_size_um"])]
+        spatial = [a for a in final if a in "ZYX"]
+        if len(sizes) == len(spatial):
+            vs = dict(zip(spatial, sizes, strict=True))
+    rate = None
+    for key in ("frame_rate", "fps", "frame_rate_hz"):
+        if key in ds.attrs:
+            rate = float(ds.attrs[key])
+            break
+    meta: dict[str, Any] = {"format": "hdf5", "dataset": ds.name.lstrip("/")}
+    if file_axes and axes and file_axes != final:
+        meta["file_axes"] = file_axes
+    for key, value in ds.attrs.items():
+        if key not in ("DIMENSION_LIST", "REFERENCE_LIST"):
+            meta.setdefault("attrs", {})[key] = _plain(value)
+    return Movie(ds, axes=final, voxel_size=vs, frame_rate=rate, source=path, metadata=meta)
+
+
+def _pick(f: Any, path: Path, dataset: str | None, axes: str | None) -> tuple[Any, str, str | None]:
+    import h5py
+
+    names = list_datasets(f)
+    if dataset is None:
+        images = [n for n in names if f[n].ndim >= 2]
+        if len(images) != 1:
+            found = ", ".join(images) or "none"
+            raise InputError(f"choose a dataset with dataset=...; image datasets: {found}", path)
+        dataset = images[0]
+    if dataset not in f or not isinstance(f[dataset], h5py.Dataset):
+        raise InputError(
+            f"has no dataset {dataset!r}; datasets: {', '.join(names) or 'none'}", path
+        )
+    ds = f[dataset]
+    file_axes = _axes_from_attrs(ds)
+    final = (axes or file_axes or "").upper()
+    if not final:
+        raise InputError(
+            f"dataset {dataset!r} (shape {ds.shape}) has no axes attribute; pass axes=", path
+        )
+    if len(final) != ds.ndim:
+        raise InputError(
+            f"axes {final!r} name {len(final)} dimensions but dataset {dataset!r} has "
+            f"{ds.ndim} (shape {ds.shape})",
+            path,
+        )
+    return ds, final, file_axes
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _attrs(
+    axes: str, voxel_size: dict[str, float] | None, frame_rate: float | None
+) -> dict[str, Any]:
+    attrs: dict[str, Any] = {"axes": axes}
+    spatial = [a for a in axes if a in "ZYX"]
+    if voxel_size and all(a in voxel_size for a in spatial):
+        attrs["element_size_um"] = np.array([voxel_size[a] for a in spatial], dtype=np.float64)
+    if frame_rate:
+        attrs["frame_rate"] = float(frame_rate)
+    return attrs
+
+
+class Hdf5BlockWriter:
+    """Write one chunked dataset block by block along its first axis (any order).
+
+    Parameters
+    ----------
+    path : Path
+        The file to create (a temporary name; renaming is the caller's job).
+    shape, dtype, axes, voxel_size, frame_rate
+        The full recording.
+    dataset : str
+        Dataset path (default ``"data"``).
+    compression : str, optional
+        h5py compression filter, e.g. ``"gzip"`` or ``"lzf"``.
+    chunks : tuple of int, optional
+        Chunk shape (default one plane along the first axis).
+    attrs : dict, optional
+        Extra attributes stored on the dataset.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        shape: tuple[int, ...],
+        dtype: Any,
+        *,
+        axes: str,
+        voxel_size: dict[str, float] | None = None,
+        frame_rate: float | None = None,
+        dataset: str = "data",
+        compression: str | None = None,
+        chunks: tuple[int, ...] | None = None,
+        attrs: dict[str, Any] | None = None,
+    ) -> None:
+        import h5py
+
+        self.dtype = np.dtype(dtype)
+        self._file = h5py.File(path, "w")
+        chunk = chunks or (1, *shape[1:])
+        self._ds = self._file.create_dataset(
+            dataset, shape=shape, dtype=self.dtype, chunks=chunk, compression=compression
+        )
+        for key, value in {**_attrs(axes, voxel_size, frame_rate), **(attrs or {})}.items():
+            self._ds.attrs[key] = value
+
+    def write(self, block: NDArray[Any], start: int) -> None:
+        """Store ``block`` at index ``start`` of the first axis."""
+        self._ds[start : start + block.shape[0]] = cast_block(block, self.dtype)
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
