@@ -1,1 +1,30 @@
-"""cascope.tiling."""
+"""Tiled prediction that scales: blended overlapping tiles, any shape, streamed recordings.
+
+Overlapping tiles are blended without seams; any input shape works; tiles are batched; and
+recordings are streamed from disk to disk in blocks with a halo.
+
+Examples
+--------
+>>> import numpy as np
+>>> out = predict_tiled(lambda b: b * 2, np.ones((10, 12)), tile=(8, 8), overlap=2)
+>>> float(out.min()), float(out.max())
+(2.0, 2.0)
+"""
+
+from cascope.tiling.cover import Blend, blend_weights, cover, tile_starts
+from cascope.tiling.predict import BatchPredictor, predict_tiled, torch_predictor
+from cascope.tiling.stream import ArrayWriter, BlockWriter, TiffWriter, predict_streamed
+
+__all__ = [
+    "ArrayWriter",
+    "BatchPredictor",
+    "Blend",
+    "BlockWriter",
+    "TiffWriter",
+    "blend_weights",
+    "cover",
+    "predict_streamed",
+    "predict_tiled",
+    "tile_starts",
+    "torch_predictor",
+]

@@ -1,1 +1,59 @@
-"""cascope.training."""
+"""Training: patch samplers, losses, the rotation/flip augmentation and one trainer.
+
+Every network of cascope (denoising, event detection, segmentation) is trained by
+:class:`Trainer` on batches from a :class:`Sampler` (usually a :class:`PatchSampler` with a
+pairing function) against a pluggable loss.
+"""
+
+from cascope.config.training import TrainingConfig
+from cascope.training.augment import (
+    apply_transform,
+    invert_transform,
+    n_transforms,
+    random_transform,
+)
+from cascope.training.losses import LOSSES, Loss, get_loss, l1_l2_loss, l1_loss, l2_loss
+from cascope.training.samplers import (
+    Batch,
+    Pairing,
+    PatchSampler,
+    Sampler,
+    blind_spot_pairing,
+    noise2noise_pairing,
+    supervised_pairing,
+    temporal_interleave_pairing,
+)
+from cascope.training.trainer import (
+    Trainer,
+    TrainResult,
+    autocast_dtype,
+    resolve_device,
+    seed_everything,
+)
+
+__all__ = [
+    "LOSSES",
+    "Batch",
+    "Loss",
+    "Pairing",
+    "PatchSampler",
+    "Sampler",
+    "TrainResult",
+    "Trainer",
+    "TrainingConfig",
+    "apply_transform",
+    "autocast_dtype",
+    "blind_spot_pairing",
+    "get_loss",
+    "invert_transform",
+    "l1_l2_loss",
+    "l1_loss",
+    "l2_loss",
+    "n_transforms",
+    "noise2noise_pairing",
+    "random_transform",
+    "resolve_device",
+    "seed_everything",
+    "supervised_pairing",
+    "temporal_interleave_pairing",
+]

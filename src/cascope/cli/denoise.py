@@ -1,0 +1,200 @@
+"""``cascope denoise``: denoise a recording file into a new file, streaming blocks of frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+#: Methods this command runs without a model (kept equal to ``config.denoise_classical``).
+CLASSICAL = ("gaussian", "median", "bilateral", "bm3d", "bm4d")
+#: Self-supervised networks trained on the input itself when no --model is given.
+DEEP = ("deepcad", "n2v", "n2v3d")
+
+
+def build_classical_config(options: dict[str, Any]) -> Any:
+    """Turn the command's options into a :class:`ClassicalDenoiseConfig` (None = default)."""
+    from cascope.config.denoise_classical import ClassicalDenoiseConfig
+
+    fields = {k: v for k, v in options.items() if v is not None}
+    gain = fields.pop("gain", None)
+    read_noise = fields.pop("read_noise", None)
+    offset = fields.pop("offset", None)
+    if gain is not None:
+        fields["vst"] = {
+            "gain": gain,
+            "read_noise": read_noise or 0.0,
+            "offset": offset or 0.0,
+        }
+    elif read_noise is not None or offset is not None:
+        raise typer.BadParameter("--read-noise/--offset need --gain (variance stabilisation)")
+    from pydantic import ValidationError
+
+    from cascope.errors import CascopeError
+
+    try:
+        return ClassicalDenoiseConfig(**fields)
+    except ValidationError as err:
+        problems = "; ".join(_describe(e["loc"], e["msg"]) for e in err.errors())
+        raise CascopeError(f"invalid denoise options: {problems}") from err
+
+
+def _describe(loc: tuple[Any, ...], msg: str) -> str:
+    name = ".".join(str(x) for x in loc).replace("_", "-")
+    msg = msg.removeprefix("Value error, ")
+    return f"--{name}: {msg}" if name else msg
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``cascope denoise``."""
+
+    @app.command("denoise")
+    def denoise(
+        input_path: Path = typer.Argument(..., metavar="INPUT", help="Recording to denoise."),
+        output: Path = typer.Option(
+            ..., "--output", "-o", help="Output file (.tif, .ome.zarr, .h5); never the input."
+        ),
+        method: str = typer.Option(
+            "gaussian",
+            "--method",
+            "-m",
+            help=f"Denoiser: {', '.join(CLASSICAL)}; or {', '.join(DEEP)} (trains a network "
+            "on INPUT first).",
+        ),
+        model: Path | None = typer.Option(
+            None, "--model", help="Trained denoising model folder (cascope train denoiser)."
+        ),
+        steps: int = typer.Option(
+            300, "--steps", min=1, help="deepcad/n2v/n2v3d without --model: training steps."
+        ),
+        patch: tuple[int, int, int] = typer.Option(
+            (16, 64, 64), "--patch", help="deepcad/n2v/n2v3d: training patch T Y X."
+        ),
+        device: str = typer.Option("auto", "--device", help="Networks: auto, cpu or cuda."),
+        mode: str = typer.Option(
+            "2d", "--mode", help="2d: each frame alone; 3d: frames together (Z, else T)."
+        ),
+        sigma: float | None = typer.Option(
+            None, "--sigma", help="gaussian: kernel standard deviation in pixels (default 1)."
+        ),
+        sigma_stack: float | None = typer.Option(
+            None, "--sigma-stack", help="gaussian 3d: standard deviation along T or Z, planes."
+        ),
+        size: int | None = typer.Option(
+            None, "--size", help="median: window width in pixels, odd (default 3)."
+        ),
+        noise_sigma: float | None = typer.Option(
+            None,
+            "--noise-sigma",
+            help="bilateral/bm3d/bm4d: noise std in input units (estimated when omitted).",
+        ),
+        gain: float | None = typer.Option(
+            None,
+            "--gain",
+            help="Variance-stabilise Poisson–Gaussian data first: gain in ADU per electron.",
+        ),
+        read_noise: float | None = typer.Option(
+            None, "--read-noise", help="With --gain: read noise std in ADU."
+        ),
+        offset: float | None = typer.Option(
+            None, "--offset", help="With --gain: camera offset in ADU."
+        ),
+        axes: str | None = typer.Option(
+            None, "--axes", help="Axes of the input when the file does not say, e.g. TYX."
+        ),
+        dataset: str | None = typer.Option(None, "--dataset", help="Dataset path in an HDF5 file."),
+        block: int = typer.Option(64, "--block", min=1, help="Frames processed at once."),
+        dtype: str = typer.Option(
+            "same",
+            "--dtype",
+            help="same: input type (integers rounded and clipped); float32: float result.",
+        ),
+        force: bool = typer.Option(False, "--force", help="Replace an existing output file."),
+    ) -> None:
+        """Denoise INPUT into OUTPUT with a classical filter, block by block (bounded memory)."""
+        from rich.console import Console
+
+        from cascope.denoise.stream import denoise_file
+
+        if model is not None or method in DEEP:
+            _denoise_deep(
+                input_path, output, model, method, steps, patch, device, axes, dtype, force, block
+            )
+            return
+        from cascope.errors import CascopeError
+
+        if method not in CLASSICAL:
+            raise CascopeError(f"--method {method!r} is not one of {', '.join(CLASSICAL)}")
+        if mode not in ("2d", "3d"):
+            raise CascopeError(f"--mode {mode!r}: use 2d or 3d")
+        if dtype not in ("same", "float32"):
+            raise CascopeError(f"--dtype {dtype!r}: use same or float32")
+        cfg = build_classical_config(
+            {
+                "method": method,
+                "mode": mode,
+                "sigma": sigma,
+                "sigma_stack": sigma_stack,
+                "size": size,
+                "noise_sigma": noise_sigma,
+                "gain": gain,
+                "read_noise": read_noise,
+                "offset": offset,
+                "block": block,
+                "dtype": dtype,
+            }
+        )
+        out = denoise_file(
+            input_path,
+            output,
+            config=cfg,
+            axes=axes,
+            dataset=dataset,
+            force=force,
+            progress=True,
+        )
+        Console(stderr=True).print(f"wrote {out}", highlight=False)
+
+
+def _denoise_deep(
+    input_path: Path,
+    output: Path,
+    model: Path | None,
+    method: str,
+    steps: int,
+    patch: tuple[int, int, int],
+    device: str,
+    axes: str | None,
+    dtype: str,
+    force: bool,
+    block: int,
+) -> None:
+    """Run a trained model, or train a self-supervised one on the input first, then predict."""
+    from rich.console import Console
+
+    from cascope.config.denoise import DeepDenoiseConfig, DeepPredictConfig
+    from cascope.denoise.deep import denoise_deep_file
+
+    if model is None and method not in DEEP:
+        raise typer.BadParameter(f"use one of {', '.join(DEEP)} or --model", param_hint="--method")
+    if dtype not in ("same", "float32"):
+        raise typer.BadParameter("use same or float32", param_hint="--dtype")
+    train = None
+    if model is None:
+        train = DeepDenoiseConfig.model_validate(
+            {"method": method, "patch": patch, "training": {"steps": steps, "val_every": steps}}
+        )
+    out = denoise_deep_file(
+        input_path,
+        output,
+        model=model,
+        method=method,
+        train=train,
+        predict=DeepPredictConfig.model_validate({"dtype": dtype, "block": block}),
+        axes=axes,
+        device=device,
+        force=force,
+        progress=True,
+    )
+    Console(stderr=True).print(f"wrote {out}", highlight=False)

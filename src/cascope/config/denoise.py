@@ -1,0 +1,137 @@
+"""Configuration of self-supervised and supervised deep denoising."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cascope.config.training import TrainingConfig
+
+#: Data-pairing strategies over the one trainer.
+DeepMethod = Literal["deepcad", "n2v", "n2v3d", "n2n", "care"]
+
+DEEP_METHODS: tuple[str, ...] = ("deepcad", "n2v", "n2v3d", "n2n", "care")
+
+
+def _default_training() -> TrainingConfig:
+    return TrainingConfig.model_validate({"steps": 2000, "batch_size": 2, "lr": 1e-3})
+
+
+class DeepDenoiseConfig(BaseModel):
+    """How to train a denoising network.
+
+    ``deepcad`` is temporal Noise2Noise: the even frames of a window predict the interleaved odd
+    frames (and vice versa). ``n2v`` / ``n2v3d`` are blind-spot (Noise2Void) training on frames
+    or on (T|Z, Y, X) patches. ``n2n`` needs two noisy recordings of the same scene, ``care``
+    low-/high-SNR pairs. Inputs are normalised by their mean and standard deviation, recorded
+    with the model and inverted at prediction, so the output is in the input's units.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: DeepMethod = Field(default="deepcad", description="Pairing strategy.")
+    patch: tuple[int, int, int] = Field(
+        default=(32, 64, 64),
+        description="Network input patch (T|Z, Y, X); deepcad crops twice the T length and "
+        "interleaves; n2v (2D) uses only (Y, X).",
+    )
+    ndim: Literal[2, 3] | None = Field(
+        default=None,
+        description="Network dimensionality; None: 2 for n2v, 3 for the others.",
+    )
+    depth: int = Field(default=4, ge=1, le=6, description="U-Net resolution levels.")
+    base: int = Field(default=16, ge=1, description="U-Net channels at the first level.")
+    norm: Literal["batch", "none"] = Field(
+        default="none",
+        description="Normalisation layers; 'none' avoids the train/eval shift of batch norm in "
+        "short runs (both keep tiled prediction exact).",
+    )
+    residual: bool | None = Field(
+        default=None,
+        description="Predict a correction added to the input (deepcad, n2n, care only; blind-spot "
+        "training cannot). None means off: on simulated movies it helped at 20 photons/pixel "
+        "but hurt at 4 (benchmarks/results/denoise_quality.md).",
+    )
+    n2v2: bool = Field(
+        default=False,
+        description="N2V2 network: blur pooling and no top skip connection (n2v, n2v3d).",
+    )
+    loss: Literal["l1", "l2", "l1+l2"] = Field(default="l1+l2", description="Training loss.")
+    mask_fraction: float = Field(
+        default=0.02,
+        gt=0,
+        lt=0.5,
+        description="Blind-spot methods: fraction of voxels masked per patch.",
+    )
+    mask_radius: int = Field(
+        default=2,
+        ge=1,
+        description="Blind-spot methods: neighbourhood radius of the replacement voxel.",
+    )
+    augment: bool = Field(
+        default=True, description="Random rotations/flips (8 in-plane x temporal flip: 16-fold)."
+    )
+    val_fraction: float = Field(
+        default=0.1,
+        ge=0,
+        lt=0.5,
+        description="Fraction of planes (at the end) held out for validation.",
+    )
+    training: TrainingConfig = Field(
+        default_factory=_default_training, description="Optimiser, steps, checkpoints, seed."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> DeepDenoiseConfig:
+        if self.method == "deepcad" and self.ndim == 2:
+            raise ValueError("deepcad is temporal: it needs a 3D network (ndim=3)")
+        if self.residual and self.method in ("n2v", "n2v3d"):
+            raise ValueError("blind-spot training cannot use a residual network")
+        if self.method == "n2v3d" and self.ndim == 2:
+            raise ValueError("n2v3d is 3D; use method 'n2v' for 2D blind-spot training")
+        return self
+
+    @property
+    def use_residual(self) -> bool:
+        """Whether the network adds its output to the input (``residual=None`` means no)."""
+        return bool(self.residual)
+
+    @property
+    def network_ndim(self) -> int:
+        """The dimensionality used (resolving ``ndim=None``)."""
+        if self.ndim is not None:
+            return self.ndim
+        return 2 if self.method == "n2v" else 3
+
+
+class DeepPredictConfig(BaseModel):
+    """How to apply a denoising network to a recording."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tile: tuple[int, int, int] = Field(
+        default=(32, 128, 128),
+        description="Tile (T|Z, Y, X) fed to the network (clipped to the data).",
+    )
+    overlap: float = Field(
+        default=0.25,
+        ge=0,
+        lt=1,
+        description="Overlap of neighbouring tiles as a fraction of the tile.",
+    )
+    blend: Literal["gaussian", "linear", "constant"] = Field(
+        default="gaussian", description="Blending of overlapping tiles."
+    )
+    batch_size: int = Field(default=2, ge=1, description="Tiles per network call.")
+    block: int = Field(
+        default=256, ge=1, description="Frames per streamed block (bounds host memory)."
+    )
+    dtype: Literal["same", "float32"] = Field(
+        default="float32",
+        description="Output type: float32, or the input's type (integers rounded and clipped).",
+    )
+    amp: Literal["auto", "bf16", "fp16", "off"] = Field(
+        default="auto", description="Reduced precision on CUDA; the CPU computes in float32."
+    )
+    compile: bool = Field(default=False, description="torch.compile the network on CUDA.")

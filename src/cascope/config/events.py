@@ -1,0 +1,107 @@
+"""Options of event detection: PU training of the 3D U-Net and block-wise detection."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cascope.config.training import TrainingConfig
+
+Triple = tuple[int, int, int]
+
+
+class PUConfig(BaseModel):
+    """Positive-unlabeled sampling and risk."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["nnpu", "sampling"] = Field(
+        default="nnpu",
+        description="'nnpu': non-negative PU risk (Kiryo et al. 2017) over unlabeled voxels; "
+        "'sampling': unlabeled voxels are treated as negatives (the reference method).",
+    )
+    unlabeled_ratio: float | Literal["complete"] = Field(
+        default=1.0,
+        description="Unlabeled crops per positive crop (0, 1, 2, 4, ...), or 'complete': windows "
+        "drawn uniformly over the whole movie, without positive centring.",
+    )
+    prior: float | None = Field(
+        default=None,
+        ge=0,
+        lt=1,
+        description="Fraction of unlabeled voxels that are events; None derives it per batch "
+        "from label_coverage.",
+    )
+    label_coverage: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="Assumed fraction of events that are labelled (1: complete labels).",
+    )
+    beta: float = Field(default=0.0, ge=0, description="nnPU slack of the negative risk.")
+    gamma: float = Field(
+        default=1.0, gt=0, description="nnPU step size when the negative risk goes below -beta."
+    )
+    pos_weight: float = Field(
+        default=4.0, gt=0, description="Weight of the positive risk (events are rare voxels)."
+    )
+
+
+class EventModelConfig(BaseModel):
+    """The 3D U-Net of event detection."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    depth: int = Field(default=3, ge=1, le=6, description="Resolution levels.")
+    base: int = Field(default=16, ge=2, description="Channels at the first level.")
+    norm: Literal["batch", "group", "instance", "none"] = Field(
+        default="batch", description="Normalisation layers (batch keeps tiling exact)."
+    )
+
+
+class EventTrainConfig(BaseModel):
+    """Training an event detector."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window: Triple = Field(default=(32, 32, 32), description="Training crop (T, Y, X).")
+    cache: Triple = Field(
+        default=(64, 64, 64),
+        description="Positive crops lie at a random place inside this box centred on an event.",
+    )
+    augment: bool = Field(default=True, description="Random flips/rotations in (Y, X).")
+    model: EventModelConfig = Field(default_factory=EventModelConfig, description="Network.")
+    pu: PUConfig = Field(default_factory=PUConfig, description="PU sampling and risk.")
+    training: TrainingConfig = Field(
+        default_factory=lambda: TrainingConfig(steps=1000, batch_size=4, val_every=100),
+        description="Optimisation options of the shared trainer.",
+    )
+    als_lam: float = Field(default=1e4, gt=0, description="ALS baseline smoothness λ.")
+    als_p: float = Field(default=0.01, gt=0, lt=1, description="ALS baseline asymmetry p.")
+    threshold_method: Literal["f1", "pr", "fixed"] = Field(
+        default="f1",
+        description="How the detection threshold is chosen on validation data: event-F1 grid "
+        "search, per-voxel PR point closest to P=R=1, or 0.5.",
+    )
+
+
+class DetectConfig(BaseModel):
+    """Block-wise detection with a trained network."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float | Literal["auto"] = Field(
+        default="auto", description="Probability threshold; 'auto' uses the model's own."
+    )
+    tile: Triple = Field(default=(32, 64, 64), description="Prediction tile (T, Y, X).")
+    overlap: float = Field(default=0.25, ge=0, lt=1, description="Tile overlap fraction.")
+    block: int = Field(default=256, ge=1, description="Frames per streamed block.")
+    halo: int = Field(
+        default=32, ge=0, description="Context frames each side of a block (longest event)."
+    )
+    min_size: Triple = Field(
+        default=(2, 3, 3), description="Smallest event bounding box (frames, pixels, pixels)."
+    )
+    batch_size: int = Field(default=4, ge=1, description="Tiles per network call.")
+    device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda'.")

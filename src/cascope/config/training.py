@@ -1,0 +1,50 @@
+"""Options of the network trainer shared by denoising, event detection and segmentation."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TrainingConfig(BaseModel):
+    """How :class:`cascope.training.Trainer` optimises a network."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(default=1000, ge=1, description="Number of optimiser steps (batches).")
+    batch_size: int = Field(default=2, ge=1, description="Patches per batch.")
+    lr: float = Field(default=1e-3, gt=0, description="Adam learning rate.")
+    weight_decay: float = Field(default=0.0, ge=0, description="Adam weight decay.")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        default="constant", description="Learning-rate schedule over the run."
+    )
+    grad_clip: float | None = Field(
+        default=None, gt=0, description="Clip the gradient norm to this value (None: no clipping)."
+    )
+    amp: Literal["auto", "bf16", "fp16", "off"] = Field(
+        default="auto",
+        description="Mixed precision on CUDA ('auto' = bf16 where supported); always off on CPU.",
+    )
+    channels_last: bool = Field(
+        default=True, description="Use channels-last memory format on CUDA (faster convolutions)."
+    )
+    compile: bool = Field(default=False, description="torch.compile the network on CUDA.")
+    val_every: int = Field(default=100, ge=1, description="Validate every this many steps.")
+    val_batches: int = Field(default=4, ge=1, description="Number of fixed validation batches.")
+    checkpoint_every: int = Field(
+        default=100, ge=1, description="Write a resumable checkpoint every N steps."
+    )
+    patience: int = Field(
+        default=0,
+        ge=0,
+        description="Stop after this many validations without improvement (0: never).",
+    )
+    min_delta: float = Field(
+        default=0.0, ge=0, description="Improvement smaller than this does not count."
+    )
+    restore_best: bool = Field(
+        default=True,
+        description="End with the weights of the best validation loss (when validating).",
+    )
+    seed: int = Field(default=0, description="Seed of torch, NumPy and Python random at the start.")

@@ -1,0 +1,547 @@
+"""Deep denoising: temporal Noise2Noise (DeepCAD), Noise2Void 2D/3D, Noise2Noise and CARE.
+
+All strategies are data pairings (:mod:`cascope.training.samplers`) over one U-Net family and
+one trainer; prediction uses blended tiles streamed in temporal blocks (:mod:`cascope.tiling`).
+The input's mean and standard deviation are recorded with the model and inverted at prediction,
+so the output is in the input's units.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from cascope.config.denoise import DeepDenoiseConfig, DeepPredictConfig
+from cascope.errors import InputError
+from cascope.io import Movie, as_movie
+from cascope.models import UNet, load_model, save_model
+from cascope.tiling import ArrayWriter, BlockWriter, predict_streamed, torch_predictor
+from cascope.training import (
+    Pairing,
+    PatchSampler,
+    Trainer,
+    TrainResult,
+    blind_spot_pairing,
+    get_loss,
+    noise2noise_pairing,
+    seed_everything,
+    supervised_pairing,
+    temporal_interleave_pairing,
+)
+
+log = logging.getLogger(__name__)
+
+PAIRED = ("n2n", "care")
+
+
+@dataclass
+class DeepDenoiser:
+    """A trained denoising network with everything needed to apply it.
+
+    Attributes
+    ----------
+    model : torch.nn.Module
+        The U-Net (evaluation mode).
+    config : DeepDenoiseConfig
+        How it was trained.
+    input_norm, output_norm : (float, float)
+        Mean and standard deviation used to normalise inputs and to restore outputs.
+    axes : str
+        Axes of the data it was trained on (``"TYX"`` or ``"ZYX"``).
+    provenance : dict
+        Training facts (steps, losses, time, versions).
+    """
+
+    model: torch.nn.Module
+    config: DeepDenoiseConfig
+    input_norm: tuple[float, float]
+    output_norm: tuple[float, float]
+    axes: str = "TYX"
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: str | Path, *, force: bool = False) -> Path:
+        """Write the model folder (``weights.safetensors`` + ``model.yaml``)."""
+        extra = {
+            "task": "denoise",
+            "strategy": self.config.method,
+            "axes": self.axes,
+            "normalization": {
+                "input": {"mean": self.input_norm[0], "std": self.input_norm[1]},
+                "output": {"mean": self.output_norm[0], "std": self.output_norm[1]},
+            },
+            "denoise": self.config.model_dump(mode="json"),
+            "provenance": self.provenance,
+        }
+        return save_model(path, self.model, extra=extra, force=force)
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> DeepDenoiser:
+        """Read a model folder written by :meth:`save` (no code is executed)."""
+        model, doc = load_model(path, device=device)
+        if doc.get("task") != "denoise":
+            raise InputError("the model folder does not hold a denoising model", Path(path))
+        norm = doc["normalization"]
+        return cls(
+            model=model,
+            config=DeepDenoiseConfig.model_validate(doc["denoise"]),
+            input_norm=(float(norm["input"]["mean"]), float(norm["input"]["std"])),
+            output_norm=(float(norm["output"]["mean"]), float(norm["output"]["std"])),
+            axes=str(doc.get("axes", "TYX")),
+            provenance=dict(doc.get("provenance") or {}),
+        )
+
+    def predict(
+        self,
+        data: Any,
+        *,
+        axes: str | None = None,
+        config: DeepPredictConfig | None = None,
+        writer: BlockWriter | None = None,
+        device: str | torch.device = "auto",
+        progress: bool = False,
+    ) -> NDArray[Any] | None:
+        """Denoise a recording, streamed in blocks along its first axis.
+
+        Parameters
+        ----------
+        data : Movie or array-like
+            ``(T|Z, Y, X)`` (or a single ``(Y, X)`` image), read lazily block by block.
+        axes : str, optional
+            Axes of a bare array (default: the axes the model was trained on).
+        config : DeepPredictConfig, optional
+            Tiling, blending, block size and output type.
+        writer : BlockWriter, optional
+            Receives each finished block (e.g. :func:`cascope.io.open_writer`); without one the
+            result is returned in memory.
+        device : str or torch.device
+            Where the network runs.
+        progress : bool
+            Show a progress bar.
+
+        Returns
+        -------
+        ndarray or None
+            The denoised recording when no writer is given.
+        """
+        from cascope.denoise.stream import cast_output, output_dtype
+
+        cfg = config or DeepPredictConfig.model_validate({})
+        movie, squeeze = _as_stack(data, axes or self.axes)
+        out_dtype = output_dtype(movie.dtype, cfg.dtype)
+        result = None
+        if writer is None:
+            result = np.empty(movie.shape, out_dtype)
+            writer = ArrayWriter(result)
+        in_mean, in_std = self.input_norm
+        out_mean, out_std = self.output_norm
+        predictor = torch_predictor(self.model, device=device, amp=cfg.amp, compile=cfg.compile)
+        ndim = self.config.network_ndim
+        tile = cfg.tile if ndim == 3 else (min(cfg.tile[0], 8), *cfg.tile[1:])
+        overlap: Any = cfg.overlap
+        if ndim == 2:  # frames are independent: no overlap along T
+            overlap = (0, *(round(cfg.overlap * t) for t in tile[1:]))
+
+        class _Normalised:
+            """Normalise blocks as they are read."""
+
+            shape = movie.shape
+
+            def __getitem__(self, key: Any) -> NDArray[np.float32]:
+                block = np.asarray(movie[key], np.float32)
+                return (block - np.float32(in_mean)) / np.float32(in_std)
+
+        def restore(block: NDArray[np.float32]) -> NDArray[Any]:
+            return cast_output(block * np.float32(out_std) + np.float32(out_mean), out_dtype)
+
+        predict_streamed(
+            predictor,
+            _Normalised(),
+            writer,
+            tile=tile,
+            block=cfg.block,
+            halo=tile[0] // 2 if ndim == 3 else 0,
+            overlap=overlap,
+            batch_size=cfg.batch_size,
+            blend=cfg.blend,
+            postprocess=restore,
+            progress=progress,
+        )
+        if result is not None and squeeze:
+            return result[0]
+        return result
+
+
+def _as_stack(data: Any, axes: str) -> tuple[Movie, bool]:
+    """Wrap data as a ``(N, Y, X)`` movie; a 2D image becomes a stack of one."""
+    if isinstance(data, Movie):
+        movie = data
+    else:
+        arr = data if hasattr(data, "shape") else np.asarray(data)
+        if len(arr.shape) == 2:
+            return Movie(np.asarray(arr)[None], axes="TYX"), True
+        movie = as_movie(arr, axes)
+    if movie.ndim == 2:
+        return Movie(movie[...][None], axes="T" + movie.axes), True
+    if movie.ndim != 3 or movie.axes[1:] != "YX" or movie.axes[0] not in "TZ":
+        raise InputError(
+            f"deep denoising needs a (T|Z, Y, X) recording, got axes {movie.axes!r}", movie.source
+        )
+    return movie, False
+
+
+def _norm_stats(movie: Movie, n_planes: int = 64) -> tuple[float, float]:
+    """Mean and standard deviation from evenly spaced planes (never the whole movie)."""
+    n = movie.shape[0]
+    picks = np.unique(np.linspace(0, n - 1, min(n_planes, n)).round().astype(int))
+    sample = np.stack([np.asarray(movie[int(i)], np.float64) for i in picks])
+    if not np.isfinite(sample).all():
+        raise InputError("contains NaN or infinite values", movie.source)
+    std = float(sample.std())
+    return float(sample.mean()), std if std > 0 else 1.0
+
+
+def _pairing(cfg: DeepDenoiseConfig) -> Pairing:
+    if cfg.method == "deepcad":
+        return temporal_interleave_pairing()
+    if cfg.method in ("n2v", "n2v3d"):
+        return blind_spot_pairing(fraction=cfg.mask_fraction, radius=cfg.mask_radius)
+    if cfg.method == "n2n":
+        return noise2noise_pairing()
+    return supervised_pairing()
+
+
+def _window(cfg: DeepDenoiseConfig) -> tuple[int, int, int]:
+    t, y, x = cfg.patch
+    if cfg.network_ndim == 2:
+        return (1, y, x)
+    return (2 * t, y, x) if cfg.method == "deepcad" else (t, y, x)
+
+
+def build_network(cfg: DeepDenoiseConfig) -> UNet:
+    """Build the U-Net a configuration asks for."""
+    n2v2 = cfg.n2v2 and cfg.method in ("n2v", "n2v3d")
+    return UNet(
+        1,
+        1,
+        ndim=cfg.network_ndim,
+        depth=cfg.depth,
+        base=cfg.base,
+        norm=cfg.norm,
+        pool="blur" if n2v2 else "max",
+        top_skip=not n2v2,
+        residual=cfg.use_residual,
+    )
+
+
+def train_denoiser(
+    inputs: Sequence[Any] | Any,
+    *,
+    config: DeepDenoiseConfig | None = None,
+    targets: Sequence[Any] | Any | None = None,
+    axes: str = "TYX",
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    device: str | torch.device = "auto",
+    progress: bool = False,
+) -> tuple[DeepDenoiser, TrainResult]:
+    """Train a denoising network on recordings (self-supervised, or on pairs).
+
+    Parameters
+    ----------
+    inputs : Movie, array-like, or a sequence of them
+        Noisy recordings ``(T|Z, Y, X)``.
+    config : DeepDenoiseConfig, optional
+        Strategy, network and training options.
+    targets : Movie, array-like, or a sequence of them, optional
+        ``n2n``: the second noisy recording of each input; ``care``: the high-SNR recording.
+    axes : str
+        Axes of bare arrays.
+    checkpoint_dir : str or Path, optional
+        Where resumable checkpoints go.
+    resume : bool
+        Continue from the checkpoint in ``checkpoint_dir``.
+    device : str or torch.device
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    progress : bool
+        Show a progress bar with loss and ETA.
+
+    Returns
+    -------
+    denoiser : DeepDenoiser
+        The trained model (best validation weights), ready to predict or save.
+    result : TrainResult
+        Losses and timing.
+    """
+    cfg = config or DeepDenoiseConfig.model_validate({})
+    movies = [_as_stack(m, axes)[0] for m in _listify(inputs)]
+    if cfg.method in PAIRED:
+        if targets is None:
+            raise InputError(f"method {cfg.method!r} needs targets (--target)")
+        tmovies = [_as_stack(m, axes)[0] for m in _listify(targets)]
+        if len(tmovies) != len(movies):
+            raise InputError(f"got {len(movies)} inputs but {len(tmovies)} targets")
+        for m, t in zip(movies, tmovies, strict=True):
+            if m.shape != t.shape:
+                raise InputError(f"input {m.shape} and target {t.shape} differ in shape", t.source)
+    elif targets is not None:
+        raise InputError(f"method {cfg.method!r} is self-supervised and takes no targets")
+    else:
+        tmovies = []
+    if cfg.method == "deepcad" and any(m.axes[0] != "T" for m in movies):
+        raise InputError("deepcad pairs neighbouring frames: the recording needs a T axis")
+    in_norm = _norm_stats(movies[0])
+    out_norm = _norm_stats(tmovies[0]) if cfg.method == "care" else in_norm
+    items: list[tuple[Any, ...]] = (
+        [(m.data, t.data) for m, t in zip(movies, tmovies, strict=True)]
+        if tmovies
+        else [(m.data,) for m in movies]
+    )
+    normalize = [in_norm, out_norm] if tmovies else [in_norm]
+    if cfg.method == "n2n":
+        normalize = [in_norm, in_norm]
+    window = _window(cfg)
+    train_regions, val_regions = _split(movies, window[0], cfg.val_fraction)
+    common: dict[str, Any] = {
+        "pairing": _pairing(cfg),
+        "squeeze": cfg.network_ndim == 2,
+        "normalize": normalize,
+    }
+    augment: Literal["none", "image", "stack"] = "none"
+    if cfg.augment:
+        augment = "stack" if cfg.network_ndim == 3 else "image"
+    seed = cfg.training.seed
+    sampler = PatchSampler(
+        items, window, augment=augment, regions=train_regions, seed=seed, **common
+    )
+    val_sampler = None
+    if val_regions is not None:
+        val_sampler = PatchSampler(items, window, regions=val_regions, seed=seed + 1, **common)
+    seed_everything(seed)
+    net = build_network(cfg)
+    trainer = Trainer(
+        net,
+        sampler,
+        get_loss(cfg.loss),
+        config=cfg.training,
+        val_sampler=val_sampler,
+        device=device,
+        checkpoint_dir=checkpoint_dir,
+    )
+    result = trainer.fit(resume=resume, progress=progress)
+    import cascope
+
+    provenance = {
+        "steps": result.steps_done,
+        "final_loss": result.losses[-1] if result.losses else None,
+        "best_val_loss": result.best_val,
+        "best_step": result.best_step,
+        "seconds": round(result.seconds, 2),
+        "patches_seen": result.steps_done * cfg.training.batch_size,
+        "device": str(trainer.device),
+        "cascope": cascope.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "trained_on": [str(m.source) for m in movies if m.source is not None],
+        "input_shapes": [list(m.shape) for m in movies],
+    }
+    denoiser = DeepDenoiser(
+        model=trainer.model.to("cpu").eval(),
+        config=cfg,
+        input_norm=in_norm,
+        output_norm=out_norm,
+        axes=movies[0].axes,
+        provenance=provenance,
+    )
+    return denoiser, result
+
+
+def denoise_deep(
+    data: Any,
+    *,
+    model: DeepDenoiser | str | Path | None = None,
+    method: str = "deepcad",
+    axes: str = "TYX",
+    train: DeepDenoiseConfig | None = None,
+    predict: DeepPredictConfig | None = None,
+    writer: BlockWriter | None = None,
+    device: str | torch.device = "auto",
+    progress: bool = False,
+) -> NDArray[Any] | None:
+    """Denoise a recording with a trained model, or train on the recording itself first.
+
+    Parameters
+    ----------
+    data : Movie or array-like
+        ``(T|Z, Y, X)`` recording.
+    model : DeepDenoiser, str or Path, optional
+        A trained model or model folder; without one a model is trained on ``data``.
+    method : {"deepcad", "n2v", "n2v3d"}
+        Self-supervised strategy used when no model is given.
+    axes : str
+        Axes of a bare array.
+    train, predict : optional
+        Training (when no model is given) and prediction options.
+    writer : BlockWriter, optional
+        Streaming destination; without one the result is returned.
+    device : str or torch.device
+        Where the network runs.
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    ndarray or None
+        The denoised recording in the input's units, unless a writer was given.
+    """
+    if model is None:
+        if method not in ("deepcad", "n2v", "n2v3d"):
+            raise InputError(f"method {method!r} needs pairs; train it with `cascope train`")
+        cfg = train or DeepDenoiseConfig.model_validate({"method": method})
+        if cfg.method != method:
+            cfg = cfg.model_copy(update={"method": method})
+        model, _ = train_denoiser(data, config=cfg, axes=axes, device=device, progress=progress)
+    elif not isinstance(model, DeepDenoiser):
+        model = DeepDenoiser.load(model)
+    return model.predict(
+        data, axes=axes, config=predict, writer=writer, device=device, progress=progress
+    )
+
+
+def _listify(x: Any) -> list[Any]:
+    if isinstance(x, list | tuple):
+        return list(x)
+    return [x]
+
+
+def _split(
+    movies: list[Movie], window0: int, fraction: float
+) -> tuple[list[tuple[slice, ...]], list[tuple[slice, ...]] | None]:
+    """Hold out the last planes of each recording for validation when they fit a window."""
+    if fraction <= 0:
+        return [(slice(None),)] * len(movies), None
+    train: list[tuple[slice, ...]] = []
+    val: list[tuple[slice, ...]] = []
+    for m in movies:
+        n = m.shape[0]
+        n_val = max(window0, math.ceil(fraction * n))
+        if n - n_val < window0:
+            log.warning("recording too short for a held-out validation part; validating on it")
+            train.append((slice(None),))
+            val.append((slice(None),))
+        else:
+            train.append((slice(0, n - n_val),))
+            val.append((slice(n - n_val, n),))
+    return train, val
+
+
+def read_recording(
+    path: str | Path, *, axes: str | None = None, dataset: str | None = None
+) -> Movie:
+    """Open a recording lazily with :func:`cascope.io.read` (TIFF/NumPy fallback without it)."""
+    from cascope import io
+
+    src = Path(path)
+    if not src.exists():
+        raise InputError("does not exist", src)
+    reader = getattr(io, "read", None)
+    if reader is not None:
+        movie: Movie = reader(src, axes=axes, dataset=dataset)
+        return movie
+    if src.suffix.lower() == ".npy":
+        data: Any = np.load(src, mmap_mode="r")
+    else:
+        import tifffile
+
+        try:
+            data = tifffile.memmap(src, mode="r")
+        except ValueError:  # compressed or non-contiguous: read it
+            data = tifffile.imread(src)
+    m = Movie(data, axes=axes or ("TYX" if data.ndim == 3 else "YX"), source=src)
+    return m
+
+
+def denoise_deep_file(
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    model: DeepDenoiser | str | Path | None = None,
+    method: str = "deepcad",
+    train: DeepDenoiseConfig | None = None,
+    predict: DeepPredictConfig | None = None,
+    axes: str | None = None,
+    dataset: str | None = None,
+    device: str | torch.device = "auto",
+    force: bool = False,
+    progress: bool = False,
+) -> Path:
+    """Denoise a recording file into a new file, streamed in blocks (``cascope denoise --model``).
+
+    Without ``model``, a ``method`` network is first trained on the input itself.
+
+    Parameters
+    ----------
+    input_path, output_path : str or Path
+        Recording to read and file to write (the output never replaces the input; it is written
+        under a temporary name and renamed when complete).
+    model, method, train, predict, device, progress
+        As in :func:`denoise_deep`.
+    axes : str, optional
+        Axes of the input when the file does not say.
+    dataset : str, optional
+        Dataset inside an HDF5 file.
+    force : bool
+        Replace an existing output.
+
+    Returns
+    -------
+    Path
+        The output file.
+    """
+    from cascope.denoise.stream import output_dtype
+    from cascope.io import atomic_output, check_output
+
+    src = Path(input_path)
+    check_output(output_path, inputs=[src], force=force)
+    movie = read_recording(src, axes=axes, dataset=dataset)
+    stack, _ = _as_stack(movie, movie.axes)
+    if model is None:
+        if method not in ("deepcad", "n2v", "n2v3d"):
+            raise InputError(f"method {method!r} needs pairs; train it with `cascope train`")
+        cfg = train or DeepDenoiseConfig.model_validate({"method": method})
+        model, _ = train_denoiser(stack, config=cfg, device=device, progress=progress)
+    elif not isinstance(model, DeepDenoiser):
+        model = DeepDenoiser.load(model)
+    pcfg = predict or DeepPredictConfig.model_validate({})
+    dtype = output_dtype(stack.dtype, pcfg.dtype)
+    with atomic_output(output_path, inputs=[src], force=force) as tmp:
+        with _open_writer(tmp, stack, dtype) as writer:
+            model.predict(stack, config=pcfg, writer=writer, device=device, progress=progress)
+    return Path(output_path)
+
+
+def _open_writer(path: Path, movie: Movie, dtype: np.dtype[Any]) -> Any:
+    """Open a streaming writer with :func:`cascope.io.open_writer` (TIFF without it)."""
+    from cascope import io
+
+    opener = getattr(io, "open_writer", None)
+    if opener is not None:
+        return opener(
+            path,
+            movie.shape,
+            dtype,
+            axes=movie.axes,
+            voxel_size=movie.voxel_size,
+            frame_rate=movie.frame_rate,
+        )
+    from cascope.tiling import TiffWriter
+
+    return TiffWriter(path, movie.shape, dtype, axes=movie.axes)

@@ -1,0 +1,215 @@
+"""Models as files: a folder with ``weights.safetensors`` and ``model.yaml``, loaded without code.
+
+The YAML holds the architecture (a registered builder name and its keyword arguments) and any
+other sections the caller adds (strategy, patch, normalisation, training provenance). Loading
+parses YAML with ``yaml.safe_load`` and reads tensors with safetensors, so a model folder can never
+execute code. State dicts saved by the trainer are read with ``torch.load(..., weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from cascope.errors import InputError
+from cascope.io._atomic import atomic_output
+from cascope.models.unet import UNet
+
+log = logging.getLogger(__name__)
+
+WEIGHTS = "weights.safetensors"
+CONFIG = "model.yaml"
+FORMAT_VERSION = 1
+
+_ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"unet": UNet}
+
+
+def register_architecture(name: str, builder: Callable[..., nn.Module]) -> None:
+    """Make an architecture loadable by name from a model folder.
+
+    Parameters
+    ----------
+    name : str
+        The name written to ``model.yaml`` (``architecture.name``).
+    builder : callable
+        Called with the keyword arguments of ``architecture.params``; must return the module.
+        The module should expose those arguments as a ``hparams`` dict so it can be saved.
+    """
+    _ARCHITECTURES[name] = builder
+
+
+def build_model(name: str, params: Mapping[str, Any]) -> nn.Module:
+    """Build a registered architecture from its name and keyword arguments."""
+    if name not in _ARCHITECTURES:
+        raise InputError(f"unknown architecture {name!r}; known: {sorted(_ARCHITECTURES)}")
+    return _ARCHITECTURES[name](**dict(params))
+
+
+def architecture_name(model: nn.Module) -> str:
+    """Return the registered name of a model's class."""
+    for name, builder in _ARCHITECTURES.items():
+        if isinstance(builder, type) and type(model) is builder:
+            return name
+    raise ValueError(f"{type(model).__name__} is not a registered architecture")
+
+
+def save_model(
+    path: str | Path,
+    model: nn.Module,
+    *,
+    extra: Mapping[str, Any] | None = None,
+    force: bool = False,
+) -> Path:
+    """Write a model folder (atomically).
+
+    Parameters
+    ----------
+    path : str or Path
+        The folder to create.
+    model : Module
+        A registered architecture with a ``hparams`` dict attribute.
+    extra : mapping, optional
+        Further YAML sections (plain data only: numbers, strings, lists, dicts).
+    force : bool
+        Replace an existing folder.
+
+    Returns
+    -------
+    Path
+        The folder written.
+    """
+    from safetensors.torch import save_file
+
+    hparams = getattr(model, "hparams", None)
+    if not isinstance(hparams, dict):
+        raise ValueError("the model must expose its constructor arguments as a `hparams` dict")
+    doc: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "architecture": {"name": architecture_name(model), "params": dict(hparams)},
+    }
+    for key, value in (extra or {}).items():
+        if key in doc:
+            raise ValueError(f"section {key!r} is reserved")
+        doc[key] = value
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    with atomic_output(path, force=force) as tmp:
+        tmp.mkdir(parents=True)
+        save_file(state, str(tmp / WEIGHTS))
+        (tmp / CONFIG).write_text(yaml.safe_dump(_plain(doc), sort_keys=False))
+    return Path(path)
+
+
+def load_model(
+    path: str | Path, *, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Read a model folder written by :func:`save_model`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The model folder.
+    device : str or torch.device
+        Where to put the weights.
+
+    Returns
+    -------
+    model : Module
+        The network in evaluation mode.
+    config : dict
+        The parsed ``model.yaml``.
+    """
+    from safetensors.torch import load_file
+
+    folder = Path(path)
+    cfg_path, w_path = folder / CONFIG, folder / WEIGHTS
+    if not folder.is_dir() or not cfg_path.is_file():
+        raise InputError(f"not a model folder (no {CONFIG})", folder)
+    try:
+        doc = yaml.safe_load(cfg_path.read_text())
+    except yaml.YAMLError as err:
+        raise InputError(f"{CONFIG} is not valid YAML: {err}", folder) from err
+    if not isinstance(doc, dict) or "architecture" not in doc:
+        raise InputError(f"{CONFIG} has no 'architecture' section", folder)
+    arch = doc["architecture"]
+    model = build_model(str(arch.get("name")), arch.get("params") or {})
+    if w_path.is_file():
+        state = load_file(str(w_path), device="cpu")
+    elif (folder / "weights.pt").is_file():
+        state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
+    else:
+        raise InputError(f"no {WEIGHTS} in the model folder", folder)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise InputError(f"weights do not match the architecture: {err}", folder) from err
+    return model.to(device).eval(), doc
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    example_shape: tuple[int, ...],
+    opset: int = 17,
+    force: bool = False,
+) -> Path:
+    """Export a network to ONNX with dynamic batch and spatial sizes.
+
+    Parameters
+    ----------
+    model : Module
+        The network (moved to CPU and put in evaluation mode for the export).
+    path : str or Path
+        The ``.onnx`` file to write.
+    example_shape : tuple of int
+        A valid input shape ``(B, C, *spatial)`` used to trace the graph; pick spatial sizes that
+        are multiples of ``2 ** (depth - 1)`` so no padding branch is traced.
+    opset : int
+        ONNX opset version.
+    force : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    model = model.to("cpu").eval()
+    example = torch.zeros(example_shape)
+    names = ["b", "c"] + [f"s{i}" for i in range(len(example_shape) - 2)]
+    dynamic = {0: "batch"} | {i: names[i] for i in range(2, len(example_shape))}
+    with atomic_output(path, force=force) as tmp, warnings.catch_warnings():
+        # the pad-to-multiple branch is a Python condition; it is traced for the example's
+        # sizes, which the docstring asks to be multiples already
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(
+            model,
+            (example,),
+            str(tmp),
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes={"input": dynamic, "output": dynamic},
+            opset_version=opset,
+            dynamo=False,
+        )
+    return Path(path)
+
+
+def _plain(value: Any) -> Any:
+    """Convert tuples and NumPy scalars so ``yaml.safe_dump`` accepts the document."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    if isinstance(value, Path | str):
+        return str(value)  # str subclasses (e.g. torch's version) are not plain YAML
+    return value

@@ -1,0 +1,169 @@
+"""Blended sliding-window prediction of arrays of any shape, and a torch adapter for networks."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+
+from cascope.tiling.cover import Blend, blend_weights, cover
+
+#: ``predict(batch) -> batch``: ``(B, C, *tile)`` float32 in, ``(B, C_out, *tile)`` out.
+BatchPredictor = Callable[[NDArray[np.float32]], NDArray[np.float32]]
+
+
+def predict_tiled(
+    predict: BatchPredictor,
+    array: Any,
+    *,
+    tile: Sequence[int],
+    overlap: Sequence[int] | int | float = 0.25,
+    batch_size: int = 4,
+    blend: Blend = "gaussian",
+    channel: bool = False,
+) -> NDArray[np.float32]:
+    """Predict an array tile by tile and blend the overlapping tiles.
+
+    Parameters
+    ----------
+    predict : callable
+        Maps a float32 batch ``(B, C, *tile)`` to ``(B, C_out, *tile)`` (see
+        :func:`torch_predictor`).
+    array : array-like
+        ``(*spatial)`` or, with ``channel=True``, ``(C, *spatial)``. Read tile by tile.
+    tile : sequence of int
+        Tile size per spatial axis (clipped to the array).
+    overlap : int, float or sequence of int
+        Minimum overlap per axis in voxels, or (a float < 1) as a fraction of the tile.
+    batch_size : int
+        Tiles per call of ``predict``.
+    blend : {"gaussian", "linear", "constant"}
+        Blending weights (see :func:`~cascope.tiling.blend_weights`).
+    channel : bool
+        Whether ``array`` has a leading channel axis.
+
+    Returns
+    -------
+    ndarray of float32
+        ``(C_out, *spatial)``, or ``(*spatial)`` when ``array`` had no channel axis and the
+        prediction has one channel.
+    """
+    arr = array if channel else _Lead(array)
+    spatial = tuple(int(s) for s in arr.shape[1:])
+    if len(tile) != len(spatial):
+        raise ValueError(f"tile {tuple(tile)} does not match the {len(spatial)} spatial axes")
+    tile_c = tuple(min(int(t), s) for t, s in zip(tile, spatial, strict=True))
+    ov = _overlap(overlap, tile_c)
+    tiles = cover(spatial, tile_c, ov)
+    weights = blend_weights(tile_c, blend)
+    out: NDArray[np.float32] | None = None
+    wsum = np.zeros(spatial, np.float32)
+    for i in range(0, len(tiles), batch_size):
+        group = tiles[i : i + batch_size]
+        batch = np.stack([np.asarray(arr[(slice(None), *t)], dtype=np.float32) for t in group])
+        pred = np.asarray(predict(batch), dtype=np.float32)
+        if pred.shape[0] != len(group) or pred.shape[2:] != tile_c:
+            raise ValueError(f"predictor returned {pred.shape} for a batch {batch.shape}")
+        if out is None:
+            out = np.zeros((pred.shape[1], *spatial), np.float32)
+        for t, p in zip(group, pred, strict=True):
+            out[(slice(None), *t)] += p * weights
+            wsum[t] += weights
+    assert out is not None
+    out /= wsum
+    if not channel and out.shape[0] == 1:
+        return out[0]
+    return out
+
+
+def _overlap(overlap: Sequence[int] | int | float, tile: tuple[int, ...]) -> tuple[int, ...]:
+    if isinstance(overlap, int | float):
+        # a float below 1 is a fraction of the tile, anything else a number of voxels
+        per = [overlap * t if isinstance(overlap, float) and overlap < 1 else overlap for t in tile]
+    else:
+        per = list(overlap)
+    return tuple(min(int(round(o)), t - 1) if t > 1 else 0 for o, t in zip(per, tile, strict=True))
+
+
+class _Lead:
+    """View an array-like as having a leading channel axis of length 1, lazily."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+        self.shape = (1, *data.shape)
+
+    def __getitem__(self, key: tuple[Any, ...]) -> NDArray[Any]:
+        return np.asarray(self.data[key[1:]])[None]
+
+
+def torch_predictor(
+    model: nn.Module,
+    *,
+    device: str | torch.device = "cpu",
+    amp: str = "auto",
+    channels_last: bool = True,
+    compile: bool = False,
+) -> BatchPredictor:
+    """Wrap a network as a NumPy batch predictor for :func:`predict_tiled`.
+
+    A 2D network (``model.ndim == 2``) given 3D tiles ``(B, C, D, Y, X)`` predicts each of the
+    ``D`` planes as an image (frames of a movie, slices of a stack).
+
+    Parameters
+    ----------
+    model : Module
+        The network (set to evaluation mode; moved to ``device``).
+    device : str or torch.device
+        Where to compute.
+    amp : {"auto", "bf16", "fp16", "off"}
+        Reduced precision on CUDA (bf16 by default); the CPU always computes in float32.
+    channels_last : bool
+        Use the channels-last memory format on CUDA.
+    compile : bool
+        ``torch.compile`` the network on CUDA.
+
+    Returns
+    -------
+    callable
+        ``predict(batch) -> batch``.
+    """
+    from cascope.training.trainer import autocast_dtype, resolve_device
+
+    dev = resolve_device(device)
+    model = model.to(dev).eval()
+    ndim = int(getattr(model, "ndim", 0))
+    cuda = dev.type == "cuda"
+    dtype = autocast_dtype(dev, amp)
+    fmt = None
+    if cuda and channels_last:
+        fmt = torch.channels_last_3d if ndim == 3 else torch.channels_last
+        model = model.to(memory_format=fmt)  # type: ignore[call-overload]
+    forward: Callable[[torch.Tensor], torch.Tensor] = model
+    if cuda and compile:
+        forward = torch.compile(model, dynamic=False)  # type: ignore[assignment]
+
+    def predict(batch: NDArray[np.float32]) -> NDArray[np.float32]:
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+        planes = ndim == 2 and x.ndim == 5
+        if planes:
+            b, c, d = x.shape[:3]
+            x = x.permute(0, 2, 1, 3, 4).reshape(b * d, c, *x.shape[3:])
+        if cuda:
+            x = x.pin_memory().to(dev, non_blocking=True)
+            if fmt is not None:
+                x = x.contiguous(memory_format=fmt)
+        ctx: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        if dtype is not None:
+            ctx = torch.autocast(dev.type, dtype=dtype)
+        with torch.inference_mode(), ctx:
+            y = forward(x).float()
+        if planes:
+            y = y.reshape(b, d, y.shape[1], *y.shape[2:]).permute(0, 2, 1, 3, 4)
+        return y.cpu().numpy()
+
+    return predict

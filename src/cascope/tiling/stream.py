@@ -1,0 +1,217 @@
+"""Out-of-core prediction: read a long recording in blocks with a halo, predict, write each block.
+
+Only a few blocks are ever in memory (the one being predicted, the next one being read by a
+background thread, and the output block being written), so peak host memory depends on the block
+size, not on the recording's length.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from cascope.tiling.cover import Blend
+from cascope.tiling.predict import BatchPredictor, predict_tiled
+
+
+class BlockWriter(Protocol):
+    """Destination of a streamed prediction: blocks arrive in order along the first axis."""
+
+    def write(self, block: NDArray[Any], start: int) -> None:
+        """Store ``block`` at index ``start`` of the first axis."""
+        ...
+
+
+class ArrayWriter:
+    """Write blocks into any array supporting slice assignment (ndarray, memmap, zarr).
+
+    Parameters
+    ----------
+    target : array-like
+        The destination, shaped like the prediction.
+    axis : int
+        The streamed axis of ``target``.
+    """
+
+    def __init__(self, target: Any, *, axis: int = 0) -> None:
+        self.target = target
+        self.axis = axis
+
+    def write(self, block: NDArray[Any], start: int) -> None:
+        """Store ``block`` at ``start`` along ``axis``."""
+        index: list[Any] = [slice(None)] * len(self.target.shape)
+        index[self.axis] = slice(start, start + block.shape[self.axis])
+        self.target[tuple(index)] = block
+
+
+class TiffWriter:
+    """Stream frames into a (Big)TIFF in order; the file is complete after :meth:`close`.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output file.
+    shape : tuple of int
+        Full shape; the first axis is streamed.
+    dtype : dtype
+        Stored type.
+    axes : str
+        Axes string for the ImageJ/OME metadata, e.g. ``"TYX"``.
+    """
+
+    def __init__(self, path: str | Path, shape: tuple[int, ...], dtype: Any, *, axes: str) -> None:
+        import tifffile
+
+        self.shape, self.dtype, self.next = shape, np.dtype(dtype), 0
+        self._tif = tifffile.TiffWriter(path, bigtiff=True)
+        self._axes = axes
+
+    def write(self, block: NDArray[Any], start: int) -> None:
+        """Append ``block``; blocks must arrive in order."""
+        if start != self.next:
+            raise ValueError(f"TIFF blocks must come in order: expected {self.next}, got {start}")
+        for plane in block:
+            self._tif.write(
+                np.asarray(plane, self.dtype),
+                contiguous=True,
+                metadata={"axes": self._axes, "shape": self.shape},
+            )
+        self.next += block.shape[0]
+
+    def close(self) -> None:
+        """Finish the file."""
+        self._tif.close()
+
+    def __enter__(self) -> TiffWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def predict_streamed(
+    predict: BatchPredictor,
+    data: Any,
+    writer: BlockWriter,
+    *,
+    tile: Sequence[int],
+    block: int,
+    halo: int | None = None,
+    overlap: Sequence[int] | int | float = 0.25,
+    batch_size: int = 4,
+    blend: Blend = "gaussian",
+    postprocess: Callable[[NDArray[np.float32]], NDArray[Any]] | None = None,
+    prefetch: bool = True,
+    progress: bool = False,
+) -> None:
+    """Predict a recording block by block along its first axis and hand each block to a writer.
+
+    Parameters
+    ----------
+    predict : callable
+        Batch predictor (see :func:`~cascope.tiling.torch_predictor`).
+    data : array-like or Movie
+        ``(N, ...)`` spatial axes only (no channel axis); read lazily block by block.
+    writer : BlockWriter
+        Receives ``(owned block, start)`` in order.
+    tile : sequence of int
+        Tile size per axis.
+    block : int
+        Planes owned by each block along the first axis.
+    halo : int, optional
+        Extra planes read on each side for context (default: half the tile along that axis).
+    overlap, batch_size, blend
+        As in :func:`~cascope.tiling.predict_tiled`.
+    postprocess : callable, optional
+        Applied to each owned float32 block before writing (de-normalisation, dtype conversion).
+    prefetch : bool
+        Read the next block in a background thread while the current one is predicted.
+    progress : bool
+        Show a rich progress bar.
+    """
+    n = int(data.shape[0])
+    if block < 1:
+        raise ValueError("block must be at least 1")
+    halo = int(tile[0]) // 2 if halo is None else int(halo)
+    blocks = _blocks(data, n, block, halo)
+    source = _prefetched(blocks) if prefetch else blocks
+    bar, task = _bar(progress, n)
+    try:
+        for owned, inner, arr in source:
+            pred = predict_tiled(
+                predict, arr, tile=tile, overlap=overlap, batch_size=batch_size, blend=blend
+            )
+            out = pred[inner] if pred.ndim == arr.ndim else pred[:, inner]
+            writer.write(postprocess(out) if postprocess is not None else out, owned.start)
+            if bar is not None:
+                bar.update(task, completed=owned.stop)
+    finally:
+        if bar is not None:
+            bar.stop()
+
+
+def _blocks(
+    data: Any, n: int, block: int, halo: int
+) -> Iterator[tuple[slice, slice, NDArray[np.float32]]]:
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        lo, hi = max(0, start - halo), min(n, stop + halo)
+        arr = np.asarray(data[lo:hi], dtype=np.float32)
+        yield slice(start, stop), slice(start - lo, stop - lo), arr
+
+
+def _prefetched(it: Iterator[Any]) -> Iterator[Any]:
+    """Run an iterator in a thread, one item ahead, so reading overlaps computing."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=1)
+    done = object()
+    failure: list[BaseException] = []
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in it:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as err:  # re-raised in the consumer
+            failure.append(err)
+        q.put(done)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                if failure:
+                    raise failure[0]
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.1)
+
+
+def _bar(enabled: bool, total: int) -> tuple[Any, Any]:
+    if not enabled:
+        return None, None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    bar = Progress("[bold]predicting", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    bar.start()
+    return bar, bar.add_task("predict", total=total)

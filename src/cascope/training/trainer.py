@@ -1,0 +1,428 @@
+"""One trainer for every network: Adam, mixed precision on CUDA, validation, checkpoints, resume.
+
+A checkpoint (``last.pt`` in the checkpoint folder) holds the model, optimiser and grad-scaler
+states, the torch/NumPy/Python random states, the sampler's state and the loss history, so a run
+killed after a checkpoint and resumed continues with exactly the losses it would have had.
+Checkpoints contain tensors and plain data only and are read with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cascope.config.training import TrainingConfig
+from cascope.training.losses import Loss
+from cascope.training.samplers import Batch, Sampler
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "last.pt"
+
+
+@dataclass
+class TrainResult:
+    """What a training run did.
+
+    Attributes
+    ----------
+    losses : list of float
+        Training loss of every step, ``losses[i]`` for step ``i + 1`` (including steps done
+        before a resume).
+    val_losses : list of (int, float)
+        ``(step, validation loss)`` pairs.
+    best_step : int or None
+        Step of the lowest validation loss.
+    best_val : float or None
+        That loss.
+    steps_done : int
+        Last completed step.
+    stopped_early : bool
+        Whether early stopping ended the run.
+    seconds : float
+        Wall time of this call (not of earlier interrupted calls).
+    """
+
+    losses: list[float] = field(default_factory=list)
+    val_losses: list[tuple[int, float]] = field(default_factory=list)
+    best_step: int | None = None
+    best_val: float | None = None
+    steps_done: int = 0
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when available, otherwise the CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        from cascope.errors import InputError
+
+        raise InputError("--device cuda was requested but no CUDA device is available")
+    return dev
+
+
+def autocast_dtype(device: torch.device, amp: str) -> torch.dtype | None:
+    """Choose the mixed-precision type for a device (``None``: full precision).
+
+    Mixed precision is used on CUDA only; CPU always computes in float32.
+    """
+    if device.type != "cuda" or amp == "off":
+        return None
+    if amp == "fp16":
+        return torch.float16
+    if amp == "bf16" or torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
+class Trainer:
+    """Optimise a network on batches from a sampler.
+
+    Parameters
+    ----------
+    model : Module
+        The network; moved to ``device``.
+    sampler : Sampler
+        Source of training batches (its state is checkpointed).
+    loss : callable
+        ``loss(prediction, target, mask) -> scalar tensor``.
+    config : TrainingConfig, optional
+        Optimisation options.
+    val_sampler : Sampler, optional
+        Source of the fixed validation batches (drawn once, at construction).
+    device : str or torch.device
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    checkpoint_dir : str or Path, optional
+        Folder for ``last.pt``; without it no checkpoints are written and resume is impossible.
+    on_step : callable, optional
+        Called as ``on_step(step, loss)`` after every step.
+
+    Examples
+    --------
+    >>> from cascope.models import UNet
+    >>> from cascope.training import PatchSampler, supervised_pairing, get_loss
+    >>> x = np.random.default_rng(0).normal(size=(16, 16)).astype(np.float32)
+    >>> s = PatchSampler([(x, x)], (8, 8), pairing=supervised_pairing())
+    >>> t = Trainer(UNet(1, 1, ndim=2, depth=2, base=4), s, get_loss("l2"),
+    ...             config=TrainingConfig(steps=2, val_every=10), device="cpu")
+    >>> len(t.fit().losses)
+    2
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        sampler: Sampler,
+        loss: Loss,
+        *,
+        config: TrainingConfig | None = None,
+        val_sampler: Sampler | None = None,
+        device: str | torch.device = "auto",
+        checkpoint_dir: str | Path | None = None,
+        on_step: Callable[[int, float], None] | None = None,
+    ) -> None:
+        self.config = config or TrainingConfig.model_validate({})
+        self.device = resolve_device(device)
+        self.model = model.to(self.device)
+        self.sampler = sampler
+        self.loss = loss
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.on_step = on_step
+        self.amp_dtype = autocast_dtype(self.device, self.config.amp)
+        self.channels_last = self.config.channels_last and self.device.type == "cuda"
+        if self.channels_last:
+            fmt = _memory_format(model)
+            if fmt is not None:
+                self.model = self.model.to(memory_format=fmt)  # type: ignore[call-overload]
+        self.forward: Callable[[torch.Tensor], torch.Tensor] = self.model
+        if self.config.compile and self.device.type == "cuda":
+            self.forward = torch.compile(self.model)  # type: ignore[assignment]
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
+        )
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=self.amp_dtype == torch.float16 and self.device.type == "cuda"
+        )
+        self.val_batches: list[Batch] = []
+        if val_sampler is not None:
+            self.val_batches = [
+                val_sampler.sample(self.config.batch_size) for _ in range(self.config.val_batches)
+            ]
+        self.result = TrainResult()
+        self._best_state: dict[str, torch.Tensor] | None = None
+        self._bad_validations = 0
+        self._step = 0
+
+    # ---------------------------------------------------------------- core steps
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _prepare(self, batch: Batch) -> Batch:
+        batch = batch.to(self.device, non_blocking=True)
+        if self.channels_last and batch.input.ndim in (4, 5):
+            fmt = torch.channels_last_3d if batch.input.ndim == 5 else torch.channels_last
+            batch.input = batch.input.contiguous(memory_format=fmt)
+        return batch
+
+    def _lr(self, step: int) -> float:
+        if self.config.lr_schedule == "cosine":
+            return self.config.lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / self.config.steps))
+        return self.config.lr
+
+    def train_step(self, batch: Batch, step: int) -> float:
+        """One optimiser step on a batch; returns the loss."""
+        self.model.train()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self._lr(step)
+        batch = self._prepare(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            pred = self.forward(batch.input)
+        loss = self.loss(pred.float(), batch.target, batch.mask)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss became {loss.item()} at step {step}")
+        self.scaler.scale(loss).backward()
+        if self.config.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def validate(self) -> float | None:
+        """Mean loss over the fixed validation batches (``None`` without validation data)."""
+        if not self.val_batches:
+            return None
+        self.model.eval()
+        total = 0.0
+        for b in self.val_batches:
+            b = self._prepare(b)
+            with self._autocast():
+                pred = self.forward(b.input)
+            total += float(self.loss(pred.float(), b.target, b.mask))
+        return total / len(self.val_batches)
+
+    # ---------------------------------------------------------------- the loop
+    def fit(
+        self, *, resume: bool = False, progress: bool = False, stop_at: int | None = None
+    ) -> TrainResult:
+        """Train for ``config.steps`` steps (or until early stopping).
+
+        Parameters
+        ----------
+        resume : bool
+            Continue from ``last.pt`` in the checkpoint folder when there is one.
+        progress : bool
+            Show a rich progress bar with the loss and the remaining time.
+        stop_at : int, optional
+            Return right after this step without writing anything, as if the process had been
+            killed there (used to test resuming).
+
+        Returns
+        -------
+        TrainResult
+        """
+        t0 = time.perf_counter()
+        if resume and self._checkpoint_path() is not None and self._checkpoint_path().is_file():  # type: ignore[union-attr]
+            self.load_checkpoint()
+            log.info("resumed from step %d", self._step)
+        else:
+            if resume:
+                log.warning("no checkpoint to resume from; starting a new run")
+            seed_everything(self.config.seed)
+        total = self.config.steps
+        with _progress(progress, total, self._step) as advance:
+            while self._step < total:
+                step = self._step + 1
+                loss = self.train_step(self.sampler.sample(self.config.batch_size), step)
+                self.result.losses.append(loss)
+                self._step = step
+                self.result.steps_done = step
+                if self.on_step is not None:
+                    self.on_step(step, loss)
+                stop = False
+                if self.val_batches and (step % self.config.val_every == 0 or step == total):
+                    stop = self._after_validation(step, self.validate())
+                if self.checkpoint_dir is not None and (
+                    step % self.config.checkpoint_every == 0 or step == total or stop
+                ):
+                    self.save_checkpoint()
+                advance(step, loss, self.result.best_val)
+                if stop:
+                    self.result.stopped_early = True
+                    log.info("early stop at step %d", step)
+                    break
+                if stop_at is not None and step >= stop_at:
+                    self.result.seconds = time.perf_counter() - t0
+                    return self.result
+        if self.config.restore_best and self._best_state is not None:
+            self.model.load_state_dict(self._best_state)
+        self.model.eval()
+        self.result.seconds = time.perf_counter() - t0
+        return self.result
+
+    def _after_validation(self, step: int, val: float | None) -> bool:
+        if val is None:
+            return False
+        self.result.val_losses.append((step, val))
+        best = self.result.best_val
+        if best is None or val < best - self.config.min_delta:
+            self.result.best_val, self.result.best_step = val, step
+            self._best_state = copy.deepcopy(
+                {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            )
+            self._bad_validations = 0
+        else:
+            self._bad_validations += 1
+        return self.config.patience > 0 and self._bad_validations >= self.config.patience
+
+    # ---------------------------------------------------------------- checkpoints
+    def _checkpoint_path(self) -> Path | None:
+        return None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT
+
+    def save_checkpoint(self) -> Path:
+        """Write ``last.pt`` atomically (temporary file, then rename)."""
+        path = self._checkpoint_path()
+        if path is None:
+            raise ValueError("the trainer has no checkpoint folder")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "step": self._step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "rng_torch": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "rng_numpy": json.dumps(_numpy_global_state()),
+            "rng_python": json.dumps(random.getstate()),
+            "losses": list(self.result.losses),
+            "val_losses": [list(v) for v in self.result.val_losses],
+            "best_step": self.result.best_step,
+            "best_val": self.result.best_val,
+            "best_model": self._best_state,
+            "bad_validations": self._bad_validations,
+            "config": self.config.model_dump_json(),
+        }
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+        return path
+
+    def load_checkpoint(self) -> None:
+        """Restore everything from ``last.pt``."""
+        path = self._checkpoint_path()
+        if path is None or not path.is_file():
+            raise FileNotFoundError(f"no checkpoint at {path}")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.sampler.load_state_dict(state["sampler"])
+        torch.set_rng_state(state["rng_torch"])
+        if state["rng_cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng_cuda"])
+        _set_numpy_global_state(json.loads(state["rng_numpy"]))
+        py = json.loads(state["rng_python"])
+        random.setstate((py[0], tuple(py[1]), py[2]))
+        self._step = int(state["step"])
+        self.result.losses = [float(v) for v in state["losses"]]
+        self.result.val_losses = [(int(s), float(v)) for s, v in state["val_losses"]]
+        self.result.best_step = state["best_step"]
+        self.result.best_val = state["best_val"]
+        self.result.steps_done = self._step
+        self._best_state = state["best_model"]
+        self._bad_validations = int(state["bad_validations"])
+        old = TrainingConfig.model_validate_json(state["config"])
+        if old.model_dump(exclude={"steps"}) != self.config.model_dump(exclude={"steps"}):
+            log.warning("resuming with options that differ from the checkpoint's")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA), NumPy's global generator and Python's ``random``.
+
+    The legacy global NumPy generator is seeded because third-party code may draw from it.
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002
+    torch.manual_seed(seed)
+
+
+def _numpy_global_state() -> list[Any]:
+    name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002
+    return [name, [int(k) for k in keys], int(pos), int(has_gauss), float(cached)]
+
+
+def _set_numpy_global_state(state: list[Any]) -> None:
+    name, keys, pos, has_gauss, cached = state
+    legacy = (name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached)
+    np.random.set_state(legacy)  # noqa: NPY002
+
+
+def _memory_format(model: nn.Module) -> torch.memory_format | None:
+    ndim = getattr(model, "ndim", None)
+    if ndim == 3:
+        return torch.channels_last_3d
+    if ndim == 2:
+        return torch.channels_last
+    return None
+
+
+@contextlib.contextmanager
+def _progress(
+    enabled: bool, total: int, done: int
+) -> Iterator[Callable[[int, float, float | None], None]]:
+    """Yield ``advance(step, loss, best_val)``; a rich bar with loss and ETA when enabled."""
+    if not enabled:
+        yield lambda step, loss, best: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("[bold]training"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("val {task.fields[val]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    ) as bar:
+        task = bar.add_task("train", total=total, completed=done, loss="-", val="-")
+
+        def advance(step: int, loss: float, best: float | None) -> None:
+            bar.update(
+                task,
+                completed=step,
+                loss=f"{loss:.4g}",
+                val="-" if best is None else f"{best:.4g}",
+            )
+
+        yield advance

@@ -1,0 +1,142 @@
+"""Every bad input to ``cascope denoise`` exits non-zero with one line and leaves no output."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from cascope.cli import main
+
+
+def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys) -> tuple[int, str]:
+    """Run the real entry point in-process; return its exit code and stderr."""
+    monkeypatch.setattr(sys, "argv", ["cascope", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    code = exit_info.value.code
+    return (code if isinstance(code, int) else 1), capsys.readouterr().err
+
+
+def run_subprocess(args: list[str]) -> tuple[int, str]:
+    """Run ``python -m cascope`` as a user would; return its exit code and stderr."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "cascope", *args], capture_output=True, text=True, timeout=120
+    )
+    return proc.returncode, proc.stderr
+
+
+def _movie(path: Path, frames: int = 20, dtype=np.uint16) -> Path:
+    data = np.random.default_rng(0).integers(100, 200, (frames, 24, 24)).astype(dtype)
+    tifffile.imwrite(path, data, metadata={"axes": "TYX"}, photometric="minisblack")
+    return path
+
+
+def truncated_tiff(tmp: Path) -> tuple[Path, list[str]]:
+    path = _movie(tmp / "movie.tif", frames=40)
+    size = path.stat().st_size
+    with path.open("r+b") as fh:
+        fh.truncate(size // 2)
+    return path, []
+
+
+def empty_file(tmp: Path) -> tuple[Path, list[str]]:
+    path = tmp / "movie.tif"
+    path.touch()
+    return path, []
+
+
+def wrong_axes_letter(tmp: Path) -> tuple[Path, list[str]]:
+    return _movie(tmp / "movie.tif"), ["--axes", "TYQ"]
+
+
+def wrong_axes_length(tmp: Path) -> tuple[Path, list[str]]:
+    return _movie(tmp / "movie.tif"), ["--axes", "TZYX"]
+
+
+def nan_frames(tmp: Path) -> tuple[Path, list[str]]:
+    data = np.full((80, 16, 16), 100.0, np.float32)
+    data[70, 4, 4] = np.nan  # found only in a late block, after earlier blocks were written
+    path = tmp / "movie.tif"
+    tifffile.imwrite(path, data, metadata={"axes": "TYX"}, photometric="minisblack")
+    return path, ["--block", "16"]
+
+
+def zero_length_time(tmp: Path) -> tuple[Path, list[str]]:
+    import h5py
+
+    path = tmp / "movie.h5"
+    with h5py.File(path, "w") as fh:
+        fh.create_dataset("data", shape=(0, 16, 16), dtype="uint16")
+    return path, ["--dataset", "data", "--axes", "TYX"]
+
+
+def missing_file(tmp: Path) -> tuple[Path, list[str]]:
+    return tmp / "nowhere.tif", []
+
+
+CASES: dict[str, Callable[[Path], tuple[Path, list[str]]]] = {
+    "truncated TIFF": truncated_tiff,
+    "empty file": empty_file,
+    "unknown axis letter": wrong_axes_letter,
+    "axes of the wrong length": wrong_axes_length,
+    "NaN frames": nan_frames,
+    "zero-length time axis": zero_length_time,
+    "missing file": missing_file,
+}
+
+
+@pytest.mark.parametrize("make", CASES.values(), ids=CASES.keys())
+def test_bad_input_gives_one_line_and_no_output(tmp_path, make):
+    inp, extra = make(tmp_path)
+    out = tmp_path / "out" / "denoised.tif"
+    code, err = run_subprocess(["denoise", str(inp), "-o", str(out), *extra])
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "error" in lines[0].lower() and inp.name in lines[0]
+    assert not out.exists()
+    leftovers = list(out.parent.iterdir()) if out.parent.exists() else []
+    assert leftovers == []
+
+
+def test_output_equal_to_input_is_refused(tmp_path, monkeypatch, capsys):
+    inp = _movie(tmp_path / "movie.tif")
+    before = inp.read_bytes()
+    for extra in ([], ["--force"]):
+        code, err = run_cli(["denoise", str(inp), "-o", str(inp), *extra], monkeypatch, capsys)
+        assert code != 0
+        assert len(err.strip().splitlines()) == 1 and "input" in err
+    assert inp.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["movie.tif"]
+
+
+def test_existing_output_needs_force(tmp_path, monkeypatch, capsys):
+    inp = _movie(tmp_path / "movie.tif")
+    out = tmp_path / "den.tif"
+    out.write_bytes(b"keep me")
+    code, err = run_cli(["denoise", str(inp), "-o", str(out)], monkeypatch, capsys)
+    assert code != 0 and "--force" in err and out.read_bytes() == b"keep me"
+    code, _ = run_cli(["denoise", str(inp), "-o", str(out), "--force"], monkeypatch, capsys)
+    assert code == 0
+    assert tifffile.imread(out).shape == (20, 24, 24)
+
+
+def test_good_input_is_denoised_in_its_dtype(tmp_path, monkeypatch, capsys):
+    rng = np.random.default_rng(3)
+    clean = np.full((30, 32, 32), 500.0)
+    noisy = rng.poisson(clean).astype(np.uint16)
+    inp = tmp_path / "movie.tif"
+    tifffile.imwrite(inp, noisy, metadata={"axes": "TYX"}, photometric="minisblack")
+    out = tmp_path / "den.tif"
+    args = ["denoise", str(inp), "-o", str(out), "--method", "median", "--block", "7"]
+    code, err = run_cli(args, monkeypatch, capsys)
+    assert code == 0, err
+    result = tifffile.imread(out)
+    assert result.dtype == np.uint16 and result.shape == noisy.shape
+    assert np.abs(result - clean).mean() < 0.6 * np.abs(noisy - clean).mean()

@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+import torch
+
+from cascope.models import UNet
+from cascope.training import (
+    PatchSampler,
+    Trainer,
+    TrainingConfig,
+    get_loss,
+    supervised_pairing,
+    temporal_interleave_pairing,
+)
+
+
+def _setup(movie):
+    torch.manual_seed(0)
+    model = UNet(1, 1, ndim=3, depth=2, base=4)
+    train = PatchSampler(
+        [(movie,)], (8, 16, 16), pairing=temporal_interleave_pairing(), augment="stack", seed=1,
+        regions=[(slice(0, 32),)],
+    )
+    val = PatchSampler(
+        [(movie,)], (8, 16, 16), pairing=temporal_interleave_pairing(), seed=2,
+        regions=[(slice(32, 40),)],
+    )
+    return model, train, val
+
+
+def test_killed_run_resumes_with_identical_losses(tmp_path, rng):
+    movie = rng.normal(size=(40, 24, 24)).astype(np.float32)
+    cfg = TrainingConfig(steps=10, checkpoint_every=4, val_every=3, batch_size=2)
+    loss = get_loss("l1+l2")
+
+    model, s, v = _setup(movie)
+    whole = Trainer(model, s, loss, config=cfg, val_sampler=v, device="cpu",
+                    checkpoint_dir=tmp_path / "a").fit()
+
+    model, s, v = _setup(movie)
+    killed = Trainer(model, s, loss, config=cfg, val_sampler=v, device="cpu",
+                     checkpoint_dir=tmp_path / "b").fit(stop_at=6)  # last checkpoint: step 4
+    assert len(killed.losses) == 6
+    model, s, v = _setup(movie)
+    resumed_trainer = Trainer(model, s, loss, config=cfg, val_sampler=v, device="cpu",
+                              checkpoint_dir=tmp_path / "b")
+    resumed = resumed_trainer.fit(resume=True)
+
+    assert len(resumed.losses) == 10
+    np.testing.assert_array_equal(resumed.losses, whole.losses)
+    assert resumed.val_losses == whole.val_losses
+    # steps 5 and 6 were recomputed after the kill and came out the same
+    np.testing.assert_array_equal(killed.losses[4:6], resumed.losses[4:6])
+    x = torch.from_numpy(movie[None, None, :8, :16, :16])
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), whole_model_output(tmp_path / "a", x))
+
+
+def whole_model_output(ckpt_dir, x):
+    state = torch.load(ckpt_dir / "last.pt", weights_only=True)
+    model = UNet(1, 1, ndim=3, depth=2, base=4)
+    model.load_state_dict(state["best_model"])
+    return model.eval()(x)
+
+
+def test_training_reduces_the_loss_and_restores_the_best(rng):
+    yy, xx = np.mgrid[:32, :32]
+    clean = np.sin(xx / 4.0).astype(np.float32) + np.cos(yy / 5.0).astype(np.float32)
+    noisy = clean + 0.5 * rng.normal(size=clean.shape).astype(np.float32)
+    s = PatchSampler([(noisy, clean)], (16, 16), pairing=supervised_pairing(), seed=0)
+    v = PatchSampler([(noisy, clean)], (16, 16), pairing=supervised_pairing(), seed=1)
+    torch.manual_seed(0)
+    cfg = TrainingConfig(steps=60, lr=3e-3, batch_size=4, val_every=10)
+    res = Trainer(UNet(1, 1, ndim=2, depth=2, base=8), s, get_loss("l2"), config=cfg,
+                  val_sampler=v, device="cpu").fit()
+    assert np.mean(res.losses[-10:]) < 0.5 * np.mean(res.losses[:5])
+    assert res.best_val == min(v for _, v in res.val_losses)
+
+
+def test_early_stopping_stops(rng):
+    x = rng.normal(size=(16, 16)).astype(np.float32)
+    s = PatchSampler([(x, x)], (8, 8), pairing=supervised_pairing(), seed=0)
+    cfg = TrainingConfig(steps=200, lr=1e-9, val_every=1, patience=2, min_delta=1.0)
+    res = Trainer(UNet(1, 1, ndim=2, depth=1, base=2), s, get_loss("l1"), config=cfg,
+                  val_sampler=s, device="cpu").fit()
+    assert res.stopped_early and res.steps_done == 3
+
+
+def test_unknown_config_keys_are_rejected():
+    with pytest.raises(ValueError, match="extra"):
+        TrainingConfig(step=3)
