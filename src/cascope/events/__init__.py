@@ -1,1 +1,84 @@
-"""cascope.events."""
+"""Calcium-event detection: preprocessing, PU-trained 3D U-Net, block-wise detection, features.
+
+Pipeline: :func:`preprocess` (triangle foreground, ALS baseline, ``(x - b(t)) / F``) →
+network probability (:func:`train_event_detector`, :func:`detect_events`) or the classical
+:func:`detect_threshold_baseline` → threshold, 26-connected components, size filter
+(:func:`label_events`, streamed by :class:`StreamingDetector` with block ownership) →
+:func:`event_features` → :func:`compare_conditions` / :func:`compare_report`.
+"""
+
+from cascope.events.compare import (
+    cluster_events,
+    compare_conditions,
+    compare_feature,
+    compare_report,
+    event_types,
+)
+from cascope.events.detect import (
+    MIN_SIZE,
+    StreamingDetector,
+    baseline_scores,
+    detect_in_blocks,
+    detect_threshold_baseline,
+    label_events,
+    threshold_from_event_f1,
+    threshold_from_pr,
+)
+from cascope.events.features import decay_tau, event_features, read_table, rise_time, write_table
+from cascope.events.preprocess import (
+    Normalization,
+    als_baseline,
+    delta_f_over_f,
+    percentile_baseline,
+    preprocess,
+    roi_traces,
+    triangle_foreground,
+)
+from cascope.events.pu import PUSampler, bce_loss, nnpu_loss
+from cascope.events.train import (
+    EventModel,
+    demo_detection,
+    detect_events,
+    load_event_model,
+    probability,
+    train_event_detector,
+    train_from_msct_h5,
+)
+
+__all__ = [
+    "MIN_SIZE",
+    "EventModel",
+    "Normalization",
+    "PUSampler",
+    "StreamingDetector",
+    "als_baseline",
+    "baseline_scores",
+    "bce_loss",
+    "cluster_events",
+    "compare_conditions",
+    "compare_feature",
+    "compare_report",
+    "decay_tau",
+    "delta_f_over_f",
+    "demo_detection",
+    "detect_events",
+    "detect_in_blocks",
+    "detect_threshold_baseline",
+    "event_features",
+    "event_types",
+    "label_events",
+    "load_event_model",
+    "nnpu_loss",
+    "percentile_baseline",
+    "preprocess",
+    "probability",
+    "read_table",
+    "rise_time",
+    "roi_traces",
+    "threshold_from_event_f1",
+    "threshold_from_pr",
+    "train_event_detector",
+    "train_from_msct_h5",
+    "triangle_foreground",
+    "write_table",
+]

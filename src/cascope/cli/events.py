@@ -1,0 +1,283 @@
+"""Event commands: ``detect``, ``features``, ``compare`` and ``train events``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+
+def _movie(path: Path, axes: str | None = None) -> Any:
+    """Open a (T, Y, X) recording lazily; a simulation folder means its ``noisy.tif``."""
+    from cascope.errors import InputError
+    from cascope.io import read
+
+    if path.is_dir() and (path / "noisy.tif").is_file():
+        path = path / "noisy.tif"
+    movie = read(path, axes=axes)
+    if movie.axes != "TYX":
+        raise InputError(
+            f"expected a T, Y, X movie, got axes {movie.axes!r} (give --axes if the file does "
+            "not record them)",
+            path,
+        )
+    return movie
+
+
+def _labels(path: Path) -> Any:
+    import numpy as np
+
+    from cascope.io import read
+
+    if path.is_dir() and (path / "labels.tif").is_file():
+        path = path / "labels.tif"
+    return np.asarray(read(path))
+
+
+def _parse_ratio(value: str) -> float | str:
+    from cascope.errors import InputError
+
+    if value == "complete":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise InputError(
+            f"--unlabeled-ratio must be a number or 'complete', got {value!r}"
+        ) from None
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``detect``, ``features``, ``compare`` and ``train events``."""
+    from cascope.cli._apps import train_app
+
+    @app.command("detect")
+    def detect(
+        input_path: Path = typer.Argument(..., metavar="INPUT", help="(T, Y, X) movie."),
+        output: Path = typer.Option(..., "--output", "-o", help="Event table (.csv or .parquet)."),
+        model: Path | None = typer.Option(
+            None,
+            "--model",
+            help="Event model folder; without it the intensity-threshold detector runs.",
+        ),
+        threshold: str = typer.Option(
+            "auto", "--threshold", help="'auto' (the model's) or a probability / z-score."
+        ),
+        labels_out: Path | None = typer.Option(None, "--labels-out", help="Event label movie."),
+        features: bool = typer.Option(False, "--features", help="Add every event feature."),
+        frame_rate: float | None = typer.Option(None, "--frame-rate", help="Hz (for seconds)."),
+        block: int = typer.Option(256, "--block", help="Frames per streamed block."),
+        axes: str | None = typer.Option(None, "--axes", help="Axes when the file lacks them."),
+        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+        force: bool = typer.Option(False, "--force", help="Replace existing outputs."),
+    ) -> None:
+        """Detect calcium events; write a table with weighted centroids t, y, x."""
+        import numpy as np
+        from rich.console import Console
+
+        from cascope.config.events import DetectConfig
+        from cascope.errors import InputError
+        from cascope.events.detect import detect_threshold_baseline
+        from cascope.events.features import event_features, write_table
+        from cascope.io import check_output, write
+
+        movie = _movie(input_path, axes)
+        check_output(output, inputs=[input_path], force=force)
+        thr: float | str = threshold
+        if threshold != "auto":
+            try:
+                thr = float(threshold)
+            except ValueError:
+                raise InputError(
+                    f"--threshold must be 'auto' or a number, got {threshold!r}"
+                ) from None
+        labels = np.zeros(movie.shape, np.uint32) if (labels_out or features) else None
+        if model is None:
+            lab, table = detect_threshold_baseline(
+                np.asarray(movie), k=4.0 if thr == "auto" else float(thr)
+            )
+            if labels is not None:
+                labels[:] = lab
+        else:
+            from cascope.events.train import detect_events, load_event_model
+
+            em = load_event_model(model, device="cpu")
+            cfg = DetectConfig(threshold=thr, block=block, device=device)  # type: ignore[arg-type]
+            table = detect_events(movie, em, config=cfg, labels_out=labels, progress=True)
+        if features and labels is not None:
+            rate = frame_rate or movie.frame_rate
+            table = event_features(movie, labels, frame_rate=rate)
+        write_table(table, output, force=force, inputs=[input_path])
+        if labels_out is not None and labels is not None:
+            write(labels_out, labels, axes="TYX", inputs=[input_path], force=force)
+        Console().print(f"{len(table)} events -> {output}")
+
+    @app.command("features")
+    def features_cmd(
+        input_path: Path = typer.Argument(..., metavar="INPUT", help="(T, Y, X) movie."),
+        labels_path: Path = typer.Argument(..., metavar="LABELS", help="Event label movie."),
+        output: Path = typer.Option(..., "--output", "-o", help="Table (.csv or .parquet)."),
+        frame_rate: float | None = typer.Option(None, "--frame-rate", help="Hz."),
+        rois: Path | None = typer.Option(None, "--rois", help="(Y, X) ROI/dendrite labels."),
+        offset: float = typer.Option(0.0, "--offset", help="Camera dark level to subtract."),
+        condition: str | None = typer.Option(None, "--condition", help="Tag every row."),
+        force: bool = typer.Option(False, "--force", help="Replace an existing output."),
+    ) -> None:
+        """Measure every event of a label movie (kinetics, size, shape, neighbours)."""
+        import numpy as np
+        from rich.console import Console
+
+        from cascope.events.features import event_features, write_table
+        from cascope.io import read
+
+        movie = _movie(input_path)
+        roi_img = None if rois is None else np.asarray(read(rois))
+        table = event_features(
+            movie,
+            _labels(labels_path),
+            frame_rate=frame_rate or movie.frame_rate,
+            rois=roi_img,
+            offset=offset,
+        )
+        if condition is not None:
+            table.insert(0, "condition", condition)
+        write_table(table, output, force=force, inputs=[input_path, labels_path])
+        Console().print(f"{len(table)} events -> {output}")
+
+    @app.command("compare")
+    def compare(
+        tables: list[Path] = typer.Argument(..., metavar="TABLES...", help="Event tables."),
+        output: Path = typer.Option(..., "--output", "-o", help="Report folder."),
+        by: str = typer.Option(
+            "condition", "--by", help="Condition column (missing: each file's name)."
+        ),
+        features: str | None = typer.Option(None, "--features", help="Comma-separated."),
+        alpha: float = typer.Option(0.05, "--alpha", help="Significance level."),
+        correction: str = typer.Option("holm", "--correction", help="holm|bonferroni|fdr_bh|none"),
+        paired_by: str | None = typer.Option(None, "--paired-by", help="Unit column (cell)."),
+    ) -> None:
+        """Compare event features between conditions; write statistics and figures."""
+        import pandas as pd
+        from rich.console import Console
+        from rich.table import Table
+
+        from cascope.errors import InputError
+        from cascope.events.compare import compare_report
+        from cascope.events.features import read_table
+
+        if correction not in ("holm", "bonferroni", "fdr_bh", "none"):
+            raise InputError(f"unknown --correction {correction!r}")
+        frames = []
+        for p in tables:
+            t = read_table(p)
+            if by not in t.columns:
+                t[by] = p.stem
+            frames.append(t)
+        table = pd.concat(frames, ignore_index=True)
+        feats = [f.strip() for f in features.split(",")] if features else None
+        summary = compare_report(
+            table,
+            output,
+            by=by,
+            features=feats,
+            alpha=alpha,
+            correction=correction,  # type: ignore[arg-type]
+            paired_by=paired_by,
+        )
+        stats = pd.read_csv(output / "statistics.csv")
+        view = Table("feature", "test", "p (adjusted)", "effect", "significant")
+        for r in stats.itertuples():
+            view.add_row(
+                str(r.feature),
+                str(r.test),
+                f"{r.p_adjusted:.3g}",
+                f"{r.effect_size:.3g} ({r.effect_measure})",
+                "yes" if r.significant else "",
+            )
+        Console().print(view)
+        Console().print(f"report -> {output} ({len(summary['figures'])} figures)")
+
+    @train_app.command("events")
+    def train_events(
+        inputs: list[Path] = typer.Argument(
+            None, metavar="INPUT...", help="Movies (or `cascope simulate mscts` folders)."
+        ),
+        labels: list[Path] = typer.Option(
+            [], "--labels", help="Label movie per INPUT (simulation folders bring their own)."
+        ),
+        hdf5: Path | None = typer.Option(None, "--hdf5", help="mSCT HDF5 training file instead."),
+        output: Path = typer.Option(..., "--output", "-o", help="Model folder."),
+        steps: int = typer.Option(1000, "--steps", help="Optimiser steps."),
+        unlabeled_ratio: str = typer.Option("1", "--unlabeled-ratio", help="0,1,2,4.. or complete"),
+        pu: str = typer.Option("nnpu", "--pu", help="nnpu or sampling."),
+        label_coverage: float = typer.Option(1.0, "--label-coverage", help="Labelled fraction."),
+        window: tuple[int, int, int] = typer.Option((32, 32, 32), "--window", help="Crop T Y X."),
+        base: int = typer.Option(16, "--base", help="U-Net base width."),
+        depth: int = typer.Option(3, "--depth", help="U-Net levels."),
+        valid_fraction: float = typer.Option(
+            0.0,
+            "--valid-fraction",
+            help="Hold out this last share of each movie for the threshold.",
+        ),
+        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+        resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint."),
+        seed: int = typer.Option(0, "--seed", help="Seed."),
+        force: bool = typer.Option(False, "--force", help="Replace the model folder."),
+    ) -> None:
+        """Train the event-detection 3D U-Net with positive-unlabeled learning."""
+        from rich.console import Console
+
+        from cascope.config.events import EventTrainConfig
+        from cascope.config.training import TrainingConfig
+        from cascope.errors import InputError
+        from cascope.events.train import train_event_detector, train_from_msct_h5
+
+        if pu not in ("nnpu", "sampling"):
+            raise InputError(f"--pu must be nnpu or sampling, got {pu!r}")
+        cfg = EventTrainConfig.model_validate(
+            {
+                "window": window,
+                "model": {"depth": depth, "base": base},
+                "pu": {
+                    "mode": pu,
+                    "unlabeled_ratio": _parse_ratio(unlabeled_ratio),
+                    "label_coverage": label_coverage,
+                },
+                "training": TrainingConfig(
+                    steps=steps, batch_size=4, seed=seed, val_every=max(1, min(100, steps))
+                ),
+            }
+        )
+        common = {
+            "output": output,
+            "resume": resume,
+            "progress": True,
+            "device": device,
+            "force": force,
+        }
+        if hdf5 is not None:
+            model, result = train_from_msct_h5(hdf5, config=cfg, **common)  # type: ignore[arg-type]
+        else:
+            if not inputs:
+                raise InputError("give INPUT movies with --labels, or --hdf5 FILE")
+            if labels and len(labels) != len(inputs):
+                raise InputError(f"give one --labels per INPUT ({len(labels)} vs {len(inputs)})")
+            import numpy as np
+
+            movies = [np.asarray(_movie(p)) for p in inputs]
+            labs = [_labels(p) for p in (labels or inputs)]
+            valid = None
+            if valid_fraction > 0:
+                cut = [int(m.shape[0] * (1 - valid_fraction)) for m in movies]
+                valid = (
+                    [m[c:] for m, c in zip(movies, cut, strict=True)],
+                    [lab[c:] for lab, c in zip(labs, cut, strict=True)],
+                )
+                movies = [m[:c] for m, c in zip(movies, cut, strict=True)]
+                labs = [lab[:c] for lab, c in zip(labs, cut, strict=True)]
+            model, result = train_event_detector(movies, labs, config=cfg, valid=valid, **common)  # type: ignore[arg-type]
+        Console().print(
+            f"trained {result.steps_done} steps in {result.seconds:.1f} s, threshold "
+            f"{model.threshold:.2f} -> {output}"
+        )

@@ -1,0 +1,313 @@
+"""Per-event features: kinetics, size, shape, intensity profile, neighbourhood and ROI.
+
+Every feature is computed from the recording and the event label movie. ΔF/F uses a per-pixel
+resting image ``F0`` (default: the temporal median of the movie, given or computed in one pass);
+the intensity profile of an event is the mean ΔF/F over its footprint (the pixels it ever covers)
+in every frame from a few frames before its start to a few after its end.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+
+from cascope.errors import InputError
+
+log = logging.getLogger(__name__)
+
+#: Frames of context before and after an event in its intensity profile.
+PROFILE_PAD = (2, 10)
+
+
+def rise_time(profile: ArrayLike, *, low: float = 0.1, high: float = 0.9) -> float:
+    """Time (frames) from ``low`` to ``high`` of the peak on the rising edge, interpolated.
+
+    Parameters
+    ----------
+    profile : array-like, (N,)
+        Trace with a baseline of 0 (e.g. ΔF/F).
+    low, high : float
+        Fractions of the peak.
+
+    Returns
+    -------
+    float
+        NaN when the trace has no positive peak.
+
+    Examples
+    --------
+    >>> rise_time([0, 0, 1, 2, 3, 4, 5, 4, 3])
+    4.0
+    """
+    y = np.asarray(profile, dtype=np.float64)
+    k = int(np.argmax(y))
+    peak = y[k]
+    if not peak > 0:
+        return float("nan")
+
+    def crossing(level: float) -> float:
+        # last sample before the peak that is still below the level, then interpolate
+        below = np.flatnonzero(y[: k + 1] < level)
+        if below.size == 0:
+            return 0.0
+        i = int(below[-1])
+        if i >= k:
+            return float(k)
+        return i + (level - y[i]) / (y[i + 1] - y[i])
+
+    return float(crossing(high * peak) - crossing(low * peak))
+
+
+def decay_tau(profile: ArrayLike, *, floor: float = 0.1) -> float:
+    """Decay time constant (frames) of a trace after its peak, by a least-squares exponential fit.
+
+    Samples from the peak until the trace first falls below ``floor`` × peak are fitted with
+    ``A exp(-t / tau)``.
+
+    Parameters
+    ----------
+    profile : array-like, (N,)
+        Trace with a baseline of 0.
+    floor : float
+        Fraction of the peak where the fit stops.
+
+    Returns
+    -------
+    float
+        NaN when fewer than 3 samples decay.
+
+    Examples
+    --------
+    >>> round(decay_tau(np.exp(-np.arange(20) / 4.0)), 3)
+    4.0
+    """
+    from scipy.optimize import curve_fit
+
+    y = np.asarray(profile, dtype=np.float64)
+    k = int(np.argmax(y))
+    peak = y[k]
+    if not peak > 0:
+        return float("nan")
+    tail = y[k:]
+    stop = np.flatnonzero(tail < floor * peak)
+    seg = tail[: int(stop[0])] if stop.size else tail
+    if seg.size < 3:
+        return float("nan")
+    t = np.arange(seg.size, dtype=np.float64)
+    pos = seg > 0
+    slope = np.polyfit(t[pos], np.log(seg[pos]), 1)[0] if pos.sum() >= 2 else -1.0
+    tau0 = float(np.clip(-1.0 / slope if slope < 0 else seg.size, 1e-2, 1e3))
+    try:
+        (_, tau), _ = curve_fit(
+            lambda x, a, tau: a * np.exp(-x / tau),
+            t,
+            seg,
+            p0=(peak, tau0),
+            bounds=([0, 1e-3], [np.inf, 1e4]),
+            maxfev=2000,
+        )
+    except (RuntimeError, ValueError):
+        return tau0
+    return float(tau)
+
+
+def _shape_2d(footprint: NDArray[np.bool_]) -> tuple[float, float, float]:
+    from skimage.measure import regionprops
+
+    props = regionprops(footprint.astype(np.uint8))[0]
+    return (
+        float(props.axis_major_length),
+        float(props.axis_minor_length),
+        float(props.solidity),
+    )
+
+
+def _aspect_3d(voxels: NDArray[np.bool_]) -> float:
+    pts = np.argwhere(voxels).astype(np.float64)
+    if len(pts) < 2:
+        return float("nan")
+    ev = np.linalg.eigvalsh(np.cov(pts.T) + 1e-12 * np.eye(3))
+    ev = np.clip(ev, 1e-12, None)
+    return float(np.sqrt(ev[-1] / ev[0]))
+
+
+def _median_image(data: Any, block: int = 64) -> NDArray[np.float64]:
+    n = int(data.shape[0])
+    if n * int(np.prod(data.shape[1:])) <= 50_000_000:
+        return np.median(np.asarray(data, dtype=np.float32), axis=0).astype(np.float64)
+    # long movies: median of block medians bounds memory
+    meds = [
+        np.median(np.asarray(data[s : s + block], np.float32), axis=0) for s in range(0, n, block)
+    ]
+    return np.median(np.stack(meds), axis=0).astype(np.float64)
+
+
+def event_features(
+    data: Any,
+    labels: Any,
+    *,
+    frame_rate: float | None = None,
+    f0: ArrayLike | None = None,
+    offset: float = 0.0,
+    rois: ArrayLike | None = None,
+    local_radius: float = 6.0,
+) -> pd.DataFrame:
+    """Measure every event: kinetics, size, shape, intensity and neighbourhood.
+
+    Parameters
+    ----------
+    data : array-like, (T, Y, X)
+        The recording (raw intensities).
+    labels : array-like of int, (T, Y, X)
+        Event ids (0: none), e.g. from :func:`~cascope.events.detect.label_events`.
+    frame_rate : float, optional
+        Frames per second; durations and kinetics in seconds need it (NaN without).
+    f0 : array-like, (Y, X), optional
+        Resting intensity per pixel (default: temporal median of ``data``).
+    offset : float
+        Dark level subtracted from both ``data`` and ``f0`` before ΔF/F (camera offset).
+    rois : array-like of int, (Y, X), optional
+        ROI/dendrite labels; each event gets the ROI under its centroid (0: none).
+    local_radius : float
+        In-plane radius (pixels) of the local-frequency count.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per event; columns are listed in the module documentation of
+        :mod:`cascope.events` (``profile`` holds the per-frame mean ΔF/F as a list).
+    """
+    from scipy import ndimage
+    from scipy.spatial import cKDTree
+
+    shape = tuple(int(s) for s in data.shape)
+    if len(shape) != 3 or tuple(labels.shape) != shape:
+        raise InputError(
+            f"data {shape} and labels {tuple(labels.shape)} must be the same (T, Y, X)"
+        )
+    lab = np.asarray(labels)
+    base = (_median_image(data) if f0 is None else np.asarray(f0, np.float64)) - offset
+    if base.shape != shape[1:]:
+        raise InputError(f"f0 has shape {base.shape}, frames are {shape[1:]}")
+    base = np.where(np.abs(base) < 1e-6, 1e-6, base)
+    roi_img = None if rois is None else np.asarray(rois)
+    dt = 1.0 / frame_rate if frame_rate else float("nan")
+    rows: list[dict[str, Any]] = []
+    for eid, box in enumerate(ndimage.find_objects(lab), start=1):
+        if box is None:
+            continue
+        vox = lab[box] == eid
+        bt, by, bx = box
+        raw = np.asarray(data[box], dtype=np.float64) - offset
+        dff = raw / base[by, bx][None] - 1.0
+        w = np.clip(dff[vox], 0, None)
+        w = w if w.sum() > 0 else np.ones_like(w)
+        tt, yy, xx = np.nonzero(vox)
+        footprint = vox.any(axis=0)
+        t0 = max(0, bt.start - PROFILE_PAD[0])
+        t1 = min(shape[0], bt.stop + PROFILE_PAD[1])
+        ctx = np.asarray(data[t0:t1, by, bx], np.float64) - offset
+        ctx_dff = ctx / base[by, bx][None] - 1.0
+        full_profile = ctx_dff[:, footprint].mean(axis=1)
+        profile = full_profile[bt.start - t0 : bt.stop - t0]
+        major, minor, solidity = _shape_2d(footprint)
+        rise = rise_time(full_profile)
+        tau = decay_tau(full_profile)
+        row: dict[str, Any] = {
+            "id": eid,
+            "t": bt.start + float(np.average(tt, weights=w)),
+            "y": by.start + float(np.average(yy, weights=w)),
+            "x": bx.start + float(np.average(xx, weights=w)),
+            "t_start": bt.start,
+            "t_end": bt.stop,
+            "y_start": by.start,
+            "y_end": by.stop,
+            "x_start": bx.start,
+            "x_end": bx.stop,
+            "area": int(vox.sum()),
+            "footprint_area": int(footprint.sum()),
+            "duration_frames": int(bt.stop - bt.start),
+            "duration_s": (bt.stop - bt.start) * dt,
+            "dff_peak": float(dff[vox].max()),
+            "dff_mean": float(dff[vox].mean()),
+            "rise_time_frames": rise,
+            "rise_time_s": rise * dt,
+            "decay_tau_frames": tau,
+            "decay_tau_s": tau * dt,
+            "intensity_mean": float(raw[vox].mean() + offset),
+            "intensity_max": float(raw[vox].max() + offset),
+            "major_axis_length": major,
+            "minor_axis_length": minor,
+            "solidity": solidity,
+            "aspect": _aspect_3d(vox),
+            "spatial_aspect": major / minor if minor > 0 else float("inf"),
+            "profile": [float(v) for v in profile],
+            "profile_integral": float(profile.sum()),
+            "profile_max": float(profile.max()),
+            "profile_std": float(profile.std()),
+        }
+        if roi_img is not None:
+            iy = int(np.clip(round(row["y"]), 0, shape[1] - 1))
+            ix = int(np.clip(round(row["x"]), 0, shape[2] - 1))
+            row["roi"] = int(roi_img[iy, ix])
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    pts3 = table[["t", "y", "x"]].to_numpy()
+    pts2 = table[["y", "x"]].to_numpy()
+    if len(table) > 1:
+        d3, _ = cKDTree(pts3).query(pts3, k=2)
+        d2, _ = cKDTree(pts2).query(pts2, k=2)
+        table["nn_distance_3d"] = d3[:, 1]
+        table["nn_distance_2d"] = d2[:, 1]
+    else:
+        table["nn_distance_3d"] = np.inf
+        table["nn_distance_2d"] = np.inf
+    counts = np.array([len(n) - 1 for n in cKDTree(pts2).query_ball_point(pts2, local_radius)])
+    table["local_count"] = counts
+    table["local_frequency_hz"] = counts / (shape[0] * dt)
+    return table
+
+
+def write_table(
+    table: pd.DataFrame, path: Any, *, force: bool = False, inputs: Sequence[Any] = ()
+) -> None:
+    """Write an event table as Parquet (``.parquet``) or CSV (anything else), atomically.
+
+    List columns (``profile``) stay lists in Parquet and become ``;``-joined text in CSV.
+    """
+    from pathlib import Path
+
+    from cascope.io import atomic_output
+
+    p = Path(path)
+    with atomic_output(p, inputs=inputs, force=force) as tmp:
+        if p.suffix.lower() == ".parquet":
+            table.to_parquet(tmp, index=False)
+        else:
+            out = table.copy()
+            for col in out.columns:
+                if out[col].map(lambda v: isinstance(v, list)).any():
+                    out[col] = out[col].map(lambda v: ";".join(f"{x:.6g}" for x in v))
+            out.to_csv(tmp, index=False)
+
+
+def read_table(path: Any) -> pd.DataFrame:
+    """Read an event table written by :func:`write_table` (CSV or Parquet)."""
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("does not exist", p)
+    try:
+        if p.suffix.lower() == ".parquet":
+            return pd.read_parquet(p)
+        return pd.read_csv(p)
+    except Exception as err:  # pandas raises many kinds for a malformed table
+        raise InputError(f"is not a readable event table ({err})", p) from err

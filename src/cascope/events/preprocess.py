@@ -1,0 +1,293 @@
+"""Event-detection input: foreground, per-frame ALS baseline, ``(x - b(t)) / F``; ROI ΔF/F traces.
+
+A movie is reduced in one streamed pass to its temporal mean (for the foreground, by the triangle
+threshold) and the mean foreground intensity of every frame; the asymmetric-least-squares (ALS)
+baseline of that trace follows slow drifts (bleaching) but not the transients. The network then
+sees ``(x - b(t)) / F`` with ``F`` the mean foreground intensity, so inputs of different
+brightness and bleaching share one scale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from cascope.errors import InputError
+
+_BLOCK = 64
+
+
+def als_baseline(
+    y: ArrayLike, *, lam: float = 1e4, p: float = 0.01, n_iter: int = 10
+) -> NDArray[np.float64]:
+    """Asymmetric least-squares baseline of a 1-D signal (Eilers & Boelens 2005).
+
+    Minimises ``sum w_i (y_i - z_i)^2 + lam * sum (second difference of z)^2`` with weights
+    ``p`` above the baseline and ``1 - p`` below it, so upward transients barely lift it.
+
+    Parameters
+    ----------
+    y : array-like, (N,)
+        The signal.
+    lam : float
+        Smoothness (larger: stiffer baseline).
+    p : float
+        Asymmetry in (0, 1); small values keep the baseline under the transients.
+    n_iter : int
+        Reweighting iterations.
+
+    Returns
+    -------
+    ndarray of float64, (N,)
+
+    Examples
+    --------
+    >>> t = np.arange(200.0)
+    >>> y = 10 - 0.01 * t
+    >>> y[100:105] += 5
+    >>> b = als_baseline(y)
+    >>> bool(abs(b[102] - y[102] + 5) < 0.5)
+    True
+    """
+    from scipy import sparse
+    from scipy.sparse.linalg import spsolve
+
+    sig = np.asarray(y, dtype=np.float64).ravel()
+    n = sig.size
+    if not 0 < p < 1:
+        raise ValueError("p must lie in (0, 1)")
+    if lam <= 0:
+        raise ValueError("lam must be positive")
+    if n < 3:
+        return sig.copy()
+    d = sparse.diags([1.0, -2.0, 1.0], [0, 1, 2], shape=(n - 2, n))
+    penalty = lam * (d.T @ d)
+    w = np.ones(n)
+    z = sig
+    for _ in range(n_iter):
+        wm = sparse.diags(w)
+        z = spsolve((wm + penalty).tocsc(), w * sig)
+        w = np.where(sig > z, p, 1.0 - p)
+    return np.asarray(z, dtype=np.float64)
+
+
+def percentile_baseline(
+    y: ArrayLike, *, window: int = 101, percentile: float = 8.0
+) -> NDArray[np.float64]:
+    """Running-percentile baseline of 1-D signals (last axis), smoothed by a running mean.
+
+    Parameters
+    ----------
+    y : array-like, (..., N)
+        Signals along the last axis.
+    window : int
+        Window length in samples (clipped to the signal length).
+    percentile : float
+        Percentile in [0, 100] taken in each window.
+
+    Returns
+    -------
+    ndarray of float64, same shape as ``y``
+    """
+    from scipy import ndimage
+
+    arr = np.asarray(y, dtype=np.float64)
+    win = max(1, min(int(window), arr.shape[-1]))
+    size = (1,) * (arr.ndim - 1) + (win,)
+    low = ndimage.percentile_filter(arr, percentile, size=size, mode="nearest")
+    return np.asarray(ndimage.uniform_filter1d(low, win, axis=-1, mode="nearest"))
+
+
+def triangle_foreground(mean_image: ArrayLike) -> NDArray[np.bool_]:
+    """Foreground of a temporal mean image by the triangle threshold (dim, skewed histograms)."""
+    from skimage.filters import threshold_triangle
+
+    img = np.asarray(mean_image, dtype=np.float64)
+    if not np.isfinite(img).all():
+        raise InputError("the movie contains NaN or infinite values")
+    if img.max() == img.min():
+        return np.ones(img.shape, dtype=bool)
+    return np.asarray(img > threshold_triangle(img))
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """What :func:`preprocess` measured: apply it with :meth:`apply` or lazily via :meth:`view`.
+
+    Attributes
+    ----------
+    foreground : ndarray of bool, (Y, X)
+        Triangle-threshold foreground of the temporal mean.
+    f : float
+        Mean foreground intensity over the movie.
+    baseline : ndarray of float64, (T,)
+        ALS baseline ``b(t)`` of the per-frame mean foreground intensity.
+    trace : ndarray of float64, (T,)
+        The per-frame mean foreground intensity itself.
+    mean_image : ndarray of float64, (Y, X)
+        Temporal mean.
+    """
+
+    foreground: NDArray[np.bool_]
+    f: float
+    baseline: NDArray[np.float64]
+    trace: NDArray[np.float64]
+    mean_image: NDArray[np.float64]
+
+    def apply(self, block: ArrayLike, start: int = 0) -> NDArray[np.float32]:
+        """Normalise frames ``start, start + 1, ...`` of the movie: ``(x - b(t)) / F``."""
+        arr = np.asarray(block, dtype=np.float32)
+        b = self.baseline[start : start + arr.shape[0]].astype(np.float32)
+        return np.asarray((arr - b[:, None, None]) / np.float32(self.f), dtype=np.float32)
+
+    def view(self, data: Any) -> NormalizedMovie:
+        """Return a lazy normalised view of ``data`` (sliced along time on access)."""
+        return NormalizedMovie(data, self)
+
+
+class NormalizedMovie:
+    """Lazy ``(x - b(t)) / F`` of a (T, Y, X) array-like; a time slice reads only its frames."""
+
+    def __init__(self, data: Any, norm: Normalization) -> None:
+        self.data = data
+        self.norm = norm
+        self.shape = tuple(int(s) for s in data.shape)
+        self.ndim = 3
+        self.dtype = np.dtype(np.float32)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> NDArray[np.float32]:
+        key = key if isinstance(key, tuple) else (key,)
+        t = key[0]
+        if isinstance(t, slice):
+            start, stop, step = t.indices(self.shape[0])
+            if step != 1:
+                raise IndexError("only contiguous time slices are supported")
+            frames = self.norm.apply(self.data[start:stop], start)
+        else:
+            idx = int(t) % self.shape[0]
+            frames = self.norm.apply(self.data[idx : idx + 1], idx)[0]
+        return frames[(slice(None), *key[1:])] if isinstance(t, slice) else frames[key[1:]]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> NDArray[Any]:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+
+def _frames(data: Any, block: int) -> Iterator[tuple[int, NDArray[np.float64]]]:
+    n = int(data.shape[0])
+    for s in range(0, n, block):
+        yield s, np.asarray(data[s : s + block], dtype=np.float64)
+
+
+def preprocess(
+    data: Any, *, lam: float = 1e4, p: float = 0.01, block: int = _BLOCK
+) -> Normalization:
+    """Measure foreground, ``F`` and ``b(t)`` of a (T, Y, X) movie in two streamed passes.
+
+    Parameters
+    ----------
+    data : array-like or Movie, (T, Y, X)
+        The recording; read ``block`` frames at a time.
+    lam, p : float
+        ALS smoothness and asymmetry of the baseline.
+    block : int
+        Frames read at once.
+
+    Returns
+    -------
+    Normalization
+        Apply it with ``norm.apply(frames, start)`` or ``norm.view(data)``.
+    """
+    shape = tuple(int(s) for s in data.shape)
+    if len(shape) != 3:
+        raise InputError(f"event detection needs a (T, Y, X) movie, got shape {shape}")
+    if shape[0] < 1 or shape[1] < 2 or shape[2] < 2:
+        raise InputError(f"the movie is too small for event detection: {shape}")
+    total = np.zeros(shape[1:], np.float64)
+    for _, frames in _frames(data, block):
+        if not np.isfinite(frames).all():
+            raise InputError("the movie contains NaN or infinite values")
+        total += frames.sum(axis=0)
+    mean_image = total / shape[0]
+    fg = triangle_foreground(mean_image)
+    trace = np.empty(shape[0], np.float64)
+    for s, frames in _frames(data, block):
+        trace[s : s + len(frames)] = frames[:, fg].mean(axis=1)
+    baseline = als_baseline(trace, lam=lam, p=p)
+    f = float(mean_image[fg].mean())
+    if not abs(f) > 0:
+        raise InputError("the mean foreground intensity is zero; is the movie empty?")
+    return Normalization(fg, f, baseline, trace, mean_image)
+
+
+def roi_traces(data: Any, rois: ArrayLike, *, block: int = _BLOCK) -> NDArray[np.float64]:
+    """Mean intensity per ROI and frame, streamed over time.
+
+    Parameters
+    ----------
+    data : array-like, (T, Y, X)
+        The recording.
+    rois : array-like of int, (Y, X)
+        ROI labels (0 = none).
+
+    Returns
+    -------
+    ndarray of float64, (n_rois, T)
+        Row ``k`` belongs to the ``k``-th ROI label in increasing order.
+    """
+    from scipy import ndimage
+
+    lab = np.asarray(rois)
+    ids = np.unique(lab[lab > 0])
+    out = np.empty((len(ids), int(data.shape[0])), np.float64)
+    for s, frames in _frames(data, block):
+        for j, frame in enumerate(frames):
+            out[:, s + j] = ndimage.mean(frame, lab, ids)
+    return out
+
+
+def delta_f_over_f(
+    traces: ArrayLike,
+    *,
+    method: Literal["als", "percentile"] = "als",
+    lam: float = 1e4,
+    p: float = 0.01,
+    window: int = 101,
+    percentile: float = 8.0,
+) -> NDArray[np.float64]:
+    """ΔF/F of traces ``(n, T)`` against an ALS or running-percentile baseline.
+
+    Parameters
+    ----------
+    traces : array-like, (n, T) or (T,)
+        Fluorescence traces.
+    method : {"als", "percentile"}
+        Baseline estimator.
+    lam, p : float
+        ALS options.
+    window, percentile
+        Running-percentile options.
+
+    Returns
+    -------
+    ndarray of float64, same shape as ``traces``
+        ``(F - F0) / F0``.
+    """
+    arr = np.asarray(traces, dtype=np.float64)
+    flat = arr.reshape(-1, arr.shape[-1])
+    if method == "als":
+        f0 = np.stack([als_baseline(tr, lam=lam, p=p) for tr in flat])
+    elif method == "percentile":
+        f0 = percentile_baseline(flat, window=window, percentile=percentile)
+    else:
+        raise ValueError(f"unknown baseline {method!r}")
+    if np.any(np.abs(f0) < 1e-12):
+        raise InputError("a baseline is zero; ΔF/F is undefined (subtract less offset)")
+    return np.asarray(((flat - f0) / f0).reshape(arr.shape))

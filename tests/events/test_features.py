@@ -1,0 +1,60 @@
+"""Feature values on hand-built events with known duration, area, rise and decay."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cascope.events.features import decay_tau, event_features, read_table, rise_time, write_table
+
+
+def test_kinetics_helpers() -> None:
+    t = np.arange(30.0)
+    assert decay_tau(2.0 * np.exp(-t / 5.0)) == pytest.approx(5.0, rel=1e-3)
+    # linear rise over 10 samples: 10 %→90 % takes 8 samples
+    assert rise_time(np.r_[np.zeros(3), np.linspace(0, 1, 11), np.ones(2)]) == pytest.approx(8.0)
+    assert np.isnan(rise_time(np.zeros(5)))
+
+
+def test_features_of_hand_built_events(event_movie) -> None:
+    events = [
+        {"t0": 10, "y0": 4, "x0": 4, "h": 4, "w": 5, "rise": 3, "tau": 4, "amp": 0.8, "length": 8},
+        {"t0": 40, "y0": 20, "x0": 6, "h": 3, "w": 3, "rise": 1, "tau": 2, "amp": 0.5, "length": 4},
+    ]
+    movie, labels = event_movie(events=events, f0=100.0)
+    rois = np.zeros((32, 32), int)
+    rois[:16] = 1
+    rois[16:] = 2
+    tab = event_features(movie, labels, frame_rate=20.0, f0=np.full((32, 32), 100.0), rois=rois)
+    assert list(tab["id"]) == [1, 2]
+    a, b = tab.iloc[0], tab.iloc[1]
+    assert a["area"] == 4 * 5 * 8 and b["area"] == 3 * 3 * 4
+    assert a["footprint_area"] == 20
+    assert a["duration_frames"] == 8 and a["duration_s"] == pytest.approx(0.4)
+    assert a["dff_peak"] == pytest.approx(0.8, rel=1e-4)
+    assert b["dff_peak"] == pytest.approx(0.5, rel=1e-4)
+    # linear rise over 3 frames sampled at frames: 10 %→90 % interpolates to 0.8 * 3 frames
+    assert a["rise_time_frames"] == pytest.approx(2.4, abs=1e-6)
+    assert a["rise_time_s"] == pytest.approx(0.12, abs=1e-6)
+    assert a["decay_tau_frames"] == pytest.approx(4.0, rel=0.02)
+    assert b["decay_tau_frames"] == pytest.approx(2.0, rel=0.05)
+    assert a["y"] == pytest.approx(5.5) and a["x"] == pytest.approx(6.0)
+    assert a["major_axis_length"] > a["minor_axis_length"] and a["spatial_aspect"] > 1
+    assert b["spatial_aspect"] == pytest.approx(1.0) and b["solidity"] == pytest.approx(1.0)
+    assert len(a["profile"]) == 8 and a["profile_max"] == pytest.approx(0.8, rel=1e-4)
+    assert a["intensity_max"] == pytest.approx(180.0, rel=1e-4)
+    assert (a["roi"], b["roi"]) == (1, 2)
+    d = np.hypot(a["y"] - b["y"], a["x"] - b["x"])
+    assert a["nn_distance_2d"] == pytest.approx(d)
+    assert a["nn_distance_3d"] == pytest.approx(np.sqrt(d**2 + (a["t"] - b["t"]) ** 2))
+    assert (a["local_count"], b["local_count"]) == (0, 0)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_table_round_trip(tmp_path, suffix: str) -> None:
+    tab = pd.DataFrame({"id": [1, 2], "t": [1.5, 2.0], "profile": [[0.1, 0.2], [0.3]]})
+    path = tmp_path / f"events{suffix}"
+    write_table(tab, path)
+    back = read_table(path)
+    assert list(back["id"]) == [1, 2] and list(back["t"]) == [1.5, 2.0]
