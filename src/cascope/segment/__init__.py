@@ -1,1 +1,44 @@
-"""cascope.segment."""
+"""Volumetric structure segmentation: preprocessing, semi-automatic labels, classes, networks.
+
+``instances_to_semantic`` / ``semantic_to_instances`` convert between curated instance labels and
+the background / axon / border classes a network learns; ``train_segmenter`` and
+``segment_volume`` train and apply a 3-class 3D U-Net (or VGG16-encoder U-Net).
+"""
+
+from cascope.segment.evaluate import ClassScores, InstanceScores, class_scores, instance_scores
+from cascope.segment.predict import predict_probabilities, predict_semantic, segment_volume
+from cascope.segment.preprocess import choose_stack_denoiser, foreground_density, preprocess_volume
+from cascope.segment.semantic import instances_to_semantic, relabel_min_size, semantic_to_instances
+from cascope.segment.semiauto import (
+    connected_components,
+    label_statistics,
+    label_volume,
+    sobel_edges,
+    threshold_value,
+)
+from cascope.segment.train import as_semantic, build_segmenter, dice_focal_loss, train_segmenter
+
+__all__ = [
+    "ClassScores",
+    "InstanceScores",
+    "as_semantic",
+    "build_segmenter",
+    "choose_stack_denoiser",
+    "class_scores",
+    "connected_components",
+    "dice_focal_loss",
+    "foreground_density",
+    "instance_scores",
+    "instances_to_semantic",
+    "label_statistics",
+    "label_volume",
+    "predict_probabilities",
+    "predict_semantic",
+    "preprocess_volume",
+    "relabel_min_size",
+    "segment_volume",
+    "semantic_to_instances",
+    "sobel_edges",
+    "threshold_value",
+    "train_segmenter",
+]

@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from cascope.errors import InputError
+from cascope.segment import (
+    connected_components,
+    label_statistics,
+    label_volume,
+    sobel_edges,
+    threshold_value,
+)
+
+
+def _blobs(rng):
+    img = rng.normal(10, 1, (8, 40, 40)).astype(np.float32)
+    img[2:6, 5:15, 5:15] += 50
+    img[2:6, 25:35, 25:35] += 50
+    return img
+
+
+@pytest.mark.parametrize("method", ["otsu", "triangle", "li"])
+def test_automatic_thresholds_separate_blobs_from_background(rng, method):
+    img = _blobs(rng)
+    thr = threshold_value(img, method=method)
+    assert 12 < thr < 60
+    lab = label_volume(img, method=method, min_size=10)
+    assert lab.max() == 2
+    assert (lab[2:6, 5:15, 5:15] > 0).all() and (lab[2:6, 25:35, 25:35] > 0).all()
+    assert lab[:, 18:22].max() == 0
+
+
+def test_constant_threshold_needs_value(rng):
+    with pytest.raises(InputError):
+        threshold_value(_blobs(rng), method="constant")
+    assert threshold_value(_blobs(rng), method="constant", value=3) == 3.0
+
+
+def test_connectivity_and_min_size():
+    mask = np.zeros((3, 6, 6), bool)
+    mask[1, 1, 1] = mask[1, 2, 2] = True  # edge neighbours: one component at 18/26, two at 6
+    mask[1, 4:6, 4:6] = True
+    assert connected_components(mask, connectivity=6).max() == 3
+    assert connected_components(mask, connectivity=18).max() == 2
+    assert connected_components(mask, connectivity=26, min_size=3).max() == 1
+
+
+def test_label_statistics_match_independent_computation(rng):
+    img = _blobs(rng)
+    lab = label_volume(img, min_size=10)
+    table = label_statistics(lab, img, voxel_size=(0.5, 0.2, 0.2))
+    for _, row in table.iterrows():
+        m = lab == row["label"]
+        assert row["voxels"] == m.sum()
+        assert row["mean"] == pytest.approx(img[m].mean(), rel=1e-5)
+        assert row["volume_um3"] == pytest.approx(m.sum() * 0.02)
+        assert row["centroid_y"] == pytest.approx(np.argwhere(m)[:, 1].mean())
+
+
+def test_sobel_edges_peak_on_boundaries():
+    img = np.zeros((6, 20, 20), np.float32)
+    img[:, :, 10:] = 1.0
+    edges = sobel_edges(img)
+    assert edges[3, 10, 9:11].min() > 0
+    assert edges[3, 10, :8].max() == 0
+    ref = np.hypot(ndimage.sobel(img, axis=2, mode="nearest"), 0)
+    np.testing.assert_allclose(edges[3], ref[3], atol=1e-5)
