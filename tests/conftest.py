@@ -7,6 +7,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Run torch on one thread: small test models gain nothing from more, and on a busy 2-core
+    machine OpenMP threads that wait on each other slow the whole suite down many times over."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 
 

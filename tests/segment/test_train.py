@@ -43,7 +43,6 @@ def test_label_kind_told_apart():
 
 
 def test_tiny_model_beats_threshold_on_a_second_volume(volumes, tmp_path):
-    torch.set_num_threads(2)
     train, test = volumes
     cfg = SegmenterConfig.model_validate(
         {

@@ -1,0 +1,119 @@
+"""Configuration of the movie pipeline: quality check → denoise → detect events → features."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from cascope.config.denoise_classical import ClassicalDenoiseConfig
+
+DenoiseMethod = Literal[
+    "none", "gaussian", "median", "bilateral", "bm3d", "bm4d", "deepcad", "n2v", "n2v3d"
+]
+
+#: Methods that train a network on the recording itself when no ``model`` is given.
+SELF_SUPERVISED: tuple[str, ...] = ("deepcad", "n2v", "n2v3d")
+
+
+class DenoiseStep(BaseModel):
+    """How the pipeline denoises the recording."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: DenoiseMethod = Field(
+        default="gaussian",
+        description="A classical filter, a self-supervised network trained on the recording "
+        "itself (deepcad, n2v, n2v3d), or 'none' to skip denoising.",
+    )
+    model: Path | None = Field(
+        default=None,
+        description="A trained denoiser folder (`cascope train denoiser`); overrides `method`.",
+    )
+    classical: ClassicalDenoiseConfig | None = Field(
+        default=None,
+        description="Options of a classical filter; None: the defaults of `method`.",
+    )
+    steps: int = Field(
+        default=1000, ge=1, description="Training steps of a network trained on the recording."
+    )
+    patch: tuple[int, int, int] = Field(
+        default=(32, 64, 64), description="Training patch (T, Y, X) of such a network."
+    )
+
+
+class EventsStep(BaseModel):
+    """How the pipeline detects calcium events and measures them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: Path | None = Field(
+        default=None,
+        description="A trained event detector folder (`cascope train events`); None runs the "
+        "classical intensity-threshold detector.",
+    )
+    threshold: float | Literal["auto"] = Field(
+        default="auto",
+        description="Network: probability ('auto' = the model's tuned one). Baseline: z-score "
+        "('auto' = 4).",
+    )
+    source: Literal["input", "denoised"] = Field(
+        default="input",
+        description="Detect on the raw input (what event models are trained on) or on the "
+        "denoised movie. Features are always measured on the raw input.",
+    )
+    features: bool = Field(default=True, description="Add kinetic and shape features.")
+
+
+class PipelineConfig(BaseModel):
+    """One recording through every stage; each stage is optional.
+
+    Examples
+    --------
+    >>> cfg = PipelineConfig.model_validate({"input": "movie.tif", "denoise": {"method": "median"}})
+    >>> cfg.events.threshold
+    'auto'
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: Path = Field(description="The recording, a (T, Y, X) movie in any format cascope reads.")
+    axes: str | None = Field(default=None, description="Axes when the file does not record them.")
+    frame_rate: float | None = Field(
+        default=None, gt=0, description="Frames per second when the file does not record it."
+    )
+    qc: bool = Field(default=True, description="Run the data quality check first.")
+    denoise: DenoiseStep | None = Field(default_factory=DenoiseStep, description="None: skip.")
+    events: EventsStep | None = Field(default_factory=EventsStep, description="None: skip.")
+    device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda' for networks.")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> PipelineConfig:
+        """Read a YAML file; relative paths in it are taken relative to the file's folder."""
+        p = Path(path)
+        doc = yaml.safe_load(p.read_text()) or {}
+        cfg = cls.model_validate(doc)
+        return cfg.resolved(p.parent)
+
+    def resolved(self, base: Path) -> PipelineConfig:
+        """Return a copy whose relative paths are taken relative to ``base``."""
+
+        def fix(p: Path | None) -> Path | None:
+            return None if p is None or p.is_absolute() else (base / p).resolve()
+
+        update: dict[str, object] = {"input": fix(self.input) or self.input}
+        if self.denoise is not None and self.denoise.model is not None:
+            update["denoise"] = self.denoise.model_copy(
+                update={"model": fix(self.denoise.model) or self.denoise.model}
+            )
+        if self.events is not None and self.events.model is not None:
+            update["events"] = self.events.model_copy(
+                update={"model": fix(self.events.model) or self.events.model}
+            )
+        return self.model_copy(update=update)
+
+    def to_yaml(self) -> str:
+        """Return the configuration as YAML text (what the pipeline saves beside its outputs)."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+from typer.testing import CliRunner
+
+from cascope import simulate
+from cascope.cli import app
+from cascope.config.pipeline import DenoiseStep, EventsStep, PipelineConfig
+from cascope.errors import InputError
+from cascope.metrics import match_events
+from cascope.pipeline import run_pipeline
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    sim = simulate.mscts(seed=11, n_frames=96, shape=(48, 48), event_rate=30.0)
+    folder = simulate.save(sim, tmp_path_factory.mktemp("pipeline") / "sim")
+    return sim, folder / "noisy.tif"
+
+
+def test_pipeline_writes_every_result_and_finds_the_events(recording, tmp_path):
+    sim, movie = recording
+    cfg = PipelineConfig(
+        input=movie,
+        denoise=DenoiseStep(method="median"),
+        events=EventsStep(threshold=3.0),
+        frame_rate=20.0,
+    )
+    res = run_pipeline(cfg, tmp_path / "out")
+    assert set(res.files) == {"qc", "denoised", "events", "event_labels", "figure"}
+    denoised = tifffile.imread(res.files["denoised"])
+    assert denoised.shape == sim.noisy.shape and denoised.dtype == sim.noisy.dtype
+    # denoising brought the movie closer to the clean one
+    err = lambda a: np.mean((a.astype(float) - sim.clean) ** 2)  # noqa: E731
+    assert err(denoised) < 0.5 * err(sim.noisy)
+    table = pd.read_csv(res.files["events"])
+    labels = tifffile.imread(res.files["event_labels"])
+    assert labels.max() == len(table) > 0
+    assert match_events(table, sim.events).f1 > 0.6
+    # features in seconds from the configured frame rate
+    np.testing.assert_allclose(table["duration_s"], table["duration_frames"] / 20.0)
+    # the saved configuration reproduces the run
+    assert PipelineConfig.from_yaml(res.out_dir / "pipeline.yaml") == cfg
+    versions = json.loads((res.out_dir / "versions.json").read_text())
+    assert versions["cascope"] and versions["numpy"] == np.__version__
+    summary = json.loads((res.out_dir / "summary.json").read_text())
+    assert summary["events"]["n_events"] == len(table)
+
+
+def test_rerun_from_saved_config_gives_the_same_events(recording, tmp_path):
+    _, movie = recording
+    runner = CliRunner()
+    first = runner.invoke(
+        app, ["run", str(movie), "-o", str(tmp_path / "a"), "--denoise", "gaussian", "--no-qc"]
+    )
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(
+        app, ["run", "--config", str(tmp_path / "a" / "pipeline.yaml"), "-o", str(tmp_path / "b")]
+    )
+    assert again.exit_code == 0, again.output
+    a = pd.read_csv(tmp_path / "a" / "events.csv")
+    b = pd.read_csv(tmp_path / "b" / "events.csv")
+    pd.testing.assert_frame_equal(a, b)
+    assert not (tmp_path / "b" / "qc.json").exists()  # --no-qc was saved in the config
+
+
+def test_bad_input_leaves_no_output(tmp_path):
+    bad = np.ones((8, 16, 16), np.float32)
+    bad[3] = np.nan
+    path = tmp_path / "nan.tif"
+    tifffile.imwrite(path, bad, metadata={"axes": "TYX"})
+    with pytest.raises(InputError, match="NaN"):
+        run_pipeline(PipelineConfig(input=path, qc=False), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nan.tif"]
+
+
+def test_volume_and_output_inside_input_are_refused(recording, tmp_path):
+    vol = tmp_path / "vol.tif"
+    tifffile.imwrite(vol, np.zeros((4, 8, 8), np.uint16), metadata={"axes": "ZYX"})
+    with pytest.raises(InputError, match="T, Y, X"):
+        run_pipeline(PipelineConfig(input=vol), tmp_path / "out")
+    _, movie = recording
+    with pytest.raises(InputError, match="must not contain the input"):
+        run_pipeline(PipelineConfig(input=movie), movie.parent)
+    res = CliRunner().invoke(app, ["run", "-o", str(tmp_path / "x")])
+    assert isinstance(res.exception, InputError) and "INPUT" in str(res.exception)
