@@ -38,6 +38,35 @@ def volume_folder(tmp_path: Path, rng: np.random.Generator) -> Path:
     return folder
 
 
+def run_and_wait(qtbot, widget, timeout: int = 60_000) -> int:
+    """Press a widget's Run button, wait for its worker, return timer ticks seen meanwhile."""
+    from qtpy.QtCore import QTimer
+
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(5)
+    widget.run_button.clicked.emit()
+    # The call returned while the work goes on in a thread: the event loop keeps turning.
+    assert widget.worker is not None
+    qtbot.waitUntil(
+        lambda: widget.worker is not None and not widget.worker.is_running, timeout=timeout
+    )
+    qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=5000)
+    timer.stop()
+    return len(ticks)
+
+
+@pytest.fixture
+def run_widget(qtbot):
+    """:func:`run_and_wait` bound to the test's ``qtbot``."""
+
+    def run(widget, timeout: int = 60_000) -> int:
+        return run_and_wait(qtbot, widget, timeout)
+
+    return run
+
+
 @pytest.fixture
 def screenshot():
     """Save a window screenshot as ``docs/images/<name>.png``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -127,7 +128,16 @@ def test_npe2_validate_manifest():
     from npe2 import PluginManifest
 
     pm = PluginManifest.from_file(MANIFEST)
-    assert {c.id for c in pm.contributions.commands} >= {"cascope.get_reader", "cascope.denoise"}
+    assert {c.id for c in pm.contributions.commands} >= {
+        "cascope.get_reader",
+        "cascope.denoise",
+        "cascope.detect_events",
+    }
+    # every widget's python_name points at a class that exists
+    commands = {c.id: c.python_name for c in pm.contributions.commands}
+    for w in pm.contributions.widgets:
+        module, name = commands[w.command].split(":")
+        assert callable(getattr(importlib.import_module(module), name)), w.command
     result = subprocess.run(
         [sys.executable, "-m", "npe2", "validate", str(MANIFEST)],
         capture_output=True,

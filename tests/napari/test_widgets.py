@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from qtpy.QtCore import QTimer
 
 from cascope.napari._widgets import APPLY, TRAIN, DenoiseWidget, MeasureWidget, SegmentWidget
 
@@ -23,23 +22,7 @@ def movie():
     return somatic(n_frames=24, shape=(48, 48), seed=1)
 
 
-def _run_and_wait(qtbot, widget, timeout=60_000):
-    ticks = []
-    timer = QTimer()
-    timer.timeout.connect(lambda: ticks.append(1))
-    timer.start(5)
-    widget.run_button.clicked.emit()
-    # The call returned while the work goes on in a thread: the event loop keeps turning.
-    assert widget.worker is not None
-    qtbot.waitUntil(
-        lambda: widget.worker is not None and not widget.worker.is_running, timeout=timeout
-    )
-    qtbot.waitUntil(lambda: widget.run_button.enabled, timeout=5000)
-    timer.stop()
-    return len(ticks)
-
-
-def test_denoise_classical_raises_psnr(make_napari_viewer, qtbot, movie, screenshot):
+def test_denoise_classical_raises_psnr(make_napari_viewer, run_widget, movie, screenshot):
     viewer = make_napari_viewer(show=True)
     layer = viewer.add_image(movie.noisy, name="movie", metadata={"cascope": {"axes": "TYX"}})
     widget = DenoiseWidget(viewer)
@@ -47,7 +30,7 @@ def test_denoise_classical_raises_psnr(make_napari_viewer, qtbot, movie, screens
     widget.image_choice.value = layer
     widget.classical_form.method.value = "gaussian"
     widget.classical_form.sigma.value = 1.5
-    _run_and_wait(qtbot, widget)
+    run_widget(widget)
     out = viewer.layers["movie denoised"]
     assert out.data.shape == movie.noisy.shape and out.data.dtype == movie.noisy.dtype
     assert psnr(out.data, movie.clean) > psnr(movie.noisy, movie.clean) + 3
@@ -56,7 +39,7 @@ def test_denoise_classical_raises_psnr(make_napari_viewer, qtbot, movie, screens
     screenshot(viewer, "denoise", dock)
 
 
-def test_denoise_train_on_movie_keeps_viewer_responsive(make_napari_viewer, qtbot, movie):
+def test_denoise_train_on_movie_keeps_viewer_responsive(make_napari_viewer, run_widget, movie):
     viewer = make_napari_viewer()
     layer = viewer.add_image(movie.noisy, name="movie", metadata={"cascope": {"axes": "TYX"}})
     widget = DenoiseWidget(viewer)
@@ -68,7 +51,7 @@ def test_denoise_train_on_movie_keeps_viewer_responsive(make_napari_viewer, qtbo
     widget.deep_form.method.value = "n2v"
     widget.deep_form.patch.value = "4, 32, 32"
     widget.predict_form.tile.value = "8, 48, 48"
-    ticks = _run_and_wait(qtbot, widget, timeout=120_000)
+    ticks = run_widget(widget, timeout=120_000)
     assert ticks > 5  # timers fired while the network trained
     out = np.asarray(viewer.layers["movie denoised"].data)
     assert out.shape == movie.noisy.shape and np.isfinite(out).all()
@@ -76,7 +59,7 @@ def test_denoise_train_on_movie_keeps_viewer_responsive(make_napari_viewer, qtbo
     assert widget.progress_bar.value == movie.noisy.shape[0]
 
 
-def test_denoise_bad_model_reports_error(make_napari_viewer, qtbot, movie, tmp_path):
+def test_denoise_bad_model_reports_error(make_napari_viewer, run_widget, movie, tmp_path):
     viewer = make_napari_viewer()
     layer = viewer.add_image(movie.noisy, name="movie")
     widget = DenoiseWidget(viewer)
@@ -84,12 +67,12 @@ def test_denoise_bad_model_reports_error(make_napari_viewer, qtbot, movie, tmp_p
     widget.image_choice.value = layer
     widget.mode_choice.value = APPLY
     widget.model_path.value = tmp_path
-    _run_and_wait(qtbot, widget)
+    run_widget(widget)
     assert widget.status_label.value.startswith("failed")
     assert "movie denoised" not in viewer.layers
 
 
-def test_segment_and_measure(make_napari_viewer, qtbot, screenshot):
+def test_segment_and_measure(make_napari_viewer, run_widget, screenshot):
     from cascope.simulate import axons
 
     sim = axons(shape=(16, 64, 64), seed=0, n_axons=3)
@@ -100,7 +83,7 @@ def test_segment_and_measure(make_napari_viewer, qtbot, screenshot):
     dock = viewer.window.add_dock_widget(seg, name="Segment structures")
     seg.image_choice.value = layer
     seg.label_form.min_size.value = 30
-    _run_and_wait(qtbot, seg)
+    run_widget(seg)
     labels = viewer.layers["axons labels"]
     assert labels.data.max() >= 1
     assert tuple(labels.scale) == tuple(vs)
@@ -113,7 +96,7 @@ def test_segment_and_measure(make_napari_viewer, qtbot, screenshot):
     meas = MeasureWidget(viewer)
     dock2 = viewer.window.add_dock_widget(meas, name="Measure structures")
     meas.labels_choice.value = labels
-    _run_and_wait(qtbot, meas)
+    run_widget(meas)
     table = labels.features
     assert len(table) == len(np.unique(labels.data)) - 1
     assert set(table["label"]) == set(np.unique(labels.data)[1:].tolist())

@@ -2,7 +2,7 @@
 
 Every widget reads a layer, calls one library function in a napari ``thread_worker`` (so the
 viewer stays responsive) and adds its result as a new layer. Widgets exist only for capabilities
-the library has.
+the library has. Event detection, built on the same :class:`_Runner`, is in ``_events.py``.
 """
 
 from __future__ import annotations
