@@ -91,18 +91,67 @@ def test_all_planes_border_one_equals_simulated_semantic():
     np.testing.assert_array_equal(instances_to_semantic(sim.labels, planes="all"), sim.semantic)
 
 
-def test_round_trip_hand_made_and_simulated():
+def _necked_tube() -> np.ndarray:
+    """A 3x3 tube along X pinched to one voxel for two slices: its axon-class core breaks."""
+    lab = np.zeros((7, 10, 16), np.int32)
+    lab[2:5, 1:4, 1:15] = 1
+    lab[:, :, 7:9] = 0
+    lab[3, 2, 7:9] = 1
+    return lab
+
+
+def test_round_trip_hand_made():
     lab = _two_touching_tubes()
-    back = semantic_to_instances(instances_to_semantic(lab, planes="all"))
-    assert instance_scores(lab, back).f1 == 1.0
-    assert ((back > 0) == (lab > 0)).all()
+    for planes in ("all", "yz"):
+        back = semantic_to_instances(instances_to_semantic(lab, planes=planes), planes=planes)
+        np.testing.assert_array_equal(back, lab)
+
+
+@pytest.mark.parametrize("planes", ["all", "yz"])
+def test_broken_core_comes_back_as_one_instance(planes):
+    lab = _necked_tube()
+    sem = instances_to_semantic(lab, planes=planes)
+    assert (sem[:, :, 7:9] != 1).all()  # the neck is all border: the core is in two pieces
+    back = semantic_to_instances(sem, planes=planes)
+    np.testing.assert_array_equal(back, lab)
+    # next to a touching tube the necked one is still whole, and the two stay apart
+    both = lab.copy()
+    both[2:5, 4:7, 1:15] = 2
+    back = semantic_to_instances(instances_to_semantic(both, planes=planes), planes=planes)
+    assert back.max() == 2
+    assert instance_scores(both, back).f1 == 1.0
+    assert _purity(back, both) > 0.95
+
+
+def test_coreless_sheet_on_a_thick_tube_stays_apart():
+    lab = np.zeros((10, 10, 15), np.int32)
+    lab[2:7, 2:8, 1:14] = 1
+    lab[7, 3:7, 1:14] = 2  # one slice thick: all border, no core
+    back = semantic_to_instances(instances_to_semantic(lab, planes="yz"), planes="yz")
+    np.testing.assert_array_equal(back, lab)
+
+
+def test_2d_and_orphans():
+    lab = _necked_tube()[3]
+    back = semantic_to_instances(instances_to_semantic(lab, planes="all"), planes="all")
+    np.testing.assert_array_equal(back, lab)
+    lab3 = np.zeros((7, 10, 16), np.int32)
+    lab3[1:6, 1:6, 1:15] = 1
+    lab3[3, 8, 2:12] = 2  # a one-voxel line: all border
+    sem = instances_to_semantic(lab3, planes="all")
+    assert semantic_to_instances(sem, planes="all").max() == 2
+    kept = semantic_to_instances(sem, planes="all", keep_orphan_borders=False)
+    np.testing.assert_array_equal(kept, lab3 == 1)
+
+
+def test_round_trip_simulated():
     sim = axons(seed=5, shape=(16, 64, 64), density="dense")
     sem = instances_to_semantic(sim.labels, planes="all")
-    back = semantic_to_instances(sem, min_size=0)
-    # foreground kept exactly; thin tubes may split into pieces, but pieces never mix two axons
+    back = semantic_to_instances(sem, planes="all")
     np.testing.assert_array_equal(back > 0, sim.labels > 0)
-    assert _purity(back, sim.labels) > 0.97
-    assert instance_scores(sim.labels, semantic_to_instances(sem, min_size=20)).tp >= 4
+    # crossing thin axons touch without contact evidence, so some merge; most come back whole
+    assert _purity(back, sim.labels) > 0.9
+    assert instance_scores(sim.labels, back).f1 >= 0.8
 
 
 def test_semantic_to_instances_input_unchanged_and_validated():
@@ -114,16 +163,29 @@ def test_semantic_to_instances_input_unchanged_and_validated():
         semantic_to_instances(np.full((3, 3, 3), 5))
     with pytest.raises(InputError):
         instances_to_semantic(np.zeros((2, 2, 2, 2), int))
+    with pytest.raises(InputError):
+        semantic_to_instances(sem, border=0)
+    with pytest.raises(InputError):
+        semantic_to_instances(sem, planes="xy")  # type: ignore[arg-type]
 
 
 def test_round_trip_on_real_curated_labels(real_data):
+    import cc3d
     import tifffile
 
     gt = tifffile.imread(real_data / "axons_intensive_gt_instances_zyx.tif")[:, 256:512, 256:512]
     sem = instances_to_semantic(gt, planes="yz")
     back = semantic_to_instances(sem, min_size=0)
-    # every foreground voxel is kept, and recovered instances almost never mix two curated labels
+    # every foreground voxel is kept, and recovered instances rarely mix two curated labels
     np.testing.assert_array_equal(back > 0, gt > 0)
-    assert _purity(back, gt) > 0.97
-    f1 = instance_scores(gt, semantic_to_instances(sem, min_size=100)).f1
-    assert 0 < f1 <= 1
+    assert _purity(back, gt) > 0.9
+
+    def at_least(lab: np.ndarray, n: int) -> np.ndarray:
+        return np.where(np.bincount(lab.ravel())[lab] >= n, lab, 0)
+
+    # curated labels are made of disconnected pieces; no conversion can join those, so the
+    # connected pieces bound what the round trip can reach
+    pieces = cc3d.connected_components(gt, connectivity=26)
+    ceiling = instance_scores(gt, at_least(pieces, 100)).f1
+    f1 = instance_scores(gt, at_least(back, 100)).f1
+    assert f1 >= 0.85 * ceiling

@@ -1,50 +1,35 @@
 """Scores of a segmentation: per-class precision/recall/F1, confusion, mean IoU, instance F1.
 
-These are the segmentation-specific summaries the benchmark and the tests report; centreline Dice
+Thin views over :mod:`cascope.metrics` (one implementation for every stage): the class scores come
+from :func:`cascope.metrics.classification_report` and the instance matching from
+:func:`cascope.metrics.match_instances`. This module only keeps the segmentation-facing names,
+argument order ``(truth, pred)`` and the flat dictionary the benchmark writes. Centreline Dice
 lives in :mod:`cascope.metrics.cldice`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from cascope.errors import InputError
+from cascope.metrics import ClassificationReport, MatchResult, classification_report
+from cascope.metrics import match_instances as _match_instances
 
 CLASS_NAMES = ("background", "axon", "border")
 
 
 @dataclass(frozen=True)
-class ClassScores:
+class ClassScores(ClassificationReport):
     """Per-class scores of a semantic segmentation.
 
-    Attributes
-    ----------
-    precision, recall, f1, iou : ndarray of float64, (K,)
-        Per class (NaN where a class is absent from both truth and prediction).
-    confusion : ndarray of int64, (K, K)
-        ``confusion[true, predicted]`` voxel counts.
+    A :class:`cascope.metrics.ClassificationReport` (``precision``, ``recall``, ``f1``,
+    ``iou`` per class, NaN where a class is absent from both truth and prediction;
+    ``confusion[true, predicted]``; ``normalized_confusion``; ``mean_iou``) with a flat
+    dictionary form for tables.
     """
-
-    precision: NDArray[np.float64]
-    recall: NDArray[np.float64]
-    f1: NDArray[np.float64]
-    iou: NDArray[np.float64]
-    confusion: NDArray[np.int64]
-
-    @property
-    def normalized_confusion(self) -> NDArray[np.float64]:
-        """Row-normalised confusion matrix (each true class sums to 1; its diagonal is recall)."""
-        rows = self.confusion.sum(axis=1, keepdims=True).astype(np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return self.confusion / rows
-
-    @property
-    def mean_iou(self) -> float:
-        """Mean IoU over the classes present."""
-        return float(np.nanmean(self.iou))
 
     def as_dict(self, names: tuple[str, ...] = CLASS_NAMES) -> dict[str, float]:
         """Flat ``{"f1_axon": ..., "recall_border": ..., "mean_iou": ...}`` dictionary."""
@@ -71,59 +56,72 @@ def class_scores(truth: ArrayLike, pred: ArrayLike, *, n_classes: int = 3) -> Cl
     -------
     ClassScores
     """
-    t = np.asarray(truth).ravel().astype(np.int64)
-    p = np.asarray(pred).ravel().astype(np.int64)
-    if t.shape != p.shape:
-        raise InputError(f"truth and prediction differ in size ({t.size} vs {p.size})")
-    if t.size and (min(t.min(), p.min()) < 0 or max(t.max(), p.max()) >= n_classes):
-        raise InputError(f"class values must lie in 0..{n_classes - 1}")
-    conf = np.bincount(t * n_classes + p, minlength=n_classes**2).reshape(n_classes, n_classes)
-    tp = np.diag(conf).astype(np.float64)
-    n_pred = conf.sum(axis=0).astype(np.float64)
-    n_true = conf.sum(axis=1).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = tp / n_pred
-        recall = tp / n_true
-        f1 = 2 * tp / (n_pred + n_true)
-        iou = tp / (n_pred + n_true - tp)
-    return ClassScores(precision, recall, f1, iou, conf.astype(np.int64))
+    names = CLASS_NAMES if n_classes == len(CLASS_NAMES) else None
+    try:
+        rep = classification_report(pred, truth, n_classes=n_classes, names=names)
+    except ValueError as err:
+        raise InputError(str(err)) from err
+    return ClassScores(
+        names=rep.names,
+        confusion=rep.confusion,
+        precision=rep.precision,
+        recall=rep.recall,
+        f1=rep.f1,
+        iou=rep.iou,
+    )
 
 
 @dataclass(frozen=True)
 class InstanceScores:
-    """Instance matching at an IoU threshold (one-to-one; unique above IoU 0.5).
+    """One-to-one instance matching at an IoU threshold (a view of a :class:`MatchResult`).
 
     Attributes
     ----------
-    tp, fp, fn : int
-        Matched, unmatched predicted and unmatched true instances.
-    pairs : ndarray of int64, (M, 2)
-        ``(true label, predicted label)`` of every match.
-    ious : ndarray of float64, (M,)
-        IoU of every match.
+    match : cascope.metrics.MatchResult
+        The shared matching result (its pairs are ``(predicted, true)``).
     """
 
-    tp: int
-    fp: int
-    fn: int
-    pairs: NDArray[np.int64] = field(repr=False)
-    ious: NDArray[np.float64] = field(repr=False)
+    match: MatchResult
+
+    @property
+    def tp(self) -> int:
+        """Matched pairs."""
+        return self.match.tp
+
+    @property
+    def fp(self) -> int:
+        """Unmatched predicted instances."""
+        return self.match.fp
+
+    @property
+    def fn(self) -> int:
+        """Unmatched true instances."""
+        return self.match.fn
+
+    @property
+    def pairs(self) -> NDArray[np.int64]:
+        """``(true label, predicted label)`` of every match, (M, 2)."""
+        return self.match.pairs[:, ::-1]
+
+    @property
+    def ious(self) -> NDArray[np.float64]:
+        """IoU of every match, (M,)."""
+        return self.match.scores
 
     @property
     def precision(self) -> float:
         """Fraction of predicted instances matched."""
-        return self.tp / max(self.tp + self.fp, 1)
+        return self.match.precision
 
     @property
     def recall(self) -> float:
         """Fraction of true instances matched."""
-        return self.tp / max(self.tp + self.fn, 1)
+        return self.match.recall
 
     @property
     def f1(self) -> float:
         """Harmonic mean of precision and recall (1 when both are empty)."""
-        total = 2 * self.tp + self.fp + self.fn
-        return 1.0 if total == 0 else 2 * self.tp / total
+        return self.match.f1
 
 
 def instance_scores(truth: ArrayLike, pred: ArrayLike, *, iou: float = 0.5) -> InstanceScores:
@@ -134,33 +132,17 @@ def instance_scores(truth: ArrayLike, pred: ArrayLike, *, iou: float = 0.5) -> I
     truth, pred : array-like of int
         Instance labels of the same shape, 0 background.
     iou : float
-        A pair matches when its IoU is above this (>= 0.5, so matches are unique).
+        A pair is a candidate when its IoU is at least this, in ``(0, 1]``; candidates are
+        matched one-to-one by :func:`cascope.metrics.match_instances` (Hungarian: most pairs,
+        then highest total IoU).
 
     Returns
     -------
     InstanceScores
     """
-    if iou < 0.5:
-        raise InputError("the IoU threshold must be at least 0.5 for unique matching")
-    t = np.asarray(truth).ravel().astype(np.int64)
-    p = np.asarray(pred).ravel().astype(np.int64)
-    if t.shape != p.shape:
-        raise InputError("truth and prediction differ in size")
-    t_ids, t_sizes = np.unique(t[t > 0], return_counts=True)
-    p_ids, p_sizes = np.unique(p[p > 0], return_counts=True)
-    both = (t > 0) & (p > 0)
-    scale = int(p.max()) + 1
-    codes, inter = np.unique(t[both] * scale + p[both], return_counts=True)
-    pt, pp = codes // scale, codes % scale
-    st = t_sizes[np.searchsorted(t_ids, pt)]
-    sp = p_sizes[np.searchsorted(p_ids, pp)]
-    ious = inter / (st + sp - inter)
-    ok = ious > iou
-    tp = int(ok.sum())
-    return InstanceScores(
-        tp=tp,
-        fp=len(p_ids) - tp,
-        fn=len(t_ids) - tp,
-        pairs=np.stack([pt[ok], pp[ok]], axis=1),
-        ious=ious[ok].astype(np.float64),
-    )
+    t, p = (np.asarray(a) for a in (truth, pred))
+    t, p = (a.astype(np.uint8) if a.dtype == bool else a for a in (t, p))
+    try:
+        return InstanceScores(_match_instances(p, t, iou_threshold=iou))
+    except ValueError as err:
+        raise InputError(str(err)) from err

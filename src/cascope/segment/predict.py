@@ -114,9 +114,18 @@ def segment_volume(
         if cfg.get("task") != "segmentation":
             raise InputError("the model folder does not hold a segmentation model", folder)
         options.setdefault("tile", tuple(cfg.get("patch", (16, 64, 64))))
+    trained = cfg.get("segmenter", {})
     if min_size is None:
-        min_size = int(cfg.get("segmenter", {}).get("min_size", 100))
+        min_size = int(trained.get("min_size", 100))
+    # the border the model was trained to predict tells contacts from rings
+    semantic_rule = trained.get("semantic", {})
     sem = predict_semantic(model, volume, device=device, **options)
-    inst = semantic_to_instances(sem, min_size=min_size, connectivity=18)
+    inst = semantic_to_instances(
+        sem,
+        min_size=min_size,
+        connectivity=18,
+        border=int(semantic_rule.get("border", 1)),
+        planes=semantic_rule.get("planes", "yz"),
+    )
     log.info("segmented %d instances", int(inst.max()))
     return inst, sem

@@ -21,6 +21,15 @@ along every axis. This is the "borders based on the y–z plane" rule of the ref
 pipeline. The volume's edge is not an object boundary (voxels outside the volume repeat the
 edge), so objects cut by the edge get no border there. With ``border=1, planes="all"`` the result
 is the usual "instance voxels with a 6-neighbour of another label".
+
+Back to instances
+-----------------
+The axon class alone over-splits: wherever an object is at most ``2 * border`` voxels thick (thin
+axons, and z is often only a few dozen slices) its core breaks or vanishes. The map itself tells
+where two instances truly touch: a border voxel whose whole ring lies in the foreground can only
+be border because of a contact (*contact evidence*). :func:`semantic_to_instances` keeps every
+foreground piece in one instance unless such evidence separates it; contacts between objects
+that are all border there (two thin axons crossing) leave no evidence and come back merged.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from cascope.errors import InputError
 log = logging.getLogger(__name__)
 
 Planes = Literal["yz", "all"]
+Connectivity = Literal[6, 18, 26]
 
 BACKGROUND, AXON, BORDER = 0, 1, 2
 
@@ -145,21 +155,160 @@ def instances_to_semantic(
     return out
 
 
+def _contact_evidence(
+    sem: NDArray[np.integer], fg: NDArray[np.bool_], border: int, ring_axes: tuple[int, ...]
+) -> NDArray[np.bool_]:
+    """Border voxels that only a contact explains: their whole ring lies in the foreground."""
+    ring_fp = _cross(sem.ndim, ring_axes)
+    full = _extreme(fg.view(np.uint8), ring_fp, border, kind="min").astype(bool)
+    return (sem == BORDER) & full
+
+
+def _over_segment(
+    sem: NDArray[np.integer],
+    fg: NDArray[np.bool_],
+    evidence: NDArray[np.bool_],
+    border: int,
+    conn: Connectivity,
+) -> tuple[NDArray[np.int32], int]:
+    """Regions: axon-class cores flooded through the foreground, never through contact evidence.
+
+    Returns the region labels and the number of regions that hold a core (labels ``1..n_core``);
+    coreless foreground pieces follow as labels of their own.
+    """
+    import cc3d
+    from skimage.segmentation import watershed
+
+    def add_pieces(regions: NDArray[np.int32], where: NDArray[np.bool_]) -> None:
+        pieces = cc3d.connected_components(np.ascontiguousarray(where), connectivity=conn)
+        regions[where] = pieces[where].astype(np.int32) + regions.max()
+
+    core = cc3d.connected_components(np.ascontiguousarray(sem == AXON), connectivity=conn)
+    n_core = int(core.max())
+    flat = np.zeros(sem.shape, np.uint8)  # a flat image makes the watershed a breadth-first flood
+    regions = np.zeros(sem.shape, np.int32)
+    if n_core:
+        regions = np.asarray(
+            watershed(flat, markers=core.astype(np.int32), mask=fg & ~evidence), dtype=np.int32
+        )
+    left = fg & ~evidence & (regions == 0)
+    if left.any():
+        add_pieces(regions, left)
+    if evidence.any() and regions.max() > 0:
+        # an evidence voxel within reach of a core belongs to that core's instance; the rest go
+        # to the nearest region
+        ball = _cross(sem.ndim, tuple(range(sem.ndim)))
+        near = _extreme(np.where(sem == AXON, regions, 0), ball, border, kind="max")
+        regions = np.where(evidence, near, regions)
+        regions = np.asarray(watershed(flat, markers=regions, mask=fg), dtype=np.int32)
+    left = fg & (regions == 0)
+    if left.any():
+        add_pieces(regions, left)
+    return regions, n_core
+
+
+def _separation_constraints(
+    regions: NDArray[np.int32], evidence: NDArray[np.bool_], border: int
+) -> list[tuple[int, tuple[int, ...]]]:
+    """One ``(region, other regions)`` per distinct contact: the region must stay apart from one.
+
+    A contact-evidence voxel has a voxel of another instance within city-block distance
+    ``border``; the regions it sees there (other than its own) are the candidates.
+    """
+    coords = np.nonzero(evidence)
+    if not coords[0].size:
+        return []
+    own = regions[coords]
+    nd = regions.ndim
+    offsets = [
+        o
+        for o in np.ndindex(*(2 * border + 1,) * nd)
+        if 0 < sum(abs(v - border) for v in o) <= border
+    ]
+    shape = regions.shape
+    seen = np.stack(
+        [
+            regions[
+                tuple(np.clip(c + (o[a] - border), 0, shape[a] - 1) for a, c in enumerate(coords))
+            ]
+            for o in offsets
+        ],
+        axis=1,
+    )
+    seen = np.where(seen == own[:, None], 0, seen)
+    seen.sort(axis=1)
+    seen[:, 1:][seen[:, 1:] == seen[:, :-1]] = 0  # each candidate once per voxel
+    seen.sort(axis=1)
+    has = seen[:, -1] > 0
+    rows = np.unique(np.concatenate([own[has, None], seen[has]], axis=1), axis=0)
+    return [(int(r[0]), tuple(int(v) for v in r[1:] if v > 0)) for r in rows]
+
+
+def _merge_regions(
+    regions: NDArray[np.int32],
+    constraints: list[tuple[int, tuple[int, ...]]],
+    conn: Connectivity,
+) -> NDArray[np.int64]:
+    """Merge touching regions, largest contact first, unless a merge breaks a constraint.
+
+    Returns the group (a region id) of every region id.
+    """
+    import cc3d
+
+    n = int(regions.max())
+    parent = np.arange(n + 1)
+    members: dict[int, list[int]] = {r: [r] for r in range(1, n + 1)}
+    cons: dict[int, list[tuple[int, tuple[int, ...]]]] = {}
+    for c in constraints:
+        cons.setdefault(c[0], []).append(c)
+    contacts = cc3d.contacts(regions, connectivity=conn, surface_area=False)
+    for (a, b), _ in sorted(contacts.items(), key=lambda kv: (-kv[1], kv[0])):
+        ga, gb = int(parent[a]), int(parent[b])
+        if ga == gb:
+            continue
+        joined = (ga, gb)
+        # a contact is broken when its region and every candidate end up in one group
+        if any(
+            all(parent[o] in joined for o in others)
+            for g in joined
+            for _, others in cons.get(g, ())
+        ):
+            continue
+        if len(members[ga]) < len(members[gb]):
+            ga, gb = gb, ga
+        parent[members[gb]] = ga
+        members[ga] += members.pop(gb)
+        cons.setdefault(ga, []).extend(cons.pop(gb, []))
+    return parent
+
+
 def semantic_to_instances(
     semantic: ArrayLike,
     *,
     min_size: int = 0,
-    connectivity: Literal[6, 18, 26] = 18,
+    connectivity: Connectivity = 18,
     keep_orphan_borders: bool = True,
+    border: int = 1,
+    planes: Planes = "yz",
 ) -> NDArray[np.int32]:
     """Turn a background / axon / border class map back into instance labels.
 
-    The axon class (1) is split into connected components (the border class keeps touching
-    objects apart); each component then grows back into the border class by a watershed on the
-    distance to the nearest component, restricted to the foreground (classes 1 and 2).
-    Foreground pieces that no component reaches (objects so thin they are all border) become
-    instances of their own when ``keep_orphan_borders``. Instances smaller than ``min_size``
-    voxels are removed and the rest renumbered 1..N in order of first appearance.
+    A thin object's axon-class core breaks wherever it is at most ``2 * border`` voxels thick,
+    so cores alone over-split. The conversion therefore treats every foreground piece as one
+    object unless the map *proves* two objects touch there:
+
+    1. **contact evidence**: a border voxel whose ring (``border`` voxels along the ``planes``
+       axes, as in :func:`instances_to_semantic`) lies wholly in the foreground is border only
+       because another instance lies within ``border`` voxels of it;
+    2. **regions**: the axon-class components (``connectivity``) are flooded breadth-first
+       through the foreground but never through evidence voxels, which are assigned last;
+       coreless foreground pieces become regions of their own;
+    3. **merging**: touching regions are merged, the largest contact first, unless the merge
+       would leave an evidence voxel with no other region within its reach.
+
+    With ``border`` and ``planes`` those of the map, two touching instances stay apart wherever
+    their contact has an evidence voxel, and a thin object whose core broke comes back whole.
+    Instances smaller than ``min_size`` voxels are then removed and the rest renumbered 1..N.
 
     Parameters
     ----------
@@ -168,12 +317,17 @@ def semantic_to_instances(
     min_size : int
         Smallest instance kept, in voxels.
     connectivity : {6, 18, 26}
-        Connectivity of the axon-class components (3D; 2D uses 4 for 6 and 8 otherwise). With a
-        border of at least one voxel, axon-class voxels of two different instances never share
-        a face or an edge, so 18 never merges touching instances and bridges diagonal steps of
-        thin objects; 26 can merge instances meeting at a corner.
+        Connectivity of the cores, of coreless pieces and of touching regions (3D; 2D uses 4
+        for 6 and 8 otherwise). Instances meeting only at an edge or a corner have no contact
+        border, so 18 and 26 may merge them; 6 keeps them apart but leaves diagonal steps of
+        one-voxel-thin objects as separate pieces.
     keep_orphan_borders : bool
-        Make foreground pieces without an axon-class core into instances.
+        Keep instances without any axon-class voxel (objects so thin they are all border).
+    border : int
+        Border thickness the map was made with (>= 1).
+    planes : {"yz", "all"}
+        Ring axes the map was made with. Assuming ``"yz"`` for an ``"all"`` map is the safe
+        mismatch: it can only keep more objects apart.
 
     Returns
     -------
@@ -185,33 +339,39 @@ def semantic_to_instances(
     >>> lab = np.zeros((1, 5, 8), np.int32)
     >>> lab[0, 1:4, 1:4] = 1
     >>> lab[0, 1:4, 4:7] = 2
-    >>> back = semantic_to_instances(instances_to_semantic(lab, planes="all"))
+    >>> back = semantic_to_instances(instances_to_semantic(lab, planes="all"), planes="all")
     >>> bool((back == lab).all())
     True
     """
-    import cc3d
-    from skimage.segmentation import watershed
-
     sem = np.asarray(semantic)
     if sem.ndim not in (2, 3):
         raise InputError(f"semantic classes must be 2D or 3D, got shape {sem.shape}")
     if sem.size and (sem.min() < 0 or sem.max() > BORDER):
         raise InputError("semantic classes must be 0 (background), 1 (axon) or 2 (border)")
-    conn = connectivity if sem.ndim == 3 else (4 if connectivity == 6 else 8)
-    core = cc3d.connected_components(np.ascontiguousarray(sem == AXON), connectivity=conn)
-    fg = sem > 0
-    if core.max() > 0:
-        dist = ndimage.distance_transform_edt(core == 0)
-        grown = watershed(dist, markers=core.astype(np.int32), mask=fg)
-    else:
-        grown = np.zeros(sem.shape, np.int32)
-    grown = np.asarray(grown, dtype=np.int64)
-    if keep_orphan_borders:
-        orphans = fg & (grown == 0)
-        if orphans.any():
-            extra = cc3d.connected_components(np.ascontiguousarray(orphans), connectivity=conn)
-            grown[orphans] = extra[orphans].astype(np.int64) + grown.max()
-    return relabel_min_size(grown, min_size=min_size)
+    if border < 1:
+        raise InputError(f"border must be at least 1 voxel, got {border}")
+    if planes not in ("yz", "all"):
+        raise InputError(f"planes must be 'yz' or 'all', got {planes!r}")
+    vol = sem[np.newaxis] if sem.ndim == 2 else sem  # a 2D map is a one-slice volume
+    ring_axes = (0, 1, 2) if planes == "all" else (0, 1)
+    fg = vol > 0
+    evidence = _contact_evidence(vol, fg, border, ring_axes)
+    regions, n_core = _over_segment(vol, fg, evidence, border, connectivity)
+    constraints = _separation_constraints(regions, evidence, border)
+    group = _merge_regions(regions, constraints, connectivity)
+    if not keep_orphan_borders:
+        cored = np.zeros(len(group), dtype=bool)
+        cored[group[1 : n_core + 1]] = True
+        group = np.where(cored[group], group, 0)
+    log.debug(
+        "semantic_to_instances: %d regions (%d with a core), %d contacts, %d instances",
+        regions.max(),
+        n_core,
+        len(constraints),
+        len(np.unique(group[1:])),
+    )
+    out = relabel_min_size(group[regions], min_size=min_size)
+    return out[0] if sem.ndim == 2 else out
 
 
 def relabel_min_size(labels: ArrayLike, *, min_size: int = 0) -> NDArray[np.int32]:
