@@ -112,7 +112,7 @@ def register(app: typer.Typer) -> None:
         ),
         force: bool = typer.Option(False, "--force", help="Replace an existing output file."),
     ) -> None:
-        """Denoise INPUT into OUTPUT with a classical filter, block by block (bounded memory)."""
+        """Denoise INPUT into OUTPUT with a filter or a network, block by block (bounded memory)."""
         from rich.console import Console
 
         from cascope.denoise.stream import denoise_file

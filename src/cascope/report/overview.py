@@ -53,6 +53,7 @@ def events_overview(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     images = [("temporal mean (raw)", mean_raw)]
     if mean_denoised is not None:
@@ -89,6 +90,7 @@ def events_overview(
     )
     ax.set_xlabel(f"time ({unit})")
     ax.set_ylabel("events")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f"{len(events)} events")
     if title:
         fig.suptitle(title)
