@@ -30,14 +30,24 @@ class PUConfig(BaseModel):
         default=None,
         ge=0,
         lt=1,
-        description="Fraction of unlabeled voxels that are events; None derives it per batch "
-        "from label_coverage.",
+        description="Voxel prior: fraction of the unlabeled voxels the sampler draws that are "
+        "(hidden) events; None estimates it from label_coverage and the labelled-voxel density "
+        "of unlabeled crops.",
     )
     label_coverage: float = Field(
         default=1.0,
         gt=0,
         le=1,
-        description="Assumed fraction of events that are labelled (1: complete labels).",
+        description="Assumed fraction of events that are labelled (1: complete labels). Sets "
+        "the nnPU prior and, in both modes, the PU-corrected precision of threshold tuning on "
+        "validation labels that are equally partial.",
+    )
+    surrogate: Literal["auto", "logistic", "sigmoid"] = Field(
+        default="auto",
+        description="Voxel loss of the nnPU risk: the logistic loss (with complete labels the "
+        "risk is then binary cross-entropy) or the bounded sigmoid loss of Kiryo et al., whose "
+        "non-negative correction stays bounded; 'auto': sigmoid with partial labels "
+        "(label_coverage < 1 or a prior given), logistic otherwise.",
     )
     beta: float = Field(default=0.0, ge=0, description="nnPU slack of the negative risk.")
     gamma: float = Field(

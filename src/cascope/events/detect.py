@@ -292,8 +292,18 @@ def detect_in_blocks(
 
 
 # ---------------------------------------------------------------- threshold optimisation
+def _check_coverage(label_coverage: float) -> None:
+    if not 0 < label_coverage <= 1:
+        raise ValueError("label_coverage must lie in (0, 1]")
+
+
 def threshold_from_pr(
-    scores: ArrayLike, truth: ArrayLike, *, max_voxels: int = 2_000_000, seed: int = 0
+    scores: ArrayLike,
+    truth: ArrayLike,
+    *,
+    max_voxels: int = 2_000_000,
+    seed: int = 0,
+    label_coverage: float = 1.0,
 ) -> float:
     """Per-voxel precision-recall curve; the threshold of the point closest to ``P = R = 1``.
 
@@ -307,11 +317,17 @@ def threshold_from_pr(
         Voxels sampled at random for the curve (all event voxels are kept).
     seed : int
         Seed of that sample.
+    label_coverage : float
+        Fraction ``c`` of the events that are labelled (partial labels, labelled at random). The
+        recall on labelled voxels estimates the true recall, and the true precision is estimated
+        as ``min(1, precision_labelled / c)``: detections of unlabeled events are not counted
+        as false positives.
 
     Returns
     -------
     float
     """
+    _check_coverage(label_coverage)
     from sklearn.metrics import precision_recall_curve
 
     s = np.asarray(scores, dtype=np.float32).ravel()
@@ -329,6 +345,7 @@ def threshold_from_pr(
         p, r, t = precision_recall_curve(y[keep], s[keep], sample_weight=w)
     else:
         p, r, t = precision_recall_curve(y, s)
+    p = np.minimum(p / label_coverage, 1.0)
     d = (1 - p[:-1]) ** 2 + (1 - r[:-1]) ** 2
     return float(t[int(np.argmin(d))])
 
@@ -340,6 +357,7 @@ def threshold_from_event_f1(
     thresholds: Sequence[float] | NDArray[np.floating[Any]] | None = None,
     max_distance: float = 6.0,
     min_size: Sequence[int] = MIN_SIZE,
+    label_coverage: float = 1.0,
 ) -> tuple[float, pd.DataFrame]:
     """Grid search of the threshold that maximises event F1 (centroid distance < ``max_distance``).
 
@@ -355,28 +373,40 @@ def threshold_from_event_f1(
         Match distance.
     min_size : sequence of int
         Size filter of the detection.
+    label_coverage : float
+        Fraction ``c`` of the true events that ``true_events`` holds (partial labels, chosen at
+        random). Recall on the labelled events estimates the true recall; the true precision is
+        estimated as ``min(1, matched / (c * n_pred))``, so detections of unlabeled events are
+        not counted as false positives (1: complete labels, plain F1).
 
     Returns
     -------
     threshold : float
         The best candidate (the lowest among ties).
     curve : pandas.DataFrame
-        ``threshold, precision, recall, f1, n_pred`` per candidate.
+        ``threshold, precision, recall, f1, n_pred`` per candidate (estimated true precision
+        and F1 when ``label_coverage < 1``).
     """
     from cascope.metrics import match_events
 
+    _check_coverage(label_coverage)
     cand = np.arange(0.05, 0.951, 0.05) if thresholds is None else np.asarray(thresholds, float)
     sc = np.asarray(scores, dtype=np.float32)
     rows = []
     for thr in cand:
         _, tab = label_events(sc, threshold=float(thr), min_size=min_size)
         m = match_events(tab, true_events, max_distance=max_distance)
+        precision, f1 = m.precision, m.f1
+        if label_coverage < 1:
+            precision = min(1.0, m.precision / label_coverage)
+            total = precision + m.recall
+            f1 = 2 * precision * m.recall / total if total > 0 else 0.0
         rows.append(
             {
                 "threshold": float(thr),
-                "precision": m.precision,
+                "precision": precision,
                 "recall": m.recall,
-                "f1": m.f1,
+                "f1": f1,
                 "n_pred": len(tab),
             }
         )

@@ -28,6 +28,9 @@ from cascope.training import TrainResult
 
 log = logging.getLogger(__name__)
 
+#: Event-F1 candidates this close to the best on validation data count as equally good.
+F1_TOLERANCE = 0.02
+
 
 @dataclass
 class EventModel:
@@ -135,7 +138,7 @@ def train_event_detector(
     result : TrainResult
     """
     from cascope.models import count_parameters, save_model
-    from cascope.training import Trainer
+    from cascope.training import Trainer, seed_everything
 
     cfg = config or EventTrainConfig()
     items = _prepare(movies, labels, cfg)
@@ -150,13 +153,32 @@ def train_event_detector(
     )
     if sampler.n_pos.sum() == 0:
         raise InputError("the labels contain no event: nothing to learn from")
+    prior: float | None = None
     if pu.mode == "nnpu":
+        prior = pu.prior
+        if prior is None:
+            prior = (
+                0.0
+                if pu.label_coverage >= 1
+                else sampler.class_prior(pu.label_coverage, seed=cfg.training.seed)
+            )
+        surrogate = pu.surrogate
+        if surrogate == "auto":
+            surrogate = "sigmoid" if prior > 0 else "logistic"
+        log.info(
+            "nnPU voxel prior %.4g (label coverage %.3g, %s), %s loss",
+            prior,
+            pu.label_coverage,
+            "given" if pu.prior is not None else "estimated",
+            surrogate,
+        )
         loss = nnpu_loss(
-            prior=pu.prior,
+            prior=prior,
             label_coverage=pu.label_coverage,
             beta=pu.beta,
             gamma=pu.gamma,
             pos_weight=pu.pos_weight,
+            surrogate=surrogate,
         )
     else:
         loss = bce_loss(pos_weight=pu.pos_weight)
@@ -172,6 +194,9 @@ def train_event_detector(
             augment=False,
             seed=cfg.training.seed + 1,
         )
+    # the initial weights come from the global torch generator: seed it so a training run is
+    # reproducible on its own, whatever ran before it in the process
+    seed_everything(cfg.training.seed)
     network = build_network(cfg)
     if checkpoint_dir is None and output is not None:
         checkpoint_dir = Path(f"{output}.ckpt")
@@ -215,6 +240,7 @@ def train_event_detector(
                     "steps": result.steps_done,
                     "seconds": result.seconds,
                     "final_loss": result.losses[-1] if result.losses else None,
+                    "nnpu_prior": prior,
                 },
             },
         )
@@ -229,9 +255,13 @@ def choose_threshold(
     cfg: EventTrainConfig,
     device: str = "auto",
 ) -> float:
-    """Choose the detection threshold on validation movies (event-F1 grid or per-voxel PR)."""
-    from cascope.events.detect import label_events
+    """Choose the detection threshold on validation movies (event-F1 grid or per-voxel PR).
 
+    The validation labels are taken to be as partial as the training labels
+    (``cfg.pu.label_coverage``): precision is then PU-corrected, so detections of unlabeled
+    events do not count as false positives.
+    """
+    coverage = cfg.pu.label_coverage
     probs = [
         probability(network, m, device=device, lam=cfg.als_lam, p=cfg.als_p, tile=cfg.window)
         for m in movies
@@ -240,15 +270,36 @@ def choose_threshold(
         return threshold_from_pr(
             np.concatenate([p.ravel() for p in probs]),
             np.concatenate([np.asarray(lab).ravel() for lab in labels]),
+            label_coverage=coverage,
         )
     # confident networks put the best threshold high: refine the grid near 1
     cand = np.r_[np.arange(0.05, 0.951, 0.05), 0.97, 0.98, 0.99]
     f1 = np.zeros(len(cand))
     for p, lab in zip(probs, labels, strict=True):
-        _, truth = label_events(np.asarray(lab) > 0, threshold=0.5, min_size=(1, 1, 1))
-        _, curve = threshold_from_event_f1(p, truth, thresholds=cand)
-        f1 += curve["f1"].to_numpy()
-    return float(cand[int(np.argmax(f1))])
+        truth = _label_centroids(np.asarray(lab))
+        _, curve = threshold_from_event_f1(p, truth, thresholds=cand, label_coverage=coverage)
+        f1 += curve["f1"].to_numpy() / len(probs)
+    # F1 on a few dozen validation events (PU-corrected: capped at 1) is noisy and often flat
+    # near its maximum: take the middle of the candidates within F1_TOLERANCE of the best
+    near = cand[f1 >= f1.max() - F1_TOLERANCE]
+    return float(near[(len(near) - 1) // 2])
+
+
+def _label_centroids(labels: NDArray[Any]) -> NDArray[np.float64]:
+    """Centroids ``(t, y, x)`` of labelled events.
+
+    Per instance id, so touching instances are not merged; binary labels are split into
+    26-connected components.
+    """
+    from scipy import ndimage
+
+    from cascope.events.detect import label_events
+
+    if labels.size and labels.max() > 1:
+        ids = np.unique(labels[labels > 0])
+        return np.asarray(ndimage.center_of_mass(labels > 0, labels, ids), float).reshape(-1, 3)
+    _, table = label_events(labels > 0, threshold=0.5, min_size=(1, 1, 1))
+    return table[["t", "y", "x"]].to_numpy(float)
 
 
 def train_from_msct_h5(
