@@ -137,3 +137,25 @@ def test_vgg16_unet_full_width_matches_vgg16_conv_stack():
     small = VGGUNet(1, 3, width=1 / 16, blocks=3)
     assert small(torch.zeros(1, 1, 7, 13, 10)).shape == (1, 3, 7, 13, 10)
     assert count_parameters(small) < count_parameters(net) / 100
+
+
+def test_same_seed_same_model(volumes):
+    train, _ = volumes
+    cfg = SegmenterConfig.model_validate(
+        {
+            "depth": 2,
+            "base": 4,
+            "patch": (8, 16, 16),
+            "augment": {"elastic": 0.0},
+            "training": {"steps": 3, "batch_size": 1, "checkpoint_every": 1000},
+        }
+    )
+
+    def weights():
+        model, result = train_segmenter([train.noisy], [train.labels], config=cfg, device="cpu")
+        torch.manual_seed(12345)  # what ran before must not matter: draw between the runs
+        return [p.detach().clone() for p in model.parameters()], result.losses
+
+    (w1, l1), (w2, l2) = weights(), weights()
+    assert l1 == l2
+    assert all(torch.equal(a, b) for a, b in zip(w1, w2, strict=True))

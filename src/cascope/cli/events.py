@@ -211,7 +211,11 @@ def register(app: typer.Typer) -> None:
         steps: int = typer.Option(1000, "--steps", help="Optimiser steps."),
         unlabeled_ratio: str = typer.Option("1", "--unlabeled-ratio", help="0,1,2,4.. or complete"),
         pu: str = typer.Option("nnpu", "--pu", help="nnpu or sampling."),
-        label_coverage: float = typer.Option(1.0, "--label-coverage", help="Labelled fraction."),
+        label_coverage: float = typer.Option(
+            1.0,
+            "--label-coverage",
+            help="Fraction of events labelled; sets the PU class prior and the threshold tuning.",
+        ),
         window: tuple[int, int, int] = typer.Option((32, 32, 32), "--window", help="Crop T Y X."),
         base: int = typer.Option(16, "--base", help="U-Net base width."),
         depth: int = typer.Option(3, "--depth", help="U-Net levels."),

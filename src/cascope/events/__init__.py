@@ -37,7 +37,6 @@ from cascope.events.preprocess import (
 from cascope.events.pu import PUSampler, bce_loss, nnpu_loss
 from cascope.events.train import (
     EventModel,
-    demo_detection,
     detect_events,
     load_event_model,
     probability,
@@ -60,7 +59,6 @@ __all__ = [
     "compare_report",
     "decay_tau",
     "delta_f_over_f",
-    "demo_detection",
     "detect_events",
     "detect_in_blocks",
     "detect_threshold_baseline",

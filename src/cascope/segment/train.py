@@ -22,7 +22,7 @@ from torch import nn
 from cascope.config.segment import AugmentConfig, SegmenterConfig
 from cascope.errors import InputError
 from cascope.segment.semantic import instances_to_semantic
-from cascope.training import Loss, Pairing, PatchSampler, Trainer, TrainResult
+from cascope.training import Loss, Pairing, PatchSampler, Trainer, TrainResult, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +260,7 @@ def train_segmenter(
         center_fraction=cfg.foreground_fraction,
         seed=cfg.training.seed,
     )
+    seed_everything(cfg.training.seed)  # the initial weights too, so a run can be repeated
     model = build_segmenter(cfg)
     loss = dice_focal_loss(cfg.class_weights, gamma=cfg.focal_gamma, dice_weight=cfg.dice_weight)
     if checkpoint_dir is None and output is not None:
