@@ -138,8 +138,13 @@ def main() -> None:
         "numpy": np.__version__,
         "python": platform.python_version(),
         "movie": {"frames": args.frames, "size": args.size, "photons": args.photons},
-        "deep_budget": {"steps": args.steps, "batch_size": 4, "patch": [8, 48, 48],
-                        "depth": 3, "base": 8},
+        "deep_budget": {
+            "steps": args.steps,
+            "batch_size": 4,
+            "patch": [8, 48, 48],
+            "depth": 3,
+            "base": 8,
+        },
         "not_run": {
             "DeepCAD-RT (deepcad==1.2.0)": "its training needs CUDA; no GPU in this run",
             "CAREamics N2V (careamics==0.3.5)": "not installed in this run",

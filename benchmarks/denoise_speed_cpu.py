@@ -76,12 +76,19 @@ def peak_rss(args: list[str] | None, hwm_file: Path) -> tuple[int, float, int]:
     The peak is the process's own ``VmHWM`` read at exit: unlike ``ru_maxrss`` of a child it
     does not include the parent's memory inherited at fork.
     """
-    body = "from cascope.cli import main; main()" if args else (
-        "import torch, cascope.denoise.deep, cascope.cli")
+    body = (
+        "from cascope.cli import main; main()"
+        if args
+        else ("import torch, cascope.denoise.deep, cascope.cli")
+    )
     cmd = [sys.executable, "-c", _HWM.format(body=body), *(args or [])]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True,
-                          env={**os.environ, "HWM_FILE": str(hwm_file), "OMP_NUM_THREADS": "2"})
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HWM_FILE": str(hwm_file), "OMP_NUM_THREADS": "2"},
+    )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr)
@@ -112,12 +119,26 @@ def run_e2e(frames: int, size: int, block: int) -> dict:
         model = DeepDenoiser(build_network(cfg).eval(), cfg, (200.0, 50.0), (200.0, 50.0))
         model.save(d / "model")
         baseline = peak_rss(None, d / "hwm0")
-        cmd = ["denoise", str(movie), "-o", str(d / "out.tif"),
-               "--model", str(d / "model"), "--device", "cpu", "--block", str(block),
-               "--dtype", "float32"]
+        cmd = [
+            "denoise",
+            str(movie),
+            "-o",
+            str(d / "out.tif"),
+            "--model",
+            str(d / "model"),
+            "--device",
+            "cpu",
+            "--block",
+            str(block),
+            "--dtype",
+            "float32",
+        ]
         rc, wall, rss = peak_rss(cmd, d / "hwm1")
         out_ok = rc == 0 and tifffile.TiffFile(d / "out.tif").series[0].shape == (
-            frames, size, size)
+            frames,
+            size,
+            size,
+        )
     voxels = frames * size * size
     return {
         "movie": [frames, size, size],

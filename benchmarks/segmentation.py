@@ -97,7 +97,7 @@ def run_networks(steps: int) -> list[dict]:
         )
         seconds = time.perf_counter() - t0
         sems = [predict_semantic(model, s.noisy, tile=(16, 48, 48)) for s in test]
-        insts = [semantic_to_instances(p, min_size=20) for p in sems]
+        insts = [semantic_to_instances(p, min_size=20, planes="all") for p in sems]
         rows.append(
             {
                 "method": name,

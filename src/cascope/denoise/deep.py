@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from cascope.config.denoise import DeepDenoiseConfig, DeepPredictConfig
 from cascope.errors import InputError
-from cascope.io import Movie, as_movie
+from cascope.io import Movie, as_movie, check_output, open_writer, read
 from cascope.models import UNet, load_model, save_model
 from cascope.tiling import ArrayWriter, BlockWriter, predict_streamed, torch_predictor
 from cascope.training import (
@@ -446,27 +446,8 @@ def _split(
 def read_recording(
     path: str | Path, *, axes: str | None = None, dataset: str | None = None
 ) -> Movie:
-    """Open a recording lazily with :func:`cascope.io.read` (TIFF/NumPy fallback without it)."""
-    from cascope import io
-
-    src = Path(path)
-    if not src.exists():
-        raise InputError("does not exist", src)
-    reader = getattr(io, "read", None)
-    if reader is not None:
-        movie: Movie = reader(src, axes=axes, dataset=dataset)
-        return movie
-    if src.suffix.lower() == ".npy":
-        data: Any = np.load(src, mmap_mode="r")
-    else:
-        import tifffile
-
-        try:
-            data = tifffile.memmap(src, mode="r")
-        except ValueError:  # compressed or non-contiguous: read it
-            data = tifffile.imread(src)
-    m = Movie(data, axes=axes or ("TYX" if data.ndim == 3 else "YX"), source=src)
-    return m
+    """Open a recording lazily with :func:`cascope.io.read` (any format it reads)."""
+    return read(path, axes=axes, dataset=dataset)
 
 
 def denoise_deep_file(
@@ -507,7 +488,6 @@ def denoise_deep_file(
         The output file.
     """
     from cascope.denoise.stream import output_dtype
-    from cascope.io import atomic_output, check_output
 
     src = Path(input_path)
     check_output(output_path, inputs=[src], force=force)
@@ -521,27 +501,15 @@ def denoise_deep_file(
     elif not isinstance(model, DeepDenoiser):
         model = DeepDenoiser.load(model)
     pcfg = predict or DeepPredictConfig.model_validate({})
-    dtype = output_dtype(stack.dtype, pcfg.dtype)
-    with atomic_output(output_path, inputs=[src], force=force) as tmp:
-        with _open_writer(tmp, stack, dtype) as writer:
-            model.predict(stack, config=pcfg, writer=writer, device=device, progress=progress)
+    with open_writer(
+        output_path,
+        stack.shape,
+        output_dtype(stack.dtype, pcfg.dtype),
+        axes=stack.axes,
+        voxel_size=stack.voxel_size,
+        frame_rate=stack.frame_rate,
+        force=force,
+        inputs=[src],
+    ) as writer:
+        model.predict(stack, config=pcfg, writer=writer, device=device, progress=progress)
     return Path(output_path)
-
-
-def _open_writer(path: Path, movie: Movie, dtype: np.dtype[Any]) -> Any:
-    """Open a streaming writer with :func:`cascope.io.open_writer` (TIFF without it)."""
-    from cascope import io
-
-    opener = getattr(io, "open_writer", None)
-    if opener is not None:
-        return opener(
-            path,
-            movie.shape,
-            dtype,
-            axes=movie.axes,
-            voxel_size=movie.voxel_size,
-            frame_rate=movie.frame_rate,
-        )
-    from cascope.tiling import TiffWriter
-
-    return TiffWriter(path, movie.shape, dtype, axes=movie.axes)
