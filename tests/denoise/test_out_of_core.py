@@ -1,0 +1,122 @@
+"""Out-of-core deep prediction: streamed file to file equals in-memory prediction."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from cascope.config.denoise import DeepDenoiseConfig, DeepPredictConfig
+from cascope.config.training import TrainingConfig
+from cascope.denoise.deep import DeepDenoiser, denoise_deep_file, train_denoiser
+from cascope.io import Movie, read, write
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "denoise_out_of_core.py"
+
+
+def _movie(seed: int, shape=(21, 40, 36)) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    clean = 200 + 80 * ndi.gaussian_filter(rng.normal(size=shape), 2) / 0.1
+    return rng.poisson(np.clip(clean, 1, None)).astype(np.uint16)
+
+
+def _model(method: str, noisy: np.ndarray) -> DeepDenoiser:
+    cfg = DeepDenoiseConfig(
+        method=method,
+        patch=(4, 16, 16),
+        depth=2,
+        base=4,
+        training=TrainingConfig(steps=3, batch_size=2, val_every=10),
+    )
+    model, _ = train_denoiser(noisy, config=cfg, device="cpu")
+    return model
+
+
+class CountingReader:
+    """A lazy recording that remembers the most frames read at once."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data, self.shape, self.dtype, self.ndim = data, data.shape, data.dtype, data.ndim
+        self.most = 0
+
+    def __getitem__(self, key):
+        out = np.asarray(self.data[key])
+        if isinstance(key, tuple):
+            key = key[0]
+        if isinstance(key, slice):
+            self.most = max(self.most, len(range(*key.indices(self.shape[0]))))
+        return out
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".zarr"])
+def test_2d_file_to_file_in_tiny_blocks_equals_in_memory_prediction(tmp_path, suffix):
+    noisy = _movie(0)
+    model = _model("n2v", noisy)
+    write(tmp_path / "in.tif", noisy, axes="TYX")
+    cfg = DeepPredictConfig(tile=(8, 32, 32), block=2, dtype="float32")
+    out = denoise_deep_file(
+        tmp_path / "in.tif", tmp_path / f"out{suffix}", model=model, predict=cfg
+    )
+    streamed = read(out)[...]
+    whole = model.predict(noisy, config=cfg.model_copy(update={"block": 1000}), device="cpu")
+    assert streamed.shape == noisy.shape and streamed.dtype == np.float32
+    # frames are predicted independently by a 2D network: blocks change nothing
+    np.testing.assert_allclose(streamed, whole, rtol=1e-5, atol=1e-3)
+    assert np.std(streamed) < np.std(noisy.astype(np.float64))
+
+
+def test_3d_file_to_file_in_tiny_blocks_equals_in_memory_prediction_of_each_block(tmp_path):
+    noisy = _movie(1)
+    model = _model("deepcad", noisy)
+    write(tmp_path / "in.tif", noisy, axes="TYX")
+    cfg = DeepPredictConfig(tile=(8, 32, 32), block=3, dtype="same")
+    out = denoise_deep_file(tmp_path / "in.tif", tmp_path / "out.tif", model=model, predict=cfg)
+    streamed = read(out)
+    assert streamed.shape == noisy.shape and streamed.dtype == np.uint16
+    halo, n = cfg.tile[0] // 2, noisy.shape[0]
+    for start in range(0, n, cfg.block):
+        stop = min(n, start + cfg.block)
+        lo, hi = max(0, start - halo), min(n, stop + halo)
+        ref = model.predict(
+            noisy[lo:hi], config=cfg.model_copy(update={"block": 100}), device="cpu"
+        )
+        np.testing.assert_array_equal(streamed[start:stop], ref[start - lo : stop - lo])
+    # and the blocks together are close to one prediction of the whole movie
+    whole = model.predict(noisy, config=cfg.model_copy(update={"block": 100}), device="cpu")
+    diff = np.abs(streamed[...].astype(np.int64) - whole.astype(np.int64))
+    assert np.median(diff) <= 1 and diff.max() < 0.2 * noisy.std()
+
+
+def test_prediction_reads_one_block_and_its_halo_at_a_time():
+    noisy = _movie(2, shape=(40, 32, 32))
+    model = _model("deepcad", noisy)
+    reader = CountingReader(noisy)
+    cfg = DeepPredictConfig(tile=(8, 32, 32), block=5)
+    out = model.predict(Movie(reader, axes="TYX"), config=cfg, device="cpu")
+    assert out is not None and out.shape == noisy.shape
+    assert 0 < reader.most <= cfg.block + 2 * (cfg.tile[0] // 2) < noisy.shape[0]
+
+
+@pytest.mark.slow
+def test_movie_larger_than_the_memory_limit_is_predicted_file_to_file(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("denoise_out_of_core", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    # a 459 MB movie under a 0.4 GiB (429 MB) limit; importing torch alone takes ~250 MiB
+    args = ["--frames", "7000", "--height", "128", "--width", "256", "--block", "32"]
+    args += ["--tile", "16", "64", "64", "--overlap", "0", "--depth", "1", "--base", "2"]
+    args += ["--steps", "5", "--limit-gib", "0.4", "--workdir", str(tmp_path), "--no-save"]
+    code = bench.main(args)
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0, result
+    peak = max(result["peak_rss_bytes"], result["vmhwm_bytes"])
+    assert peak < result["limit_bytes"] < result["input_bytes"]
+    checks = result["checks"]
+    assert checks["same_shape"] and checks["output_dtype"] == "uint16"
+    assert checks["blocks_equal"] and len(checks["blocks"]) == 3
+    assert list(tmp_path.iterdir()) == []
