@@ -71,7 +71,7 @@ def denoise_classical(out: Path, noisy_path: Path, *, force: bool) -> list[dict[
 def denoise_temporal_network(out: Path, noisy_path: Path, *, force: bool) -> dict[str, Any]:
     """Train a small temporal Noise2Noise (deepcad) network on the demo movie, then denoise it.
 
-    A tiny budget (depth 3, base 8, at most 100 steps of 4 patches, fewer for a shorter movie)
+    A small budget (depth 3, base 8, at most 300 steps of 4 patches, fewer for a shorter movie)
     keeps the demo fast on a laptop CPU; the model folder is kept beside the outputs.
     """
     from cascope.config.denoise import DeepDenoiseConfig, DeepPredictConfig
@@ -79,16 +79,17 @@ def denoise_temporal_network(out: Path, noisy_path: Path, *, force: bool) -> dic
 
     target = out / "denoised_deepcad.tif"
     movie = read_recording(noisy_path)
-    steps = int(min(100, max(30, 2 * movie.shape[0])))
+    steps = int(min(300, max(30, 3 * movie.shape[0])))
+    depth_t = int(max(2, min(8, movie.shape[0] // 2)))  # deepcad crops twice this many frames
     cfg = DeepDenoiseConfig.model_validate(
         {
             "method": "deepcad",
-            "patch": (4, 32, 32),
+            "patch": (depth_t, 32, 32),
             "depth": 3,
             "base": 8,
             # a residual network converges faster in so few steps at the demo's brightness
             "residual": True,
-            "training": {"steps": steps, "batch_size": 4, "lr": 2e-3, "val_every": 50},
+            "training": {"steps": steps, "batch_size": 4, "lr": 2e-3, "val_every": 100},
         }
     )
     start = time.perf_counter()
