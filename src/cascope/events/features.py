@@ -147,6 +147,40 @@ def _median_image(data: Any, block: int = 64) -> NDArray[np.float64]:
     return np.median(np.stack(meds), axis=0).astype(np.float64)
 
 
+def _event_boxes(labels: Any, block: int = 256) -> list[tuple[slice, slice, slice] | None]:
+    """``scipy.ndimage.find_objects`` of a (T, Y, X) label array, read in time blocks.
+
+    An in-memory array is searched whole; any other array-like (zarr, memmap, lazy movie) is
+    read ``block`` frames at a time and the per-block boxes are merged, so the labels never
+    have to fit in memory.
+    """
+    from scipy import ndimage
+
+    if isinstance(labels, np.ndarray):
+        return list(ndimage.find_objects(labels))
+    boxes: list[list[int] | None] = []
+    for s in range(0, int(labels.shape[0]), block):
+        part = np.asarray(labels[s : s + block])
+        for i, box in enumerate(ndimage.find_objects(part)):
+            if box is None:
+                continue
+            if i >= len(boxes):
+                boxes.extend([None] * (i + 1 - len(boxes)))
+            lo = [s + box[0].start, box[1].start, box[2].start]
+            hi = [s + box[0].stop, box[1].stop, box[2].stop]
+            cur = boxes[i]
+            if cur is None:
+                boxes[i] = lo + hi
+            else:
+                boxes[i] = [min(a, b) for a, b in zip(cur[:3], lo, strict=True)] + [
+                    max(a, b) for a, b in zip(cur[3:], hi, strict=True)
+                ]
+    return [
+        None if b is None else (slice(b[0], b[3]), slice(b[1], b[4]), slice(b[2], b[5]))
+        for b in boxes
+    ]
+
+
 def event_features(
     data: Any,
     labels: Any,
@@ -164,7 +198,9 @@ def event_features(
     data : array-like, (T, Y, X)
         The recording (raw intensities).
     labels : array-like of int, (T, Y, X)
-        Event ids (0: none), e.g. from :func:`~cascope.events.detect.label_events`.
+        Event ids (0: none), e.g. from :func:`~cascope.events.detect.label_events`. Anything
+        but an in-memory array (a zarr array, a memmap, a lazy movie) is read in time blocks
+        and then event by event (its bounding box), so it never has to fit in memory.
     frame_rate : float, optional
         Frames per second; durations and kinetics in seconds need it (NaN without).
     f0 : array-like, (Y, X), optional
@@ -182,7 +218,6 @@ def event_features(
         One row per event; columns are listed in the module documentation of
         :mod:`cascope.events` (``profile`` holds the per-frame mean ΔF/F as a list).
     """
-    from scipy import ndimage
     from scipy.spatial import cKDTree
 
     shape = tuple(int(s) for s in data.shape)
@@ -190,7 +225,6 @@ def event_features(
         raise InputError(
             f"data {shape} and labels {tuple(labels.shape)} must be the same (T, Y, X)"
         )
-    lab = np.asarray(labels)
     base = (_median_image(data) if f0 is None else np.asarray(f0, np.float64)) - offset
     if base.shape != shape[1:]:
         raise InputError(f"f0 has shape {base.shape}, frames are {shape[1:]}")
@@ -198,10 +232,10 @@ def event_features(
     roi_img = None if rois is None else np.asarray(rois)
     dt = 1.0 / frame_rate if frame_rate else float("nan")
     rows: list[dict[str, Any]] = []
-    for eid, box in enumerate(ndimage.find_objects(lab), start=1):
+    for eid, box in enumerate(_event_boxes(labels), start=1):
         if box is None:
             continue
-        vox = lab[box] == eid
+        vox = np.asarray(labels[box]) == eid
         bt, by, bx = box
         raw = np.asarray(data[box], dtype=np.float64) - offset
         dff = raw / base[by, bx][None] - 1.0
