@@ -145,3 +145,15 @@ def test_npe2_validate_manifest():
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_reader_synthesised_lif(make_lif, rng):
+    planes = rng.integers(0, 4096, (3, 1, 4, 10, 12), dtype=np.uint16)  # T, C, Z, Y, X at 12 bits
+    path = make_lif({"timelapse": (planes, 12)}, voxel_um=(2.0, 0.5, 0.25), dt=0.5)
+    [(arr, kwargs, kind)] = _layers(path)
+    assert kind == "image"
+    assert kwargs["axis_labels"] == ["t", "z", "y", "x"]
+    assert tuple(kwargs["scale"]) == pytest.approx((1.0, 2.0, 0.5, 0.25))  # time in frames
+    assert kwargs["metadata"]["cascope"]["frame_rate"] == pytest.approx(2.0)
+    np.testing.assert_array_equal(np.asarray(arr), planes[:, 0])
+    assert np.asarray(arr).dtype == np.uint16
