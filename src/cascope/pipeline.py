@@ -24,6 +24,7 @@ import json
 import logging
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -31,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from cascope.config.pipeline import SELF_SUPERVISED, DenoiseStep, EventsStep, PipelineConfig
+from cascope.config.pipeline import SELF_SUPERVISED, DenoiseStep, PipelineConfig
 from cascope.errors import InputError
 from cascope.io import Movie, atomic_output
 
@@ -60,15 +61,19 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _read(cfg: PipelineConfig) -> Movie:
+def read_movie(path: str | Path, *, axes: str | None = None) -> Movie:
+    """Open a (T, Y, X) recording lazily; a simulation folder means its ``noisy.tif``."""
     from cascope.io import read
 
-    movie = read(cfg.input, axes=cfg.axes)
+    path = Path(path)
+    if path.is_dir() and (path / "noisy.tif").is_file():
+        path = path / "noisy.tif"
+    movie = read(path, axes=axes)
     if movie.axes != "TYX":
         raise InputError(
-            f"the pipeline needs a (T, Y, X) movie, got axes {movie.axes!r} (set `axes` when the "
-            "file does not record them)",
-            cfg.input,
+            f"expected a (T, Y, X) movie, got axes {movie.axes!r} (give the axes when the file "
+            "does not record them)",
+            path,
         )
     return movie
 
@@ -107,26 +112,126 @@ def _denoise(step: DenoiseStep, cfg: PipelineConfig, target: Path) -> dict[str, 
     return {"method": step.method, "options": options.model_dump(mode="json")}
 
 
-def _events(
-    step: EventsStep, raw: Movie, source: Movie, cfg: PipelineConfig
-) -> tuple[Any, np.ndarray[Any, np.dtype[np.uint32]]]:
+def _scratch_labels(shape: tuple[int, ...], near: Path) -> tuple[Any, Path]:
+    """Create a zeroed, chunked uint32 zarr array in a hidden folder beside ``near``.
+
+    Detection writes event ids into it event by event, so a label movie of any length stays on
+    disk; the caller removes the folder.
+    """
+    import tempfile
+
+    import zarr
+
+    folder = Path(tempfile.mkdtemp(prefix=f".{near.name}.labels-", dir=near.parent))
+    chunks = (16, min(shape[1], 256), min(shape[2], 256))
+    arr = zarr.create_array(
+        str(folder / "labels.zarr"), shape=shape, chunks=chunks, dtype="uint32", fill_value=0
+    )
+    return arr, folder
+
+
+def _copy_labels(labels: Any, path: Path, *, inputs: list[Path], force: bool) -> None:
+    """Write a (T, Y, X) label array (in memory or on disk) to ``path`` block by block."""
+    from cascope.io import open_writer
+
+    n = int(labels.shape[0])
+    step = max(1, (64 << 20) // max(1, 4 * int(np.prod(labels.shape[1:]))))
+    with open_writer(
+        path, tuple(labels.shape), np.uint32, axes="TYX", inputs=inputs, force=force
+    ) as writer:
+        for start in range(0, n, step):
+            writer.write(np.asarray(labels[start : start + step]), start)
+
+
+def detect_to_files(
+    movie: Movie,
+    table_path: str | Path,
+    *,
+    model: str | Path | None = None,
+    threshold: float | str = "auto",
+    labels_path: str | Path | None = None,
+    features: bool = False,
+    measure: Movie | None = None,
+    frame_rate: float | None = None,
+    block: int = 256,
+    device: str = "auto",
+    inputs: Sequence[str | Path] = (),
+    force: bool = False,
+) -> Any:
+    """Detect events in ``movie``; write the table (and the label movie) to files.
+
+    With a ``model`` the movie is streamed in blocks of ``block`` frames and the label movie
+    (for ``labels_path`` or ``features``) is kept on disk beside the output, so memory does not
+    grow with the length of the movie. Without one the intensity-threshold detector runs on the
+    movie in memory (``threshold`` is then a z-score, 4 for ``"auto"``).
+
+    Parameters
+    ----------
+    movie : Movie
+        The (T, Y, X) recording to detect in.
+    table_path : str or Path
+        Event table (``.csv`` or ``.parquet``).
+    model : str or Path, optional
+        Event model folder (``cascope train events``).
+    threshold : float or "auto"
+        Probability (network) or z-score (baseline); ``"auto"``: the model's own, or 4.
+    labels_path : str or Path, optional
+        Where to write the event label movie.
+    features : bool
+        Replace the detection table by every event feature.
+    measure : Movie, optional
+        The recording features are measured on (default ``movie``; e.g. the raw movie when
+        detecting on a denoised one).
+    frame_rate : float, optional
+        Frames per second for features in seconds (default the recording's).
+    block : int
+        Frames per streamed block.
+    device : str
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    inputs : sequence of paths
+        Files the outputs must never replace.
+    force : bool
+        Replace existing outputs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table written.
+    """
+    import shutil
+
     from cascope.events.detect import detect_threshold_baseline
-    from cascope.events.features import event_features
+    from cascope.events.features import event_features, write_table
 
-    if step.model is None:
-        k = 4.0 if step.threshold == "auto" else float(step.threshold)
-        labels, table = detect_threshold_baseline(source.to_numpy(), k=k)
-    else:
-        from cascope.config.events import DetectConfig
-        from cascope.events.train import detect_events, load_event_model
+    table_path = Path(table_path)
+    labels_file = None if labels_path is None else Path(labels_path)
+    scratch: Path | None = None
+    try:
+        labels: Any = None
+        if model is None:
+            k = 4.0 if threshold == "auto" else float(threshold)
+            labels, table = detect_threshold_baseline(movie.to_numpy(), k=k)
+        else:
+            from cascope.config.events import DetectConfig
+            from cascope.events.train import detect_events, load_event_model
 
-        model = load_event_model(step.model, device="cpu")
-        labels = np.zeros(source.shape, np.uint32)
-        detect = DetectConfig(threshold=step.threshold, device=cfg.device)
-        table = detect_events(source, model, config=detect, labels_out=labels, progress=True)
-    if step.features:
-        table = event_features(raw, labels, frame_rate=cfg.frame_rate or raw.frame_rate)
-    return table, labels
+            if labels_file is not None or features:
+                labels, scratch = _scratch_labels(tuple(movie.shape), labels_file or table_path)
+            em = load_event_model(model, device="cpu")
+            cfg = DetectConfig.model_validate(
+                {"threshold": threshold, "block": block, "device": device}
+            )
+            table = detect_events(movie, em, config=cfg, labels_out=labels, progress=True)
+        if features:
+            source = measure if measure is not None else movie
+            table = event_features(source, labels, frame_rate=frame_rate or source.frame_rate)
+        write_table(table, table_path, force=force, inputs=list(inputs))
+        if labels_file is not None:
+            _copy_labels(labels, labels_file, inputs=[Path(p) for p in inputs], force=force)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return table
 
 
 def _temporal_mean(movie: Movie, block: int = 256) -> np.ndarray[Any, np.dtype[np.float64]]:
@@ -156,10 +261,9 @@ def run_pipeline(
         The written files and a summary (also saved as ``summary.json``).
     """
     from cascope import io
-    from cascope.events.features import write_table
 
     start = time.perf_counter()
-    raw = _read(config)  # validates the input before anything is written
+    raw = read_movie(config.input, axes=config.axes)  # validated before anything is written
     if raw.shape[0] == 0:
         raise InputError("has no frames", config.input)
     out = Path(out_dir).expanduser().resolve()
@@ -190,9 +294,17 @@ def run_pipeline(
             t0 = time.perf_counter()
             use_denoised = config.events.source == "denoised" and denoised is not None
             source = denoised if use_denoised and denoised is not None else raw
-            table, labels = _events(config.events, raw, source, config)
-            write_table(table, tmp / "events.csv")
-            io.write(tmp / "event_labels.tif", labels, axes="TYX")
+            table = detect_to_files(
+                source,
+                tmp / "events.csv",
+                model=config.events.model,
+                threshold=config.events.threshold,
+                labels_path=tmp / "event_labels.tif",
+                features=config.events.features,
+                measure=raw,
+                frame_rate=config.frame_rate or raw.frame_rate,
+                device=config.device,
+            )
             from cascope.report import events_overview
 
             events_overview(

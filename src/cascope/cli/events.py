@@ -10,19 +10,9 @@ import typer
 
 def _movie(path: Path, axes: str | None = None) -> Any:
     """Open a (T, Y, X) recording lazily; a simulation folder means its ``noisy.tif``."""
-    from cascope.errors import InputError
-    from cascope.io import read
+    from cascope.pipeline import read_movie
 
-    if path.is_dir() and (path / "noisy.tif").is_file():
-        path = path / "noisy.tif"
-    movie = read(path, axes=axes)
-    if movie.axes != "TYX":
-        raise InputError(
-            f"expected a T, Y, X movie, got axes {movie.axes!r} (give --axes if the file does "
-            "not record them)",
-            path,
-        )
-    return movie
+    return read_movie(path, axes=axes)
 
 
 def _labels(path: Path, *, lazy: bool = False) -> Any:
@@ -35,39 +25,6 @@ def _labels(path: Path, *, lazy: bool = False) -> Any:
         path = path / "labels.tif"
     movie = read(path)
     return movie if lazy else np.asarray(movie)
-
-
-def _scratch_labels(shape: tuple[int, ...], near: Path) -> tuple[Any, Path]:
-    """Create a zeroed, chunked uint32 zarr array in a hidden folder beside ``near``.
-
-    Detection writes event ids into it event by event, so a label movie of any length stays on
-    disk; the caller removes the folder.
-    """
-    import tempfile
-
-    import zarr
-
-    folder = Path(tempfile.mkdtemp(prefix=f".{near.name}.labels-", dir=near.parent))
-    chunks = (16, min(shape[1], 256), min(shape[2], 256))
-    arr = zarr.create_array(
-        str(folder / "labels.zarr"), shape=shape, chunks=chunks, dtype="uint32", fill_value=0
-    )
-    return arr, folder
-
-
-def _copy_labels(labels: Any, path: Path, *, inputs: list[Path], force: bool) -> None:
-    """Write a (T, Y, X) label array (in memory or on disk) to ``path`` block by block."""
-    import numpy as np
-
-    from cascope.io import open_writer
-
-    n = int(labels.shape[0])
-    step = max(1, (64 << 20) // max(1, 4 * int(np.prod(labels.shape[1:]))))
-    with open_writer(
-        path, tuple(labels.shape), np.uint32, axes="TYX", inputs=inputs, force=force
-    ) as writer:
-        for start in range(0, n, step):
-            writer.write(np.asarray(labels[start : start + step]), start)
 
 
 def _parse_ratio(value: str) -> float | str:
@@ -113,16 +70,11 @@ def register(app: typer.Typer) -> None:
         (for ``--labels-out`` or ``--features``) is kept on disk beside the output, so memory
         does not grow with the length of the movie.
         """
-        import shutil
-
-        import numpy as np
         from rich.console import Console
 
-        from cascope.config.events import DetectConfig
         from cascope.errors import InputError
-        from cascope.events.detect import detect_threshold_baseline
-        from cascope.events.features import event_features, write_table
         from cascope.io import check_output
+        from cascope.pipeline import detect_to_files
 
         movie = _movie(input_path, axes)
         check_output(output, inputs=[input_path], force=force)
@@ -136,31 +88,19 @@ def register(app: typer.Typer) -> None:
                 raise InputError(
                     f"--threshold must be 'auto' or a number, got {threshold!r}"
                 ) from None
-        scratch: Path | None = None
-        try:
-            labels: Any = None
-            if model is None:
-                # the classical detector works on the movie in memory, and so on its labels
-                labels, table = detect_threshold_baseline(
-                    np.asarray(movie), k=4.0 if thr == "auto" else float(thr)
-                )
-            else:
-                from cascope.events.train import detect_events, load_event_model
-
-                if labels_out is not None or features:
-                    labels, scratch = _scratch_labels(tuple(movie.shape), labels_out or output)
-                em = load_event_model(model, device="cpu")
-                cfg = DetectConfig(threshold=thr, block=block, device=device)  # type: ignore[arg-type]
-                table = detect_events(movie, em, config=cfg, labels_out=labels, progress=True)
-            if features:
-                rate = frame_rate or movie.frame_rate
-                table = event_features(movie, labels, frame_rate=rate)
-            write_table(table, output, force=force, inputs=[input_path])
-            if labels_out is not None:
-                _copy_labels(labels, labels_out, inputs=[input_path], force=force)
-        finally:
-            if scratch is not None:
-                shutil.rmtree(scratch, ignore_errors=True)
+        table = detect_to_files(
+            movie,
+            output,
+            model=model,
+            threshold=thr,
+            labels_path=labels_out,
+            features=features,
+            frame_rate=frame_rate,
+            block=block,
+            device=device,
+            inputs=[input_path],
+            force=force,
+        )
         Console().print(f"{len(table)} events -> {output}")
 
     @app.command("features")
