@@ -86,7 +86,8 @@ def write(rows: list[dict], meta: dict, args: argparse.Namespace, name: str) -> 
         f"Device: {meta['device']}. torch {torch.__version__}, cascope {cascope.__version__}.",
         f"Deep methods: trained from scratch on the noisy movie, {args.steps} steps x 4 patches "
         "(depth 3, base 8), CPU. Scores are of the written uint16 result (rounded).",
-        "DeepCAD-RT was not run (its training needs CUDA); CAREamics was not run.",
+        "The peers run in their own environments and scripts: DeepCAD-RT in "
+        "`deepcad_compare.py`, CAREamics in `careamics_compare.py`.",
         "",
         "| photons | method | SI-PSNR (dB) | gain (dB) | PSNR (dB) | SSIM | trace corr "
         "| time (s) |",
@@ -146,8 +147,8 @@ def main() -> None:
             "base": 8,
         },
         "not_run": {
-            "DeepCAD-RT (deepcad==1.2.0)": "its training needs CUDA; no GPU in this run",
-            "CAREamics N2V (careamics==0.3.5)": "not installed in this run",
+            "DeepCAD-RT (deepcad==1.2.0)": "side by side in benchmarks/deepcad_compare.py",
+            "CAREamics N2V (careamics==0.3.5)": "side by side in benchmarks/careamics_compare.py",
         },
     }
     for photons in args.photons:

@@ -1,0 +1,483 @@
+"""cascope temporal N2N side by side with DeepCAD-RT 1.2.0, same movie, same training budget.
+
+DeepCAD-RT is a peer, never a dependency: it lives in its own virtual environment outside the
+repository and runs in its own process (``benchmarks/_deepcad_driver.py`` with that
+environment's Python). Set it up once (torch's CPU build from the local wheel)::
+
+    python3 -m venv /work/peers/deepcad
+    /work/peers/deepcad/bin/pip install torch==2.13.0
+    echo "torch==2.13.0" > /work/peers/deepcad/constraints.txt
+    /work/peers/deepcad/bin/pip install -c /work/peers/deepcad/constraints.txt \\
+        "setuptools<81" deepcad==1.2.0 "numpy<2" onnx onnxscript
+
+or ``python benchmarks/deepcad_compare.py --setup /work/peers/deepcad``. Why each pin:
+``setuptools<81`` (deepcad imports ``pkg_resources`` through gdown), ``numpy<2`` (DeepCAD-RT's
+test step subtracts a float64 mean from a float32 movie; under NumPy 2's promotion rules the
+patches become float64 and its network refuses them: "Input type (double) and bias type (float)
+should be the same"), ``onnx onnxscript`` (DeepCAD-RT exports an ONNX model after every epoch).
+DeepCAD-RT 1.2.0 calls ``.cuda()`` unconditionally; on a machine without a GPU the driver
+redirects those calls to the CPU and otherwise runs DeepCAD-RT's own training and testing
+classes unchanged (see the driver's docstring).
+
+Then::
+
+    python benchmarks/deepcad_compare.py [--frames 300] [--size 128] [--photons 4 20]
+        [--patch-t 32] [--patch-xy 64] [--epochs 4] [--train-size 240] [--quick]
+
+On each simulated somatic movie (``cascope.simulate.somatic``, uint16 TIFF) DeepCAD-RT trains
+with its demo settings (fmap 16, lr 5e-5, Adam betas 0.5/0.999, batch 1, training patch overlap
+0.25, test overlap 0.6) for ``--epochs`` epochs of its own patch list; it is also run with
+cascope's learning rate (1e-3) so a gap is not just a learning-rate choice. cascope
+(``cascope train denoiser --method deepcad``, its defaults: depth 4, base 16, batch 2, lr 1e-3)
+sees the same number of training patches of the same shape (``patch_t`` frames of input and
+``patch_t`` of target, ``patch_xy`` square), and once more with a fraction of them
+(``--fast-fraction``, default 0.15), then ``cascope denoise --model`` writes the uint16
+result file. Both run as command-line programs in
+their own processes with the same number of torch threads; each process's peak RSS comes from
+``wait4``.
+
+Scores against the clean movie: SI-PSNR of the **written file** and of the float result,
+PSNR, SSIM and the mean trace correlation (ΔF/F extracted with the known footprints vs the
+ground-truth ΔF/F). Results: ``benchmarks/results/deepcad_compare.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DRIVER = Path(__file__).resolve().parent / "_deepcad_driver.py"
+DEFAULT_PEER = Path("/work/peers/deepcad")
+PEER_PINS = ["setuptools<81", "deepcad==1.2.0", "numpy<2", "onnx", "onnxscript"]
+
+
+def setup_peer(venv: Path) -> None:
+    """Create the DeepCAD-RT environment (the commands in this module's docstring)."""
+    pip = [str(venv / "bin" / "pip"), "install", "-q"]
+    constraints = venv / "constraints.txt"
+    for cmd in (["python3", "-m", "venv", str(venv)], [*pip, "torch==2.13.0"]):
+        print("+", " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True)
+    constraints.write_text("torch==2.13.0\n")
+    cmd = [*pip, "-c", str(constraints), *PEER_PINS]
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+#: Runs a command and writes its peak RSS (KiB, from ``wait4``) to a file. A child's peak counts
+#: the image of the process it was forked from, so the command is started from this small
+#: launcher (``python -S``, about 10 MiB), not from the benchmark (which holds movies and torch).
+_LAUNCH = (
+    "import os, subprocess, sys\n"
+    "p = subprocess.Popen(sys.argv[2:])\n"
+    "_, status, usage = os.wait4(p.pid, 0)\n"
+    "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
+def run_measured(cmd: list[str], log: Path, threads: int) -> tuple[float, float]:
+    """Run ``cmd`` (output to ``log``); return wall seconds and the process's peak RSS (MiB)."""
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "PYTHONWARNINGS": "ignore",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
+    rss = log.with_suffix(".rss")
+    t0 = time.perf_counter()
+    with log.open("w") as fh:
+        proc = subprocess.run(
+            [sys.executable, "-S", "-c", _LAUNCH, str(rss), *cmd],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        tail = log.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{tail}")
+    return wall, int(rss.read_text()) / 1024
+
+
+def scores(out: np.ndarray, sim: Any, noisy_si: float) -> dict[str, float]:
+    from cascope.metrics import psnr, si_psnr, ssim, trace_correlation
+
+    si = si_psnr(out, sim.clean)
+    return {
+        "si_psnr": si,
+        "si_psnr_gain": si - noisy_si,
+        "psnr": psnr(out, sim.clean),
+        "ssim": ssim(out, sim.clean),
+        "trace_corr": trace_correlation(out, sim.footprints, sim.dff).mean,
+    }
+
+
+def run_deepcad(
+    peer: str, movie_dir: Path, work: Path, args: argparse.Namespace, lr: float, sim: Any, ns: float
+) -> dict[str, Any]:
+    """Train and test DeepCAD-RT in its own processes; return its row."""
+    import tifffile
+
+    tag = f"lr{lr:g}"
+    common = {
+        "datasets_path": str(movie_dir),
+        "fmap": 16,
+        "patch_xy": args.patch_xy,
+        "patch_t": args.patch_t,
+        "threads": args.threads,
+        "seed": args.seed,
+        "output_dir": str(work / f"deepcad_{tag}_results"),
+    }
+    train_job = {
+        **common,
+        "mode": "train",
+        "overlap_factor": 0.25,
+        "n_epochs": args.epochs,
+        "lr": lr,
+        "pth_dir": str(work / f"deepcad_{tag}_pth"),
+        "onnx_dir": str(work / f"deepcad_{tag}_onnx"),
+        "train_datasets_size": args.train_size,
+        "select_img_num": 10**6,
+        "facts": str(work / f"deepcad_{tag}_train.json"),
+    }
+    job = work / f"deepcad_{tag}_train_job.json"
+    job.write_text(json.dumps(train_job))
+    train_wall, train_rss = run_measured(
+        [peer, str(DRIVER), str(job)], work / f"deepcad_{tag}_train.log", args.threads
+    )
+    tf = json.loads(Path(train_job["facts"]).read_text())
+    test_job = {
+        **common,
+        "mode": "test",
+        "test_overlap": 0.6,
+        "pth_dir": tf["model_dir"],
+        "denoise_model": tf["model_name"],
+        "test_datasize": 10**6,
+        "float_output": str(work / f"deepcad_{tag}_float.npy"),
+        "facts": str(work / f"deepcad_{tag}_test.json"),
+    }
+    job = work / f"deepcad_{tag}_test_job.json"
+    job.write_text(json.dumps(test_job))
+    test_wall, test_rss = run_measured(
+        [peer, str(DRIVER), str(job)], work / f"deepcad_{tag}_test.log", args.threads
+    )
+    sf = json.loads(Path(test_job["facts"]).read_text())
+    written = tifffile.imread(sf["written"])
+    floats = np.load(test_job["float_output"])
+    row = {
+        "method": f"DeepCAD-RT 1.2.0 (lr {lr:g})",
+        "peer": True,
+        "lr": lr,
+        **scores(written.astype(np.float32), sim, ns),
+        "si_psnr_float": scores(floats, sim, ns)["si_psnr"],
+        "trace_corr_float": scores(floats, sim, ns)["trace_corr"],
+        "written_dtype": str(written.dtype),
+        "parameters": tf["parameters"],
+        "patches_seen": tf["patches_seen"],
+        "train_s": tf["train_s"],
+        "train_process_s": train_wall,
+        "train_peak_rss_mib": train_rss,
+        "denoise_s": sf["test_s"],
+        "denoise_process_s": test_wall,
+        "denoise_peak_rss_mib": test_rss,
+        "cpu_redirect": sf["cpu_redirect"],
+        "versions": sf["versions"],
+    }
+    return row
+
+
+def run_cascope(
+    movie: Path, work: Path, args: argparse.Namespace, patches: int, tag: str, sim: Any, ns: float
+) -> dict[str, Any]:
+    """``cascope train denoiser`` then ``cascope denoise --model``, each in its own process."""
+    import tifffile
+
+    from cascope.metrics import si_psnr
+
+    exe = [sys.executable, "-m", "cascope"]
+    slug = "".join(c if c.isalnum() else "_" for c in tag)
+    model = work / f"cascope_{slug}.model"
+    out = work / f"cascope_{slug}.tif"
+    steps = max(1, round(patches / args.batch))
+    train_cmd = [
+        *exe, "train", "denoiser", str(movie), "--method", "deepcad", "-o", str(model),
+        "--steps", str(steps), "--patch", str(args.patch_t), str(args.patch_xy),
+        str(args.patch_xy), "--batch-size", str(args.batch), "--device", "cpu",
+        "--seed", str(args.seed), "--checkpoint-every", str(10**6),
+    ]  # fmt: skip
+    train_wall, train_rss = run_measured(train_cmd, work / f"{slug}_train.log", args.threads)
+    den_cmd = [*exe, "denoise", str(movie), "-o", str(out), "--model", str(model)]
+    den_cmd += ["--device", "cpu"]
+    den_wall, den_rss = run_measured(den_cmd, work / f"{slug}_denoise.log", args.threads)
+    written = tifffile.imread(out)
+    # the same model written as float32 (``--dtype float32``): no rounding to the input's type
+    out32 = work / f"cascope_{slug}_float32.tif"
+    den_cmd = [*exe, "denoise", str(movie), "-o", str(out32), "--model", str(model)]
+    den_cmd += ["--device", "cpu", "--dtype", "float32"]
+    run_measured(den_cmd, work / f"{slug}_denoise32.log", args.threads)
+    written32 = tifffile.imread(out32)
+    from cascope.denoise.deep import DeepDenoiser
+    from cascope.models import count_parameters
+
+    row = {
+        "method": f"cascope deepcad ({tag})",
+        "peer": False,
+        **scores(written.astype(np.float32), sim, ns),
+        "si_psnr_float": si_psnr(written32, sim.clean),
+        "trace_corr_float": scores(written32, sim, ns)["trace_corr"],
+        "written_dtype": str(written.dtype),
+        "parameters": count_parameters(DeepDenoiser.load(model).model),
+        "patches_seen": steps * args.batch,
+        "train_s": train_wall,
+        "train_process_s": train_wall,
+        "train_peak_rss_mib": train_rss,
+        "denoise_s": den_wall,
+        "denoise_process_s": den_wall,
+        "denoise_peak_rss_mib": den_rss,
+    }
+    return row
+
+
+def peer_python(args: argparse.Namespace) -> str | None:
+    cand = args.peer_python or os.environ.get("CASCOPE_DEEPCAD_PYTHON")
+    if cand is None and (DEFAULT_PEER / "bin" / "python").exists():
+        cand = str(DEFAULT_PEER / "bin" / "python")
+    return cand
+
+
+def compare(args: argparse.Namespace) -> dict[str, Any]:
+    import tifffile
+    import torch
+
+    import cascope
+    from cascope.simulate import somatic
+
+    peer = peer_python(args)
+    if peer is None:
+        raise SystemExit("no DeepCAD-RT Python: run with --setup DIR first, or --peer-python")
+    rows: list[dict[str, Any]] = []
+    for photons in args.photons:
+        sim = somatic(
+            n_frames=args.frames, shape=(args.size, args.size), photons=photons, seed=args.seed
+        )
+        with tempfile.TemporaryDirectory(prefix="cascope-deepcad-") as tmp:
+            work = Path(tmp)
+            movie_dir = work / "movie"
+            movie_dir.mkdir()
+            movie = movie_dir / f"somatic_{photons:g}.tif"
+            tifffile.imwrite(movie, sim.noisy)
+            from cascope.metrics import si_psnr
+
+            ns = si_psnr(sim.noisy.astype(np.float32), sim.clean)
+            at: list[dict[str, Any]] = [
+                {"method": "noisy", **scores(sim.noisy.astype(np.float32), sim, ns)},
+                {
+                    "method": "ceiling: the clean movie rounded to integers",
+                    **scores(np.round(sim.clean), sim, ns),
+                },
+            ]
+            for lr in args.deepcad_lr:
+                at.append(run_deepcad(peer, movie_dir, work, args, lr, sim, ns))
+                print(json.dumps(at[-1]), flush=True)
+            budget = int(at[2]["patches_seen"])
+            fast = f"{args.fast_fraction:g} budget"
+            for fraction, tag in ((1.0, "same budget"), (args.fast_fraction, fast)):
+                at.append(run_cascope(movie, work, args, round(budget * fraction), tag, sim, ns))
+                print(json.dumps(at[-1]), flush=True)
+        for r in at:
+            r["photons"] = photons
+        rows += at
+    peer_versions: dict[str, Any] = next((r["versions"] for r in rows if "versions" in r), {})
+    return {
+        "benchmark": "deepcad_compare",
+        "movie": {
+            "simulator": "cascope.simulate.somatic",
+            "frames": args.frames,
+            "size": [args.size, args.size],
+            "photons": args.photons,
+            "seed": args.seed,
+            "dtype": "uint16",
+        },
+        "budget": {
+            "patch_t": args.patch_t,
+            "patch_xy": args.patch_xy,
+            "deepcad_epochs": args.epochs,
+            "deepcad_train_datasets_size": args.train_size,
+            "cascope_batch": args.batch,
+        },
+        "threads": args.threads,
+        "rows": rows,
+        "versions": {
+            "cascope": cascope.__version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+            "peer": peer_versions,
+        },
+        "peer_python": peer,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "gpu": "none (DeepCAD-RT's .cuda() calls redirected to the CPU)",
+        },
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+    }
+
+
+def verdicts(r: dict[str, Any]) -> list[str]:
+    """The issue's quality and training-time targets, judged on this run."""
+    lines = []
+    for photons in r["movie"]["photons"]:
+        at = [c for c in r["rows"] if c["photons"] == photons]
+        peers = [c for c in at if c.get("peer")]
+        if not peers:
+            continue
+        same = next(c for c in at if c["method"] == "cascope deepcad (same budget)")
+        fast = next(c for c in at if c["method"].endswith(" budget)") and c is not same)
+        for peer in peers:
+            gap16 = same["si_psnr"] - peer["si_psnr_float"]
+            gap32 = same["si_psnr_float"] - peer["si_psnr_float"]
+            lines.append(
+                f"- {photons:g} photons vs {peer['method']} (float result "
+                f"{peer['si_psnr_float']:.2f} dB): cascope's uint16 file {gap16:+.2f} dB, its "
+                f"float32 file {gap32:+.2f} dB; target +1 dB: "
+                f"{'met' if max(gap16, gap32) >= 1 else 'not met'}. Trace correlation (float32 "
+                f"file vs float result) {same['trace_corr_float']:.3f} vs "
+                f"{peer['trace_corr_float']:.3f}: "
+                f"{'met' if same['trace_corr_float'] >= peer['trace_corr_float'] else 'not met'}."
+            )
+        best = max(peers, key=lambda c: c["si_psnr_float"])
+        ratio = best["train_s"] / fast["train_s"]
+        reached = fast["si_psnr_float"] >= best["si_psnr_float"]
+        lines.append(
+            f"- {photons:g} photons, training time: cascope with {fast['patches_seen']} patches "
+            f"trained in {fast['train_s']:.0f} s vs DeepCAD-RT's {best['train_s']:.0f} s "
+            f"({ratio:.1f}x less) and reached {fast['si_psnr_float']:.2f} dB "
+            f"({'at least' if reached else 'below'} the better DeepCAD-RT run's "
+            f"{best['si_psnr_float']:.2f}): {'met' if reached and ratio >= 5 else 'not met'}."
+        )
+    return lines
+
+
+def markdown(r: dict[str, Any]) -> str:
+    m, b = r["movie"], r["budget"]
+    pv = r["versions"].get("peer") or {}
+    lines = [
+        "# cascope temporal N2N vs DeepCAD-RT 1.2.0 at the same training budget (CPU)",
+        "",
+        f"Movies: `cascope.simulate.somatic`, {m['frames']} x {m['size'][0]} x {m['size'][1]} "
+        f"uint16, photons per pixel {', '.join(f'{x:g}' for x in m['photons'])} (seed "
+        f"{m['seed']}). Patches: {b['patch_t']} input frames + {b['patch_t']} target frames x "
+        f"{b['patch_xy']} x {b['patch_xy']}. DeepCAD-RT: its demo settings (fmap 16, Adam betas "
+        f"0.5/0.999, batch 1, patch overlap 0.25, test overlap 0.6), {b['deepcad_epochs']} epochs "
+        f"of its patch list (`train_datasets_size` {b['deepcad_train_datasets_size']}), at its "
+        "demo learning rate 5e-5 and at cascope's 1e-3. cascope: `cascope train denoiser --method "
+        f"deepcad` defaults (depth 4, base 16, lr 1e-3) with batch {b['cascope_batch']}, the same "
+        "number of patches, and a fraction of them (the issue's 1/5-of-the-time target); then "
+        "`cascope denoise --model` writes the file. "
+        f"{r['threads']} torch threads for every process.",
+        "",
+        "| photons | method | parameters | patches | SI-PSNR uint16 file (dB) | SI-PSNR float (dB) "
+        "| gain (dB) | PSNR (dB) | SSIM | trace corr | train (s) | denoise (s) "
+        "| denoise peak RSS (MiB) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in r["rows"]:
+        lines.append(
+            f"| {row['photons']:g} | {row['method']} | {row.get('parameters', '')} "
+            f"| {row.get('patches_seen', '')} | {row['si_psnr']:.2f} "
+            f"| {_num(row.get('si_psnr_float'), 2)} | {row['si_psnr_gain']:+.2f} "
+            f"| {row['psnr']:.2f} | {row['ssim']:.3f} | {row['trace_corr']:.3f} "
+            f"| {_num(row.get('train_s'))} | {_num(row.get('denoise_process_s'))} "
+            f"| {_num(row.get('denoise_peak_rss_mib'), 0)} |"
+        )
+    lines += [
+        "",
+        "Targets of the deep-denoising issue that this run can judge (timings are ratios within "
+        "this CPU run; the issue's GPU targets need a GPU):",
+        *verdicts(r),
+        "",
+        "SI-PSNR float: DeepCAD-RT's float result before its cast (it writes only the uint16 "
+        "file); cascope's float32 file (`cascope denoise --dtype float32`, same model). Gain, "
+        "PSNR, SSIM and trace correlation in the table are of the uint16 files. Rounding the "
+        "clean movie itself to integers caps the SI-PSNR of any uint16 file (see `ceiling`).",
+        "",
+        "DeepCAD-RT writes its uint16 result by truncation (its float result minus the written "
+        "file is in [0, 1) everywhere), cascope rounds. Train time: DeepCAD-RT's `training_class."
+        "run()` (patch listing, the training loop, a checkpoint and an ONNX export per epoch); "
+        "cascope: the whole `cascope train denoiser` process (start-up, validation on a held-out "
+        "tenth of the movie every 100 steps, model folder). Denoise: the whole process, file to "
+        "file, for both.",
+        "",
+        f"Versions: cascope {r['versions']['cascope']}, torch {r['versions']['torch']}, NumPy "
+        f"{r['versions']['numpy']}, Python {r['versions']['python']}; peer environment: deepcad "
+        f"{pv.get('deepcad', '?')}, torch {pv.get('torch', '?')}, NumPy {pv.get('numpy', '?')}.",
+        f"Machine: {r['machine']['cpus']} CPUs shared with other jobs, "
+        f"{r['machine']['platform']}; GPU: {r['machine']['gpu']}.",
+        "",
+        f"Command: `{r['command']}`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _num(x: float | None, digits: int = 1) -> str:
+    return "" if x is None else f"{x:.{digits}f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--peer-python", help="Python of the DeepCAD-RT venv.")
+    ap.add_argument("--setup", type=Path, help="Create the DeepCAD-RT venv here and exit.")
+    ap.add_argument("--frames", type=int, default=300)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--photons", type=float, nargs="+", default=[4.0, 20.0])
+    ap.add_argument("--patch-t", type=int, default=32, help="input frames per patch")
+    ap.add_argument("--patch-xy", type=int, default=64)
+    ap.add_argument("--epochs", type=int, default=4, help="DeepCAD-RT epochs")
+    ap.add_argument("--train-size", type=int, default=240, help="DeepCAD-RT patches per epoch")
+    ap.add_argument("--deepcad-lr", type=float, nargs="+", default=[5e-5, 1e-3])
+    ap.add_argument("--batch", type=int, default=2, help="cascope patches per step")
+    ap.add_argument(
+        "--fast-fraction",
+        type=float,
+        default=0.15,
+        help="cascope's second run sees this fraction of DeepCAD-RT's patches (the issue asks "
+        "for DeepCAD-RT's quality in at most 1/5 of its training time, start-up included)",
+    )
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quick", action="store_true", help="Tiny smoke run, results not saved.")
+    ap.add_argument("--no-save", action="store_true")
+    args = ap.parse_args(argv)
+    if args.setup:
+        setup_peer(args.setup)
+        return 0
+    if args.quick:
+        args.frames, args.size, args.photons = 80, 64, [4.0]
+        args.patch_t, args.patch_xy, args.epochs, args.train_size = 16, 32, 1, 20
+        args.no_save = True
+    result = compare(args)
+    if not args.no_save:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "deepcad_compare.json").write_text(json.dumps(result, indent=2) + "\n")
+        (RESULTS / "deepcad_compare.md").write_text(markdown(result))
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

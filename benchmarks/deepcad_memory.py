@@ -1,0 +1,261 @@
+"""Peak host memory of denoising a long movie, file to file: cascope vs DeepCAD-RT 1.2.0.
+
+Both tools denoise the same uint16 TIFF movies of growing length with an already trained
+network of the same size (4 levels, 4 channels at the first level: host memory is set by how a
+tool holds the movie, not by the network, and a small network keeps the CPU run short). Each
+runs as a command-line program in its own process; the kernel reports the process's peak RSS
+through ``wait4``. DeepCAD-RT runs with the Python of its own environment (see
+``benchmarks/deepcad_compare.py`` for the set-up) through ``benchmarks/_deepcad_driver.py``.
+
+Usage::
+
+    python benchmarks/deepcad_memory.py [--frames 250 500 1000 2000] [--size 512]
+        [--limit-gib 20] [--quick]
+
+DeepCAD-RT reads the whole movie and keeps float copies of it; a length whose expected peak
+(from the shorter movies' bytes per voxel) exceeds ``--limit-gib`` is not run for DeepCAD-RT
+and the table says so, with the expected peak. Results:
+``benchmarks/results/deepcad_memory.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from deepcad_compare import DRIVER, RESULTS, peer_python, run_measured
+
+PATCH_T, PATCH_XY = 32, 64
+
+
+def write_movie(path: Path, frames: int, size: int, seed: int) -> None:
+    """A uint16 movie (Poisson noise on a smooth background), written a block at a time."""
+    import tifffile
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    background = 100.0 + 20.0 * np.sin(6 * yy) * np.cos(4 * xx)
+    mm = tifffile.memmap(path, shape=(frames, size, size), dtype=np.uint16)
+    for t0 in range(0, frames, 64):
+        n = min(64, frames - t0)
+        mm[t0 : t0 + n] = rng.poisson(background, size=(n, size, size)).astype(np.uint16)
+    mm.flush()
+    del mm
+
+
+def train_models(peer: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Train both small networks briefly on a short movie (their weights do not matter here)."""
+    data = work / "train_movie"
+    data.mkdir()
+    write_movie(data / "short.tif", 4 * PATCH_T, 128, args.seed)
+    job = {
+        "mode": "train",
+        "datasets_path": str(data),
+        "fmap": args.fmap,
+        "patch_xy": PATCH_XY,
+        "patch_t": PATCH_T,
+        "overlap_factor": 0.25,
+        "n_epochs": 1,
+        "lr": 1e-3,
+        "pth_dir": str(work / "deepcad_pth"),
+        "onnx_dir": str(work / "deepcad_onnx"),
+        "output_dir": str(work / "deepcad_train_results"),
+        "train_datasets_size": 8,
+        "select_img_num": 10**6,
+        "threads": args.threads,
+        "seed": args.seed,
+        "facts": str(work / "deepcad_train.json"),
+    }
+    (work / "train_job.json").write_text(json.dumps(job))
+    run_measured(
+        [peer, str(DRIVER), str(work / "train_job.json")], work / "dc_train.log", args.threads
+    )
+    facts = json.loads((work / "deepcad_train.json").read_text())
+    model = work / "cascope.model"
+    cmd = [sys.executable, "-m", "cascope", "train", "denoiser", str(data / "short.tif")]
+    cmd += ["--method", "deepcad", "-o", str(model), "--steps", "8", "--depth", "4"]
+    cmd += ["--base", str(args.fmap), "--patch", str(PATCH_T), str(PATCH_XY), str(PATCH_XY)]
+    cmd += ["--device", "cpu"]
+    run_measured(cmd, work / "cascope_train.log", args.threads)
+    return {"deepcad": facts, "cascope_model": str(model)}
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    import cascope
+
+    peer = peer_python(args)
+    if peer is None:
+        raise SystemExit("no DeepCAD-RT Python: see benchmarks/deepcad_compare.py --setup")
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="cascope-dcmem-") as tmp:
+        work = Path(tmp)
+        models = train_models(peer, work, args)
+        dc = models["deepcad"]
+        per_voxel: float | None = None
+        for frames in sorted(args.frames):
+            folder = work / f"movie_{frames}"
+            folder.mkdir()
+            movie = folder / "movie.tif"
+            write_movie(movie, frames, args.size, args.seed)
+            voxels = frames * args.size * args.size
+            row: dict[str, Any] = {
+                "frames": frames,
+                "shape": [frames, args.size, args.size],
+                "movie_gb": movie.stat().st_size / 1e9,
+            }
+            out = work / "cascope_out.tif"
+            cmd = [sys.executable, "-m", "cascope", "denoise", str(movie), "-o", str(out)]
+            cmd += ["--model", models["cascope_model"], "--device", "cpu"]
+            wall, rss = run_measured(cmd, work / "cascope_denoise.log", args.threads)
+            row["cascope"] = {
+                "peak_rss_mib": rss,
+                "wall_s": wall,
+                "mvoxel_per_s": voxels / wall / 1e6,
+            }
+            out.unlink()
+            print(json.dumps(row), flush=True)
+            expected = None if per_voxel is None else per_voxel * voxels / 2**30
+            if expected is not None and expected > args.limit_gib:
+                row["deepcad"] = {"skipped": True, "expected_peak_gib": expected}
+            else:
+                job = {
+                    "mode": "test",
+                    "datasets_path": str(folder),
+                    "fmap": args.fmap,
+                    "patch_xy": PATCH_XY,
+                    "patch_t": PATCH_T,
+                    "test_overlap": args.test_overlap,
+                    "pth_dir": dc["model_dir"],
+                    "denoise_model": dc["model_name"],
+                    "output_dir": str(work / f"deepcad_results_{frames}"),
+                    "test_datasize": 10**9,
+                    "threads": args.threads,
+                    "seed": args.seed,
+                    "facts": str(work / f"deepcad_test_{frames}.json"),
+                }
+                (work / "test_job.json").write_text(json.dumps(job))
+                log = work / "deepcad_test.log"
+                cmd = [peer, str(DRIVER), str(work / "test_job.json")]
+                wall, rss = run_measured(cmd, log, args.threads)
+                row["deepcad"] = {
+                    "peak_rss_mib": rss,
+                    "wall_s": wall,
+                    "mvoxel_per_s": voxels / wall / 1e6,
+                }
+                per_voxel = max(per_voxel or 0.0, rss * 2**20 / voxels)
+                shutil.rmtree(job["output_dir"])
+            row["deepcad_bytes_per_voxel"] = per_voxel
+            shutil.rmtree(folder)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return {
+        "benchmark": "deepcad_memory",
+        "size": args.size,
+        "network": {"levels": 4, "base": args.fmap, "patch_tyx": [PATCH_T, PATCH_XY, PATCH_XY]},
+        "deepcad_test_overlap": args.test_overlap,
+        "threads": args.threads,
+        "limit_gib": args.limit_gib,
+        "rows": rows,
+        "versions": {
+            "cascope": cascope.__version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+            "peer": dc.get("versions", {}),
+        },
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "gpu": "none"},
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+    }
+
+
+def markdown(r: dict[str, Any]) -> str:
+    lines = [
+        "# Peak host memory, file to file: cascope vs DeepCAD-RT 1.2.0 (CPU)",
+        "",
+        f"Movies: uint16 TIFF, T x {r['size']} x {r['size']}. Both tools run a trained network "
+        f"of the same size (4 levels, {r['network']['base']} channels at the first level, "
+        f"patches {' x '.join(map(str, r['network']['patch_tyx']))}) as a command-line program "
+        "in its own process (cascope: `cascope denoise --model`, defaults; DeepCAD-RT: its "
+        f"`testing_class`, test overlap {r['deepcad_test_overlap']:g}). Peak RSS from `wait4`.",
+        "",
+        "| frames | movie (GB) | cascope peak RSS (MiB) | DeepCAD-RT peak RSS (MiB) "
+        "| ratio | cascope Mvoxel/s | DeepCAD-RT Mvoxel/s |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in r["rows"]:
+        c, d = row["cascope"], row["deepcad"]
+        if d.get("skipped"):
+            dc = f"not run: expected {d['expected_peak_gib']:.1f} GiB > {r['limit_gib']:g} GiB"
+            ratio, speed = "", ""
+        else:
+            dc = f"{d['peak_rss_mib']:.0f}"
+            ratio = f"{d['peak_rss_mib'] / c['peak_rss_mib']:.1f}x"
+            speed = f"{d['mvoxel_per_s']:.2f}"
+        lines.append(
+            f"| {row['frames']} | {row['movie_gb']:.2f} | {c['peak_rss_mib']:.0f} | {dc} "
+            f"| {ratio} | {c['mvoxel_per_s']:.2f} | {speed} |"
+        )
+    last = r["rows"][-1]
+    bpv = last.get("deepcad_bytes_per_voxel")
+    if bpv:
+        gib = {n: bpv * n * 512 * 512 / 2**30 for n in (2000, 6000)}
+        lines += [
+            "",
+            f"DeepCAD-RT holds about {bpv:.1f} bytes of host memory per voxel of the movie "
+            "(it reads the whole movie, then keeps a float32 copy and two float64 arrays of its "
+            f"size); at that rate a 2000 x 512 x 512 movie needs {gib[2000]:.1f} GiB and a "
+            f"6000 x 512 x 512 one {gib[6000]:.1f} GiB. cascope reads and writes a block of "
+            "frames at a time: its peak does not grow with the length.",
+        ]
+    v = r["versions"]
+    lines += [
+        "",
+        f"Versions: cascope {v['cascope']}, torch {v['torch']}, NumPy {v['numpy']}, Python "
+        f"{v['python']}; peer: deepcad {v['peer'].get('deepcad', '?')}, NumPy "
+        f"{v['peer'].get('numpy', '?')}. Machine: {r['machine']['cpus']} CPUs, "
+        f"{r['machine']['platform']}, no GPU (DeepCAD-RT's `.cuda()` calls redirected to the "
+        f"CPU); {r['threads']} torch threads. Speeds are comparable only within this run.",
+        "",
+        f"Command: `{r['command']}`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--peer-python", help="Python of the DeepCAD-RT venv.")
+    ap.add_argument("--frames", type=int, nargs="+", default=[250, 500, 1000, 2000])
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--fmap", type=int, default=4, help="channels at the first level (both)")
+    ap.add_argument("--test-overlap", type=float, default=0.25)
+    ap.add_argument("--limit-gib", type=float, default=20.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quick", action="store_true", help="Tiny smoke run, results not saved.")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.frames, args.size = [64, 128], 64
+    result = measure(args)
+    if not args.quick:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "deepcad_memory.json").write_text(json.dumps(result, indent=2) + "\n")
+        (RESULTS / "deepcad_memory.md").write_text(markdown(result))
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
