@@ -9,7 +9,7 @@ through ``wait4``. DeepCAD-RT runs with the Python of its own environment (see
 
 Usage::
 
-    python benchmarks/deepcad_memory.py [--frames 250 500 1000 2000] [--size 512]
+    python benchmarks/deepcad_memory.py [--frames 500 1000 2000] [--size 512]
         [--limit-gib 20] [--quick]
 
 DeepCAD-RT reads the whole movie and keeps float copies of it; a length whose expected peak
@@ -237,7 +237,7 @@ def markdown(r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--peer-python", help="Python of the DeepCAD-RT venv.")
-    ap.add_argument("--frames", type=int, nargs="+", default=[250, 500, 1000, 2000])
+    ap.add_argument("--frames", type=int, nargs="+", default=[500, 1000, 2000])
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--fmap", type=int, default=4, help="channels at the first level (both)")
     ap.add_argument("--test-overlap", type=float, default=0.25)
