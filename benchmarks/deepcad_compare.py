@@ -112,6 +112,16 @@ def run_measured(cmd: list[str], log: Path, threads: int) -> tuple[float, float]
     return wall, int(rss.read_text()) / 1024
 
 
+def run_driver(
+    peer: str, job: dict[str, Any], name: str, work: Path, threads: int
+) -> tuple[dict[str, Any], float, float]:
+    """Run one DeepCAD-RT job with the driver; return its facts, wall seconds, peak RSS (MiB)."""
+    path = work / f"{name}_job.json"
+    path.write_text(json.dumps(job))
+    wall, rss = run_measured([peer, str(DRIVER), str(path)], work / f"{name}.log", threads)
+    return json.loads(Path(job["facts"]).read_text()), wall, rss
+
+
 def scores(out: np.ndarray, sim: Any, noisy_si: float) -> dict[str, float]:
     from cascope.metrics import psnr, si_psnr, ssim, trace_correlation
 
@@ -153,12 +163,9 @@ def run_deepcad(
         "select_img_num": 10**6,
         "facts": str(work / f"deepcad_{tag}_train.json"),
     }
-    job = work / f"deepcad_{tag}_train_job.json"
-    job.write_text(json.dumps(train_job))
-    train_wall, train_rss = run_measured(
-        [peer, str(DRIVER), str(job)], work / f"deepcad_{tag}_train.log", args.threads
+    tf, train_wall, train_rss = run_driver(
+        peer, train_job, f"deepcad_{tag}_train", work, args.threads
     )
-    tf = json.loads(Path(train_job["facts"]).read_text())
     test_job = {
         **common,
         "mode": "test",
@@ -169,21 +176,16 @@ def run_deepcad(
         "float_output": str(work / f"deepcad_{tag}_float.npy"),
         "facts": str(work / f"deepcad_{tag}_test.json"),
     }
-    job = work / f"deepcad_{tag}_test_job.json"
-    job.write_text(json.dumps(test_job))
-    test_wall, test_rss = run_measured(
-        [peer, str(DRIVER), str(job)], work / f"deepcad_{tag}_test.log", args.threads
-    )
-    sf = json.loads(Path(test_job["facts"]).read_text())
+    sf, test_wall, test_rss = run_driver(peer, test_job, f"deepcad_{tag}_test", work, args.threads)
     written = tifffile.imread(sf["written"])
-    floats = np.load(test_job["float_output"])
+    of_float = scores(np.load(test_job["float_output"]), sim, ns)
     row = {
         "method": f"DeepCAD-RT 1.2.0 (lr {lr:g})",
         "peer": True,
         "lr": lr,
         **scores(written.astype(np.float32), sim, ns),
-        "si_psnr_float": scores(floats, sim, ns)["si_psnr"],
-        "trace_corr_float": scores(floats, sim, ns)["trace_corr"],
+        "si_psnr_float": of_float["si_psnr"],
+        "trace_corr_float": of_float["trace_corr"],
         "written_dtype": str(written.dtype),
         "parameters": tf["parameters"],
         "patches_seen": tf["patches_seen"],
@@ -204,8 +206,6 @@ def run_cascope(
 ) -> dict[str, Any]:
     """``cascope train denoiser`` then ``cascope denoise --model``, each in its own process."""
     import tifffile
-
-    from cascope.metrics import si_psnr
 
     exe = [sys.executable, "-m", "cascope"]
     slug = "".join(c if c.isalnum() else "_" for c in tag)
@@ -228,7 +228,7 @@ def run_cascope(
     den_cmd = [*exe, "denoise", str(movie), "-o", str(out32), "--model", str(model)]
     den_cmd += ["--device", "cpu", "--dtype", "float32"]
     run_measured(den_cmd, work / f"{slug}_denoise32.log", args.threads)
-    written32 = tifffile.imread(out32)
+    of_float = scores(tifffile.imread(out32), sim, ns)
     from cascope.denoise.deep import DeepDenoiser
     from cascope.models import count_parameters
 
@@ -236,8 +236,8 @@ def run_cascope(
         "method": f"cascope deepcad ({tag})",
         "peer": False,
         **scores(written.astype(np.float32), sim, ns),
-        "si_psnr_float": si_psnr(written32, sim.clean),
-        "trace_corr_float": scores(written32, sim, ns)["trace_corr"],
+        "si_psnr_float": of_float["si_psnr"],
+        "trace_corr_float": of_float["trace_corr"],
         "written_dtype": str(written.dtype),
         "parameters": count_parameters(DeepDenoiser.load(model).model),
         "patches_seen": steps * args.batch,

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from deepcad_compare import DRIVER, RESULTS, peer_python, run_measured
+from deepcad_compare import RESULTS, peer_python, run_driver, run_measured
 
 PATCH_T, PATCH_XY = 32, 64
 
@@ -76,11 +76,7 @@ def train_models(peer: str, work: Path, args: argparse.Namespace) -> dict[str, A
         "seed": args.seed,
         "facts": str(work / "deepcad_train.json"),
     }
-    (work / "train_job.json").write_text(json.dumps(job))
-    run_measured(
-        [peer, str(DRIVER), str(work / "train_job.json")], work / "dc_train.log", args.threads
-    )
-    facts = json.loads((work / "deepcad_train.json").read_text())
+    facts, _, _ = run_driver(peer, job, "deepcad_train", work, args.threads)
     model = work / "cascope.model"
     cmd = [sys.executable, "-m", "cascope", "train", "denoiser", str(data / "short.tif")]
     cmd += ["--method", "deepcad", "-o", str(model), "--steps", "8", "--depth", "4"]
@@ -145,10 +141,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     "seed": args.seed,
                     "facts": str(work / f"deepcad_test_{frames}.json"),
                 }
-                (work / "test_job.json").write_text(json.dumps(job))
-                log = work / "deepcad_test.log"
-                cmd = [peer, str(DRIVER), str(work / "test_job.json")]
-                wall, rss = run_measured(cmd, log, args.threads)
+                _, wall, rss = run_driver(peer, job, "deepcad_test", work, args.threads)
                 row["deepcad"] = {
                     "peak_rss_mib": rss,
                     "wall_s": wall,
