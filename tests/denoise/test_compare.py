@@ -16,8 +16,9 @@ def _movie(seed=0):
 
 def test_ranking_with_reference_puts_denoisers_above_the_input():
     clean, noisy = _movie()
-    rows = benchmark_denoisers(noisy, reference=clean, methods=["gaussian", "n2v"], steps=5,
-                               device="cpu")
+    rows = benchmark_denoisers(
+        noisy, reference=clean, methods=["gaussian", "n2v"], steps=5, device="cpu"
+    )
     by = {r["method"]: r for r in rows}
     assert by["gaussian"]["si_psnr"] > by["noisy (input)"]["si_psnr"] + 3
     assert [r["rank"] for r in rows] == [1, 2, 3]
@@ -51,9 +52,22 @@ def test_cli_prints_the_ranked_table(tmp_path):
     clean, noisy = _movie(2)
     tifffile.imwrite(tmp_path / "n.tif", noisy)
     tifffile.imwrite(tmp_path / "c.tif", clean)
-    res = CliRunner().invoke(app, ["benchmark", "denoise", str(tmp_path / "n.tif"), "--reference",
-                                   str(tmp_path / "c.tif"), "-m", "gaussian", "-m", "median",
-                                   "--json", str(tmp_path / "r.json")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "benchmark",
+            "denoise",
+            str(tmp_path / "n.tif"),
+            "--reference",
+            str(tmp_path / "c.tif"),
+            "-m",
+            "gaussian",
+            "-m",
+            "median",
+            "--json",
+            str(tmp_path / "r.json"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "si_psnr" in res.output and "median" in res.output
     import json

@@ -72,9 +72,7 @@ def test_streamed_blocks_match_one_block():
     _, noisy, _ = _scene(3)
     model, _ = train_denoiser(noisy, config=_config("deepcad", steps=3), device="cpu")
     one = model.predict(noisy, config=DeepPredictConfig(tile=(8, 32, 32), block=64), device="cpu")
-    many = model.predict(
-        noisy, config=DeepPredictConfig(tile=(8, 32, 32), block=5), device="cpu"
-    )
+    many = model.predict(noisy, config=DeepPredictConfig(tile=(8, 32, 32), block=5), device="cpu")
     assert np.abs(one - many).max() < 0.1 * noisy.std()
 
 
@@ -103,9 +101,27 @@ def test_cli_train_kill_resume_and_denoise(tmp_path):
     clean, noisy, _ = _scene(6)
     src = tmp_path / "noisy.tif"
     tifffile.imwrite(src, noisy)
-    args = ["train", "denoiser", str(src), "--method", "n2v3d", "--steps", "8",
-            "--patch", "4", "16", "16", "--depth", "2", "--base", "4",
-            "--checkpoint-every", "4", "--device", "cpu"]
+    args = [
+        "train",
+        "denoiser",
+        str(src),
+        "--method",
+        "n2v3d",
+        "--steps",
+        "8",
+        "--patch",
+        "4",
+        "16",
+        "16",
+        "--depth",
+        "2",
+        "--base",
+        "4",
+        "--checkpoint-every",
+        "4",
+        "--device",
+        "cpu",
+    ]
     runner = CliRunner()
     res = runner.invoke(app, [*args, "-o", str(tmp_path / "a")])
     assert res.exit_code == 0, res.output
@@ -119,7 +135,20 @@ def test_cli_train_kill_resume_and_denoise(tmp_path):
     assert res.exit_code == 0, res.output
     assert "for 8 steps" in " ".join(res.output.split())
     out = tmp_path / "out.tif"
-    res = runner.invoke(app, ["denoise", str(src), "-o", str(out), "--model", str(tmp_path / "a"),
-                              "--dtype", "float32", "--device", "cpu"])
+    res = runner.invoke(
+        app,
+        [
+            "denoise",
+            str(src),
+            "-o",
+            str(out),
+            "--model",
+            str(tmp_path / "a"),
+            "--dtype",
+            "float32",
+            "--device",
+            "cpu",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert tifffile.imread(out).shape == noisy.shape

@@ -150,3 +150,24 @@ def test_errors_are_cascope_errors(tmp_path):
     p.write_bytes(b"\x89HDF garbage")
     with pytest.raises(CascopeError, match=r"x\.h5"):
         io.read(p)
+
+
+def test_writer_like_a_movie_keeps_its_metadata_and_protects_it(tmp_path):
+    data = np.arange(96, dtype=np.uint16).reshape(6, 4, 4)
+    src = io.write(
+        tmp_path / "in.tif", data, axes="TYX", frame_rate=7.5, voxel_size={"Y": 0.5, "X": 0.5}
+    )
+    movie = io.read(src)
+    with pytest.raises(OutputError, match="overwrite the input"):
+        io.open_writer_like(src, movie, force=True)
+    out = tmp_path / "out.h5"
+    with io.open_writer_like(out, movie, np.float32) as w:
+        w.write(movie[...] / 2, 0)
+    back = io.read(out)
+    assert (back.shape, back.axes, back.dtype) == (data.shape, "TYX", np.float32)
+    assert back.frame_rate == pytest.approx(7.5)
+    assert back.voxel_size["X"] == pytest.approx(0.5)
+    np.testing.assert_allclose(back[...], data / 2)
+    # explicit metadata given to write() still wins over the movie's own
+    again = io.write(tmp_path / "again.tif", movie, frame_rate=3.0)
+    assert io.read(again).frame_rate == pytest.approx(3.0)

@@ -60,7 +60,10 @@ def test_regions_restrict_windows():
 def test_centers_place_windows_on_events():
     x = np.zeros((30, 30, 30), np.float32)
     s = PatchSampler(
-        [(x, x)], (4, 4, 4), pairing=supervised_pairing(), centers=[np.array([[15, 15, 15]])],
+        [(x, x)],
+        (4, 4, 4),
+        pairing=supervised_pairing(),
+        centers=[np.array([[15, 15, 15]])],
         center_fraction=1.0,
     )
     assert s._choose_window()[1] == (slice(13, 17),) * 3

@@ -17,11 +17,18 @@ def _setup(movie):
     torch.manual_seed(0)
     model = UNet(1, 1, ndim=3, depth=2, base=4)
     train = PatchSampler(
-        [(movie,)], (8, 16, 16), pairing=temporal_interleave_pairing(), augment="stack", seed=1,
+        [(movie,)],
+        (8, 16, 16),
+        pairing=temporal_interleave_pairing(),
+        augment="stack",
+        seed=1,
         regions=[(slice(0, 32),)],
     )
     val = PatchSampler(
-        [(movie,)], (8, 16, 16), pairing=temporal_interleave_pairing(), seed=2,
+        [(movie,)],
+        (8, 16, 16),
+        pairing=temporal_interleave_pairing(),
+        seed=2,
         regions=[(slice(32, 40),)],
     )
     return model, train, val
@@ -33,16 +40,19 @@ def test_killed_run_resumes_with_identical_losses(tmp_path, rng):
     loss = get_loss("l1+l2")
 
     model, s, v = _setup(movie)
-    whole = Trainer(model, s, loss, config=cfg, val_sampler=v, device="cpu",
-                    checkpoint_dir=tmp_path / "a").fit()
+    whole = Trainer(
+        model, s, loss, config=cfg, val_sampler=v, device="cpu", checkpoint_dir=tmp_path / "a"
+    ).fit()
 
     model, s, v = _setup(movie)
-    killed = Trainer(model, s, loss, config=cfg, val_sampler=v, device="cpu",
-                     checkpoint_dir=tmp_path / "b").fit(stop_at=6)  # last checkpoint: step 4
+    killed = Trainer(
+        model, s, loss, config=cfg, val_sampler=v, device="cpu", checkpoint_dir=tmp_path / "b"
+    ).fit(stop_at=6)  # last checkpoint: step 4
     assert len(killed.losses) == 6
     model, s, v = _setup(movie)
-    resumed_trainer = Trainer(model, s, loss, config=cfg, val_sampler=v, device="cpu",
-                              checkpoint_dir=tmp_path / "b")
+    resumed_trainer = Trainer(
+        model, s, loss, config=cfg, val_sampler=v, device="cpu", checkpoint_dir=tmp_path / "b"
+    )
     resumed = resumed_trainer.fit(resume=True)
 
     assert len(resumed.losses) == 10
@@ -70,8 +80,14 @@ def test_training_reduces_the_loss_and_restores_the_best(rng):
     v = PatchSampler([(noisy, clean)], (16, 16), pairing=supervised_pairing(), seed=1)
     torch.manual_seed(0)
     cfg = TrainingConfig(steps=60, lr=3e-3, batch_size=4, val_every=10)
-    res = Trainer(UNet(1, 1, ndim=2, depth=2, base=8), s, get_loss("l2"), config=cfg,
-                  val_sampler=v, device="cpu").fit()
+    res = Trainer(
+        UNet(1, 1, ndim=2, depth=2, base=8),
+        s,
+        get_loss("l2"),
+        config=cfg,
+        val_sampler=v,
+        device="cpu",
+    ).fit()
     assert np.mean(res.losses[-10:]) < 0.5 * np.mean(res.losses[:5])
     assert res.best_val == min(v for _, v in res.val_losses)
 
@@ -80,8 +96,14 @@ def test_early_stopping_stops(rng):
     x = rng.normal(size=(16, 16)).astype(np.float32)
     s = PatchSampler([(x, x)], (8, 8), pairing=supervised_pairing(), seed=0)
     cfg = TrainingConfig(steps=200, lr=1e-9, val_every=1, patience=2, min_delta=1.0)
-    res = Trainer(UNet(1, 1, ndim=2, depth=1, base=2), s, get_loss("l1"), config=cfg,
-                  val_sampler=s, device="cpu").fit()
+    res = Trainer(
+        UNet(1, 1, ndim=2, depth=1, base=2),
+        s,
+        get_loss("l1"),
+        config=cfg,
+        val_sampler=s,
+        device="cpu",
+    ).fit()
     assert res.stopped_early and res.steps_done == 3
 
 

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from cascope.config.denoise import DeepDenoiseConfig, DeepPredictConfig
 from cascope.errors import InputError
-from cascope.io import Movie, as_movie, check_output, open_writer, read
+from cascope.io import Movie, as_movie, check_output, open_writer_like, read
 from cascope.models import UNet, load_model, save_model
 from cascope.tiling import ArrayWriter, BlockWriter, predict_streamed, torch_predictor
 from cascope.training import (
@@ -501,15 +501,7 @@ def denoise_deep_file(
     elif not isinstance(model, DeepDenoiser):
         model = DeepDenoiser.load(model)
     pcfg = predict or DeepPredictConfig.model_validate({})
-    with open_writer(
-        output_path,
-        stack.shape,
-        output_dtype(stack.dtype, pcfg.dtype),
-        axes=stack.axes,
-        voxel_size=stack.voxel_size,
-        frame_rate=stack.frame_rate,
-        force=force,
-        inputs=[src],
-    ) as writer:
+    dtype = output_dtype(stack.dtype, pcfg.dtype)
+    with open_writer_like(output_path, stack, dtype, force=force, inputs=[src]) as writer:
         model.predict(stack, config=pcfg, writer=writer, device=device, progress=progress)
     return Path(output_path)

@@ -380,15 +380,7 @@ def denoise_file(
     check_output(output_path, inputs=[src], force=force)
     movie = io.read(src, axes=axes, dataset=dataset)
     cfg = resolve_noise_sigma(movie, config)
-    with io.open_writer(
-        output_path,
-        movie.shape,
-        output_dtype(movie.dtype, cfg.dtype),
-        axes=movie.axes,
-        voxel_size=movie.voxel_size,
-        frame_rate=movie.frame_rate,
-        force=force,
-        inputs=[src],
-    ) as writer:
+    dtype = output_dtype(movie.dtype, cfg.dtype)
+    with io.open_writer_like(output_path, movie, dtype, force=force, inputs=[src]) as writer:
         denoise_movie(movie, config=cfg, out_writer=writer, progress=progress)
     return Path(output_path)

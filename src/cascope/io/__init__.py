@@ -4,7 +4,15 @@ Every reader returns a :class:`Movie` (``Volume`` is the same class) with explic
 and frame rate where the file has them. Writers are atomic and never overwrite an input.
 """
 
-from cascope.io._api import BlockWriter, detect_format, open_writer, read, select_channel, write
+from cascope.io._api import (
+    BlockWriter,
+    detect_format,
+    open_writer,
+    open_writer_like,
+    read,
+    select_channel,
+    write,
+)
 from cascope.io._atomic import atomic_output, check_output
 from cascope.io._movie import Movie, Volume, as_movie, check_finite, validate_axes
 from cascope.io.msct_h5 import MsctStream, read_msct_h5, write_msct_h5
@@ -21,6 +29,7 @@ __all__ = [
     "check_output",
     "detect_format",
     "open_writer",
+    "open_writer_like",
     "read",
     "read_labels",
     "read_msct_h5",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import glob
 import logging
 from collections.abc import Iterable
@@ -377,6 +378,60 @@ def open_writer(
     )
 
 
+def open_writer_like(
+    path: str | Path,
+    movie: Movie,
+    dtype: Any = None,
+    *,
+    force: bool = False,
+    inputs: Iterable[str | Path] = (),
+    **fmt: Any,
+) -> BlockWriter:
+    """Open a streaming writer for a result shaped like ``movie``, with its axes and metadata.
+
+    The movie's own file is never replaced, whatever ``force`` says.
+
+    Parameters
+    ----------
+    path : str or Path
+        The output; the format follows the suffix.
+    movie : Movie
+        Gives the shape, axes, voxel size and frame rate (and its source is protected).
+    dtype : optional
+        Output type (default: the movie's).
+    force, inputs, **fmt
+        As in :func:`open_writer`.
+
+    Returns
+    -------
+    BlockWriter
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> m = Movie(np.zeros((4, 8, 8), np.uint16), axes="TYX", frame_rate=10.0)
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "out.tif"
+    >>> with open_writer_like(p, m, np.float32) as w:
+    ...     w.write(np.ones((4, 8, 8)), 0)
+    >>> read(p).frame_rate, str(read(p).dtype)
+    (10.0, 'float32')
+    """
+    protected = list(inputs)
+    if movie.source is not None:
+        protected.append(movie.source)
+    return open_writer(
+        path,
+        movie.shape,
+        movie.dtype if dtype is None else dtype,
+        axes=movie.axes,
+        voxel_size=movie.voxel_size,
+        frame_rate=movie.frame_rate,
+        force=force,
+        inputs=protected,
+        **fmt,
+    )
+
+
 def write(
     path: str | Path,
     data: Movie | Any,
@@ -417,34 +472,23 @@ def write(
     Path
         The written output.
     """
-    inputs = list(inputs)
     if isinstance(data, Movie):
         if axes is not None and validate_axes(axes, data.ndim) != data.axes:
             raise InputError(f"axes {axes!r} differ from the recording's axes {data.axes!r}")
         movie = data
-        voxel_size = voxel_size if voxel_size is not None else movie.voxel_size
-        frame_rate = frame_rate if frame_rate is not None else movie.frame_rate
-        if movie.source is not None:
-            inputs.append(movie.source)
     else:
         if axes is None:
             raise InputError("writing a bare array needs an explicit axes string, e.g. 'TYX'")
         movie = Movie(data if hasattr(data, "shape") else np.asarray(data), axes=axes)
+    if voxel_size is not None:  # explicit arguments win over the movie's own metadata
+        movie = dataclasses.replace(movie, voxel_size=voxel_size)
+    if frame_rate is not None:
+        movie = dataclasses.replace(movie, frame_rate=frame_rate)
     if movie.ndim == 0 or movie.shape[0] == 0:
         raise InputError(f"nothing to write: shape {movie.shape}", path)
     frame_bytes = max(1, movie.nbytes // movie.shape[0])
     step = max(1, _COPY_BLOCK_BYTES // frame_bytes)
-    with open_writer(
-        path,
-        movie.shape,
-        movie.dtype,
-        axes=movie.axes,
-        voxel_size=voxel_size,
-        frame_rate=frame_rate,
-        force=force,
-        inputs=inputs,
-        **fmt,
-    ) as writer:
+    with open_writer_like(path, movie, force=force, inputs=inputs, **fmt) as writer:
         for start in range(0, movie.shape[0], step):
             writer.write(movie[start : start + step], start)
     return Path(path)
