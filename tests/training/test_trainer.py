@@ -110,3 +110,29 @@ def test_early_stopping_stops(rng):
 def test_unknown_config_keys_are_rejected():
     with pytest.raises(ValueError, match="extra"):
         TrainingConfig(step=3)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_warmup_ramps_the_learning_rate_then_follows_the_schedule(rng, schedule):
+    x = rng.normal(size=(16, 16)).astype(np.float32)
+    s = PatchSampler([(x, x)], (8, 8), pairing=supervised_pairing(), seed=0)
+    cfg = TrainingConfig(
+        steps=12, lr=1e-3, warmup_steps=4, lr_schedule=schedule, betas=(0.5, 0.99), val_every=100
+    )
+    used: list[float] = []
+    trainer = Trainer(
+        UNet(1, 1, ndim=2, depth=1, base=2), s, get_loss("l2"), config=cfg, device="cpu"
+    )
+    trainer.on_step = lambda step, loss: used.append(trainer.optimizer.param_groups[0]["lr"])
+    trainer.fit()
+    assert trainer.optimizer.param_groups[0]["betas"] == (0.5, 0.99)
+    steps = np.arange(1, 13)
+    decay = np.ones(12) if schedule == "constant" else 0.5 * (1 + np.cos(np.pi * (steps - 1) / 12))
+    expected = 1e-3 * decay * np.minimum(1.0, steps / 4)
+    np.testing.assert_allclose(used, expected, rtol=1e-9)
+    assert used[0] < used[1] < used[2] < used[3]
+
+
+def test_adam_betas_outside_0_1_are_rejected():
+    with pytest.raises(ValueError, match="betas must lie in"):
+        TrainingConfig(betas=(0.5, 1.0))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class TrainingConfig(BaseModel):
@@ -15,7 +15,13 @@ class TrainingConfig(BaseModel):
     steps: int = Field(default=1000, ge=1, description="Number of optimiser steps (batches).")
     batch_size: int = Field(default=2, ge=1, description="Patches per batch.")
     lr: float = Field(default=1e-3, gt=0, description="Adam learning rate.")
+    betas: tuple[float, float] = Field(
+        default=(0.9, 0.999), description="Adam coefficients of the running gradient averages."
+    )
     weight_decay: float = Field(default=0.0, ge=0, description="Adam weight decay.")
+    warmup_steps: int = Field(
+        default=0, ge=0, description="Raise the learning rate linearly over the first N steps."
+    )
     lr_schedule: Literal["constant", "cosine"] = Field(
         default="constant", description="Learning-rate schedule over the run."
     )
@@ -48,3 +54,10 @@ class TrainingConfig(BaseModel):
         description="End with the weights of the best validation loss (when validating).",
     )
     seed: int = Field(default=0, description="Seed of torch, NumPy and Python random at the start.")
+
+    @field_validator("betas")
+    @classmethod
+    def _check_betas(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in v):
+            raise ValueError(f"Adam betas must lie in [0, 1), got {v}")
+        return v

@@ -155,7 +155,10 @@ class Trainer:
         if self.config.compile and self.device.type == "cuda":
             self.forward = torch.compile(self.model)  # type: ignore[assignment]
         self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
+            self.model.parameters(),
+            lr=self.config.lr,
+            betas=self.config.betas,
+            weight_decay=self.config.weight_decay,
         )
         self.scaler = torch.amp.GradScaler(
             "cuda", enabled=self.amp_dtype == torch.float16 and self.device.type == "cuda"
@@ -184,9 +187,12 @@ class Trainer:
         return batch
 
     def _lr(self, step: int) -> float:
+        lr = self.config.lr
         if self.config.lr_schedule == "cosine":
-            return self.config.lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / self.config.steps))
-        return self.config.lr
+            lr *= 0.5 * (1 + math.cos(math.pi * (step - 1) / self.config.steps))
+        if step <= self.config.warmup_steps:
+            lr *= step / self.config.warmup_steps
+        return lr
 
     def train_step(self, batch: Batch, step: int) -> float:
         """One optimiser step on a batch; returns the loss."""
