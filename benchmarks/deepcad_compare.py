@@ -220,7 +220,7 @@ def run_cascope(
     ]  # fmt: skip
     train_wall, train_rss = run_measured(train_cmd, work / f"{slug}_train.log", args.threads)
     den_cmd = [*exe, "denoise", str(movie), "-o", str(out), "--model", str(model)]
-    den_cmd += ["--device", "cpu"]
+    den_cmd += ["--device", "cpu", "--dtype", "same"]
     den_wall, den_rss = run_measured(den_cmd, work / f"{slug}_denoise.log", args.threads)
     written = tifffile.imread(out)
     # the same model written as float32 (``--dtype float32``): no rounding to the input's type

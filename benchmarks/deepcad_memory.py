@@ -113,7 +113,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             }
             out = work / "cascope_out.tif"
             cmd = [sys.executable, "-m", "cascope", "denoise", str(movie), "-o", str(out)]
-            cmd += ["--model", models["cascope_model"], "--device", "cpu"]
+            cmd += ["--model", models["cascope_model"], "--device", "cpu", "--dtype", "same"]
             wall, rss = run_measured(cmd, work / "cascope_denoise.log", args.threads)
             row["cascope"] = {
                 "peak_rss_mib": rss,

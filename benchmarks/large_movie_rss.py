@@ -60,7 +60,7 @@ def write_movie(path: Path, frames: int, size: int, *, seed: int = 0) -> None:
 def run_denoise(inp: Path, out: Path, *, method: str, block: int) -> dict[str, Any]:
     """Run the CLI in a child process; return its peak RSS (bytes), wall time and exit code."""
     cmd = [sys.executable, "-m", "cascope", "denoise", str(inp), "-o", str(out)]
-    cmd += ["--method", method, "--block", str(block)]
+    cmd += ["--method", method, "--block", str(block), "--dtype", "same"]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     # wait4 returns the rusage of exactly this child: ru_maxrss is its high-water mark (KiB)

@@ -127,7 +127,7 @@ def test_existing_output_needs_force(tmp_path, monkeypatch, capsys):
     assert tifffile.imread(out).shape == (20, 24, 24)
 
 
-def test_good_input_is_denoised_in_its_dtype(tmp_path, monkeypatch, capsys):
+def test_good_input_is_denoised_to_float32_or_in_its_dtype(tmp_path, monkeypatch, capsys):
     rng = np.random.default_rng(3)
     clean = np.full((30, 32, 32), 500.0)
     noisy = rng.poisson(clean).astype(np.uint16)
@@ -137,6 +137,12 @@ def test_good_input_is_denoised_in_its_dtype(tmp_path, monkeypatch, capsys):
     args = ["denoise", str(inp), "-o", str(out), "--method", "median", "--block", "7"]
     code, err = run_cli(args, monkeypatch, capsys)
     assert code == 0, err
+    as_float = tifffile.imread(out)
+    assert as_float.dtype == np.float32 and as_float.shape == noisy.shape
+    assert np.abs(as_float - clean).mean() < 0.6 * np.abs(noisy - clean).mean()
+    out = tmp_path / "den_uint16.tif"
+    code, err = run_cli([*args[:3], str(out), *args[4:], "--dtype", "same"], monkeypatch, capsys)
+    assert code == 0, err
     result = tifffile.imread(out)
     assert result.dtype == np.uint16 and result.shape == noisy.shape
-    assert np.abs(result - clean).mean() < 0.6 * np.abs(noisy - clean).mean()
+    np.testing.assert_array_equal(result, np.clip(np.rint(as_float), 0, 65535))
