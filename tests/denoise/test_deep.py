@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
@@ -76,6 +78,32 @@ def test_streamed_blocks_match_one_block():
     assert np.abs(one - many).max() < 0.1 * noisy.std()
 
 
+@pytest.mark.parametrize(("method", "axes"), [("deepcad", (0, 1, 2)), ("n2v", (1, 2))])
+def test_tta_averages_the_flips_so_flipping_the_input_flips_the_output(method, axes):
+    clean, noisy, _ = _scene(4)
+    model, _ = train_denoiser(noisy, config=_config(method), device="cpu")
+    whole = (32, 32, 32)  # one tile: the flips of the tile are the flips of the movie
+    plain = DeepPredictConfig(tile=whole, overlap=0)
+    tta = plain.model_copy(update={"tta": True})
+    out = model.predict(noisy, config=tta, device="cpu")
+    for flip in [(a,) for a in axes]:
+        again = np.flip(model.predict(np.flip(noisy, flip).copy(), config=tta, device="cpu"), flip)
+        np.testing.assert_allclose(again, out, atol=1e-4)
+    # the mean over all flips of the plain prediction, computed by hand
+    combos = [c for r in range(len(axes) + 1) for c in itertools.combinations(axes, r)]
+    by_hand = np.mean(
+        [
+            np.flip(model.predict(np.flip(noisy, f).copy(), config=plain, device="cpu"), f)
+            for f in combos
+        ],
+        axis=0,
+    )
+    np.testing.assert_allclose(out, by_hand, atol=1e-4)
+    single = model.predict(noisy, config=plain, device="cpu")
+    assert np.abs(single - out).max() > 1e-3  # the network alone is not flip-invariant
+    assert _psnr(out, clean) > _psnr(noisy, clean) + 3.0
+
+
 def test_paired_methods_need_targets_and_matching_shapes():
     _, noisy, second = _scene(4)
     with pytest.raises(InputError, match="targets"):
@@ -144,11 +172,22 @@ def test_cli_train_kill_resume_and_denoise(tmp_path):
             str(out),
             "--model",
             str(tmp_path / "a"),
-            "--dtype",
-            "float32",
             "--device",
             "cpu",
         ],
     )
     assert res.exit_code == 0, res.output
-    assert tifffile.imread(out).shape == noisy.shape
+    written = tifffile.imread(out)
+    assert written.shape == noisy.shape and written.dtype == np.float32
+    res = runner.invoke(
+        app,
+        ["denoise", str(src), "-o", str(tmp_path / "tta.tif"), "--model", str(tmp_path / "a")]
+        + ["--tta", "--device", "cpu"],
+    )
+    assert res.exit_code == 0, res.output
+    model = DeepDenoiser.load(tmp_path / "a")
+    expected = model.predict(noisy, config=DeepPredictConfig(tta=True, block=64), device="cpu")
+    np.testing.assert_allclose(tifffile.imread(tmp_path / "tta.tif"), expected, atol=1e-4)
+    assert np.abs(expected - written).max() > 1e-3
+    res = runner.invoke(app, ["denoise", str(src), "-o", str(tmp_path / "g.tif"), "--tta"])
+    assert res.exit_code != 0 and "--tta applies to networks" in str(res.exception)

@@ -111,6 +111,11 @@ def register(app: typer.Typer) -> None:
             help="float32: the denoised values as computed; same: the input's type (integers "
             "rounded and clipped: smaller files, but rounding costs ~1 dB at a few photons/pixel).",
         ),
+        tta: bool = typer.Option(
+            False,
+            "--tta",
+            help="Networks: average the predictions of flipped tiles (8x the prediction time).",
+        ),
         force: bool = typer.Option(False, "--force", help="Replace an existing output file."),
     ) -> None:
         """Denoise INPUT into OUTPUT with a filter or a network, block by block (bounded memory)."""
@@ -120,13 +125,26 @@ def register(app: typer.Typer) -> None:
 
         if model is not None or method in DEEP:
             _denoise_deep(
-                input_path, output, model, method, steps, patch, device, axes, dtype, force, block
+                input_path,
+                output,
+                model,
+                method,
+                steps,
+                patch,
+                device,
+                axes,
+                dtype,
+                force,
+                block,
+                tta,
             )
             return
         from cascope.errors import CascopeError
 
         if method not in CLASSICAL:
             raise CascopeError(f"--method {method!r} is not one of {', '.join(CLASSICAL)}")
+        if tta:
+            raise CascopeError("--tta applies to networks (--model or a network --method)")
         if mode not in ("2d", "3d"):
             raise CascopeError(f"--mode {mode!r}: use 2d or 3d")
         if dtype not in ("same", "float32"):
@@ -170,6 +188,7 @@ def _denoise_deep(
     dtype: str,
     force: bool,
     block: int,
+    tta: bool = False,
 ) -> None:
     """Run a trained model, or train a self-supervised one on the input first, then predict."""
     from rich.console import Console
@@ -192,7 +211,7 @@ def _denoise_deep(
         model=model,
         method=method,
         train=train,
-        predict=DeepPredictConfig.model_validate({"dtype": dtype, "block": block}),
+        predict=DeepPredictConfig.model_validate({"dtype": dtype, "block": block, "tta": tta}),
         axes=axes,
         device=device,
         force=force,

@@ -24,7 +24,13 @@ from cascope.config.denoise import DeepDenoiseConfig, DeepPredictConfig
 from cascope.errors import InputError
 from cascope.io import Movie, as_movie, check_output, open_writer_like, read
 from cascope.models import UNet, load_model, save_model
-from cascope.tiling import ArrayWriter, BlockWriter, predict_streamed, torch_predictor
+from cascope.tiling import (
+    ArrayWriter,
+    BlockWriter,
+    averaged_over_flips,
+    predict_streamed,
+    torch_predictor,
+)
 from cascope.training import (
     Pairing,
     PatchSampler,
@@ -145,6 +151,8 @@ class DeepDenoiser:
         out_mean, out_std = self.output_norm
         predictor = torch_predictor(self.model, device=device, amp=cfg.amp, compile=cfg.compile)
         ndim = self.config.network_ndim
+        if cfg.tta:  # tiles are (B, C, T|Z, Y, X); a 2D network sees each plane alone
+            predictor = averaged_over_flips(predictor, (2, 3, 4) if ndim == 3 else (3, 4))
         tile = cfg.tile if ndim == 3 else (min(cfg.tile[0], 8), *cfg.tile[1:])
         overlap: Any = cfg.overlap
         if ndim == 2:  # frames are independent: no overlap along T

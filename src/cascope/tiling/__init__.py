@@ -12,7 +12,12 @@ Examples
 """
 
 from cascope.tiling.cover import Blend, blend_weights, cover, tile_starts
-from cascope.tiling.predict import BatchPredictor, predict_tiled, torch_predictor
+from cascope.tiling.predict import (
+    BatchPredictor,
+    averaged_over_flips,
+    predict_tiled,
+    torch_predictor,
+)
 from cascope.tiling.stream import ArrayWriter, BlockWriter, TiffWriter, predict_streamed
 
 __all__ = [
@@ -21,6 +26,7 @@ __all__ = [
     "Blend",
     "BlockWriter",
     "TiffWriter",
+    "averaged_over_flips",
     "blend_weights",
     "cover",
     "predict_streamed",

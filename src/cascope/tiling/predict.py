@@ -167,3 +167,49 @@ def torch_predictor(
         return y.cpu().numpy()
 
     return predict
+
+
+def averaged_over_flips(predict: BatchPredictor, axes: Sequence[int]) -> BatchPredictor:
+    """Test-time augmentation: average the predictions of every flip of the tiles.
+
+    Each batch is predicted once per combination of flips along ``axes`` (``2 ** len(axes)``
+    calls), each prediction is flipped back, and the mean is returned. For a network trained
+    with those flips as augmentation this removes part of the variance of its estimate, at
+    ``2 ** len(axes)`` times the prediction cost.
+
+    Parameters
+    ----------
+    predict : callable
+        A batch predictor, ``(B, C, *tile) -> (B, C_out, *tile)``.
+    axes : sequence of int
+        Axes of the batch array to flip (e.g. ``(2, 3, 4)`` for T, Y and X of 3D tiles).
+
+    Returns
+    -------
+    callable
+        A batch predictor with the same signature.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ramp = np.arange(4, dtype=np.float32).reshape(1, 1, 4)
+    >>> shift = lambda b: np.roll(b, 1, axis=-1)  # not flip-equivariant
+    >>> averaged_over_flips(shift, (2,))(ramp).tolist()
+    [[[2.0, 1.0, 2.0, 1.0]]]
+    """
+    combos = [
+        tuple(a for a, on in zip(axes, bits, strict=True) if on)
+        for bits in np.ndindex(*(2,) * len(axes))
+    ]
+
+    def predict_flipped(batch: NDArray[np.float32]) -> NDArray[np.float32]:
+        total: NDArray[np.float32] | None = None
+        for flip in combos:
+            x = np.flip(batch, flip) if flip else batch
+            y = np.asarray(predict(np.ascontiguousarray(x)), dtype=np.float32)
+            y = np.flip(y, flip) if flip else y
+            total = y.copy() if total is None else total + y
+        assert total is not None
+        return total / np.float32(len(combos))
+
+    return predict_flipped
