@@ -186,8 +186,21 @@ def test_cli_train_kill_resume_and_denoise(tmp_path):
     )
     assert res.exit_code == 0, res.output
     model = DeepDenoiser.load(tmp_path / "a")
+    assert (model.config.training.lr, model.config.training.grad_clip) == (2e-3, 1.0)
     expected = model.predict(noisy, config=DeepPredictConfig(tta=True, block=64), device="cpu")
     np.testing.assert_allclose(tifffile.imread(tmp_path / "tta.tif"), expected, atol=1e-4)
     assert np.abs(expected - written).max() > 1e-3
     res = runner.invoke(app, ["denoise", str(src), "-o", str(tmp_path / "g.tif"), "--tta"])
     assert res.exit_code != 0 and "--tta applies to networks" in str(res.exception)
+
+
+def test_training_options_given_in_part_keep_the_denoising_defaults():
+    from cascope.config.denoise import DENOISE_TRAINING
+
+    cfg = DeepDenoiseConfig.model_validate({"method": "n2v", "training": {"steps": 7}})
+    assert cfg.training.steps == 7
+    assert cfg.training.lr == DENOISE_TRAINING["lr"] != TrainingConfig().lr
+    assert cfg.training.grad_clip == DENOISE_TRAINING["grad_clip"]
+    assert DeepDenoiseConfig().training == DeepDenoiseConfig(training={}).training
+    explicit = TrainingConfig(steps=3)  # a whole TrainingConfig is taken as it is
+    assert DeepDenoiseConfig(training=explicit).training == explicit

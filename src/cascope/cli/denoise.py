@@ -203,7 +203,11 @@ def _denoise_deep(
     train = None
     if model is None:
         train = DeepDenoiseConfig.model_validate(
-            {"method": method, "patch": patch, "training": {"steps": steps, "val_every": steps}}
+            {
+                "method": method,
+                "patch": patch,
+                "training": {"steps": steps, "val_every": min(100, steps)},
+            }
         )
     out = denoise_deep_file(
         input_path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -30,7 +31,9 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(2, "--batch-size", min=1, help="Patches per step."),
         depth: int = typer.Option(4, "--depth", min=1, help="U-Net levels."),
         base: int = typer.Option(16, "--base", min=1, help="U-Net channels at the first level."),
-        lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
+        lr: float | None = typer.Option(
+            None, "--lr", help="Adam learning rate (default 2e-3, gradient norm clipped at 1)."
+        ),
         seed: int = typer.Option(0, "--seed", help="Random seed."),
         axes: str | None = typer.Option(None, "--axes", help="Axes when the file does not say."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -50,28 +53,23 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from cascope.config.denoise import DeepDenoiseConfig
-        from cascope.config.training import TrainingConfig
         from cascope.denoise.deep import read_recording, train_denoiser
         from cascope.io import check_output
 
         if method not in METHODS:
             raise typer.BadParameter(f"choose from {', '.join(METHODS)}", param_hint="--method")
         check_output(output, inputs=[*inputs, *(target or [])], force=force)
-        cfg = DeepDenoiseConfig(
-            method=method,  # type: ignore[arg-type]
-            patch=patch,
-            depth=depth,
-            base=base,
-            training=TrainingConfig.model_validate(
-                {
-                    "steps": steps,
-                    "batch_size": batch_size,
-                    "lr": lr,
-                    "seed": seed,
-                    "checkpoint_every": checkpoint_every,
-                    "val_every": min(100, steps),
-                }
-            ),
+        training: dict[str, Any] = {
+            "steps": steps,
+            "batch_size": batch_size,
+            "seed": seed,
+            "checkpoint_every": checkpoint_every,
+            "val_every": min(100, steps),
+        }
+        if lr is not None:
+            training["lr"] = lr
+        cfg = DeepDenoiseConfig.model_validate(
+            {"method": method, "patch": patch, "depth": depth, "base": base, "training": training}
         )
         movies = [read_recording(p, axes=axes) for p in inputs]
         targets = [read_recording(p, axes=axes) for p in target] if target else None

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cascope.config.training import TrainingConfig
 
@@ -14,8 +14,21 @@ DeepMethod = Literal["deepcad", "n2v", "n2v3d", "n2n", "care"]
 DEEP_METHODS: tuple[str, ...] = ("deepcad", "n2v", "n2v3d", "n2n", "care")
 
 
+#: Training defaults of the denoisers (options not given keep these). Gradient-norm clipping
+#: keeps the 1 M-parameter U-Net from diverging: without it, lr 2e-3 (and at times 1e-3) blew the
+#: loss up within a few hundred steps and the network fell to a near-constant output; with it,
+#: lr 2e-3 trained to 50.6 dB SI-PSNR where lr 1e-3 unclipped reached 49.0 (deepcad_compare
+#: movie, 20 photons/pixel, 960 patches).
+DENOISE_TRAINING: dict[str, Any] = {
+    "steps": 2000,
+    "batch_size": 2,
+    "lr": 2e-3,
+    "grad_clip": 1.0,
+}
+
+
 def _default_training() -> TrainingConfig:
-    return TrainingConfig.model_validate({"steps": 2000, "batch_size": 2, "lr": 1e-3})
+    return TrainingConfig.model_validate(DENOISE_TRAINING)
 
 
 class DeepDenoiseConfig(BaseModel):
@@ -81,6 +94,14 @@ class DeepDenoiseConfig(BaseModel):
     training: TrainingConfig = Field(
         default_factory=_default_training, description="Optimiser, steps, checkpoints, seed."
     )
+
+    @field_validator("training", mode="before")
+    @classmethod
+    def _training_defaults(cls, value: Any) -> Any:
+        """Options given as a mapping complete the denoising defaults, not the trainer's."""
+        if isinstance(value, dict):
+            return {**DENOISE_TRAINING, **value}
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> DeepDenoiseConfig:
