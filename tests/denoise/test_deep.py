@@ -186,7 +186,7 @@ def test_cli_train_kill_resume_and_denoise(tmp_path):
     )
     assert res.exit_code == 0, res.output
     model = DeepDenoiser.load(tmp_path / "a")
-    assert (model.config.training.lr, model.config.training.grad_clip) == (2e-3, 1.0)
+    assert (model.config.training.lr, model.config.training.grad_clip) == (1e-3, None)
     expected = model.predict(noisy, config=DeepPredictConfig(tta=True, block=64), device="cpu")
     np.testing.assert_allclose(tifffile.imread(tmp_path / "tta.tif"), expected, atol=1e-4)
     assert np.abs(expected - written).max() > 1e-3
@@ -197,10 +197,10 @@ def test_cli_train_kill_resume_and_denoise(tmp_path):
 def test_training_options_given_in_part_keep_the_denoising_defaults():
     from cascope.config.denoise import DENOISE_TRAINING
 
-    cfg = DeepDenoiseConfig.model_validate({"method": "n2v", "training": {"steps": 7}})
-    assert cfg.training.steps == 7
-    assert cfg.training.lr == DENOISE_TRAINING["lr"] != TrainingConfig().lr
-    assert cfg.training.grad_clip == DENOISE_TRAINING["grad_clip"]
+    cfg = DeepDenoiseConfig.model_validate({"method": "n2v", "training": {"lr": 5e-4}})
+    assert cfg.training.lr == 5e-4
+    assert cfg.training.steps == DENOISE_TRAINING["steps"] != TrainingConfig().steps
+    assert cfg.training.batch_size == DENOISE_TRAINING["batch_size"]
     assert DeepDenoiseConfig().training == DeepDenoiseConfig(training={}).training
     explicit = TrainingConfig(steps=3)  # a whole TrainingConfig is taken as it is
     assert DeepDenoiseConfig(training=explicit).training == explicit

@@ -31,9 +31,7 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(2, "--batch-size", min=1, help="Patches per step."),
         depth: int = typer.Option(4, "--depth", min=1, help="U-Net levels."),
         base: int = typer.Option(16, "--base", min=1, help="U-Net channels at the first level."),
-        lr: float | None = typer.Option(
-            None, "--lr", help="Adam learning rate (default 2e-3, gradient norm clipped at 1)."
-        ),
+        lr: float | None = typer.Option(None, "--lr", help="Adam learning rate (default 1e-3)."),
         seed: int = typer.Option(0, "--seed", help="Random seed."),
         axes: str | None = typer.Option(None, "--axes", help="Axes when the file does not say."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
