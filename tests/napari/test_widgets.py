@@ -51,6 +51,8 @@ def test_denoise_train_on_movie_keeps_viewer_responsive(make_napari_viewer, run_
     widget.deep_form.method.value = "n2v"
     widget.deep_form.patch.value = "4, 32, 32"
     widget.predict_form.tile.value = "8, 48, 48"
+    widget.predict_form.tta.value = True  # the test-time flips, a check box of the form
+    assert widget.predict_form.config().tta is True
     ticks = run_widget(widget, timeout=120_000)
     assert ticks > 5  # timers fired while the network trained
     out = np.asarray(viewer.layers["movie denoised"].data)

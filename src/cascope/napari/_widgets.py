@@ -51,7 +51,7 @@ _CLASSICAL_FIELDS = (
     "dtype",
 )
 _DEEP_FIELDS = ("method", "patch", "depth", "base", "training.steps", "training.batch_size")
-_PREDICT_FIELDS = ("tile", "overlap", "batch_size")
+_PREDICT_FIELDS = ("tile", "overlap", "batch_size", "tta")
 
 
 class ProgressWriter:
