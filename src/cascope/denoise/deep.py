@@ -410,18 +410,33 @@ def denoise_deep(
     ndarray or None
         The denoised recording in the input's units, unless a writer was given.
     """
-    if model is None:
-        if method not in ("deepcad", "n2v", "n2v3d"):
-            raise InputError(f"method {method!r} needs pairs; train it with `cascope train`")
-        cfg = train or DeepDenoiseConfig.model_validate({"method": method})
-        if cfg.method != method:
-            cfg = cfg.model_copy(update={"method": method})
-        model, _ = train_denoiser(data, config=cfg, axes=axes, device=device, progress=progress)
-    elif not isinstance(model, DeepDenoiser):
-        model = DeepDenoiser.load(model)
+    model = _trained_or_loaded(data, model, method, train, axes, device, progress)
     return model.predict(
         data, axes=axes, config=predict, writer=writer, device=device, progress=progress
     )
+
+
+def _trained_or_loaded(
+    data: Any,
+    model: DeepDenoiser | str | Path | None,
+    method: str,
+    train: DeepDenoiseConfig | None,
+    axes: str,
+    device: str | torch.device,
+    progress: bool,
+) -> DeepDenoiser:
+    """Return the model, load the model folder, or (no model) train ``method`` on ``data``."""
+    if isinstance(model, DeepDenoiser):
+        return model
+    if model is not None:
+        return DeepDenoiser.load(model)
+    if method not in ("deepcad", "n2v", "n2v3d"):
+        raise InputError(f"method {method!r} needs pairs; train it with `cascope train`")
+    cfg = train or DeepDenoiseConfig.model_validate({"method": method})
+    if cfg.method != method:
+        cfg = cfg.model_copy(update={"method": method})
+    trained, _ = train_denoiser(data, config=cfg, axes=axes, device=device, progress=progress)
+    return trained
 
 
 def _listify(x: Any) -> list[Any]:
@@ -501,13 +516,7 @@ def denoise_deep_file(
     check_output(output_path, inputs=[src], force=force)
     movie = read_recording(src, axes=axes, dataset=dataset)
     stack, _ = _as_stack(movie, movie.axes)
-    if model is None:
-        if method not in ("deepcad", "n2v", "n2v3d"):
-            raise InputError(f"method {method!r} needs pairs; train it with `cascope train`")
-        cfg = train or DeepDenoiseConfig.model_validate({"method": method})
-        model, _ = train_denoiser(stack, config=cfg, device=device, progress=progress)
-    elif not isinstance(model, DeepDenoiser):
-        model = DeepDenoiser.load(model)
+    model = _trained_or_loaded(stack, model, method, train, stack.axes, device, progress)
     pcfg = predict or DeepPredictConfig.model_validate({})
     dtype = output_dtype(stack.dtype, pcfg.dtype)
     with open_writer_like(output_path, stack, dtype, force=force, inputs=[src]) as writer:
