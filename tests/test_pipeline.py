@@ -34,7 +34,8 @@ def test_pipeline_writes_every_result_and_finds_the_events(recording, tmp_path):
     res = run_pipeline(cfg, tmp_path / "out")
     assert set(res.files) == {"qc", "denoised", "events", "event_labels", "figure"}
     denoised = tifffile.imread(res.files["denoised"])
-    assert denoised.shape == sim.noisy.shape and denoised.dtype == sim.noisy.dtype
+    # float32 by default, as `cascope denoise` writes
+    assert denoised.shape == sim.noisy.shape and denoised.dtype == np.float32
     # denoising brought the movie closer to the clean one
     err = lambda a: np.mean((a.astype(float) - sim.clean) ** 2)  # noqa: E731
     assert err(denoised) < 0.5 * err(sim.noisy)
@@ -67,6 +68,33 @@ def test_rerun_from_saved_config_gives_the_same_events(recording, tmp_path):
     b = pd.read_csv(tmp_path / "b" / "events.csv")
     pd.testing.assert_frame_equal(a, b)
     assert not (tmp_path / "b" / "qc.json").exists()  # --no-qc was saved in the config
+
+
+def test_denoised_file_in_the_input_type_is_the_float_one_rounded(recording, tmp_path):
+    sim, movie = recording
+    runs = {}
+    for dtype in ("float32", "same"):
+        cfg = PipelineConfig(
+            input=movie, qc=False, events=None, denoise=DenoiseStep(method="median", dtype=dtype)
+        )
+        runs[dtype] = tifffile.imread(run_pipeline(cfg, tmp_path / dtype).files["denoised"])
+    info = np.iinfo(sim.noisy.dtype)
+    assert runs["same"].dtype == sim.noisy.dtype and runs["float32"].dtype == np.float32
+    expected = np.clip(np.rint(runs["float32"]), info.min, info.max).astype(sim.noisy.dtype)
+    np.testing.assert_array_equal(runs["same"], expected)
+    # a classical option that contradicts the step's type is refused, not silently overridden
+    from cascope.config.denoise_classical import ClassicalDenoiseConfig
+
+    clash = DenoiseStep(
+        method="median",
+        dtype="same",
+        classical=ClassicalDenoiseConfig(method="median", dtype="float32"),
+    )
+    with pytest.raises(InputError, match="denoise.classical.dtype"):
+        run_pipeline(
+            PipelineConfig(input=movie, qc=False, events=None, denoise=clash), tmp_path / "c"
+        )
+    assert not (tmp_path / "c").exists()
 
 
 def test_bad_input_leaves_no_output(tmp_path):

@@ -10,7 +10,7 @@ Outputs
 ``qc.json``
     :func:`cascope.qc.run_qc` report (when ``qc``).
 ``denoised.tif``
-    The denoised movie in the input's dtype (when ``denoise``).
+    The denoised movie, float32 or in the input's dtype (``denoise.dtype``; when ``denoise``).
 ``events.csv``, ``event_labels.tif``, ``events.png``
     Event table (weighted centroids ``t, y, x`` and features), event instance labels and an
     overview figure (when ``events``).
@@ -94,7 +94,7 @@ def _denoise(step: DenoiseStep, cfg: PipelineConfig, target: Path) -> dict[str, 
             model=step.model,
             method=step.method,
             train=train,
-            predict=DeepPredictConfig.model_validate({"dtype": "same"}),
+            predict=DeepPredictConfig.model_validate({"dtype": step.dtype}),
             axes=cfg.axes,
             device=cfg.device,
             progress=True,
@@ -108,6 +108,11 @@ def _denoise(step: DenoiseStep, cfg: PipelineConfig, target: Path) -> dict[str, 
         raise InputError(
             f"denoise.method is {step.method!r} but denoise.classical.method is {options.method!r}"
         )
+    if "dtype" in options.model_fields_set and options.dtype != step.dtype:
+        raise InputError(
+            f"denoise.dtype is {step.dtype!r} but denoise.classical.dtype is {options.dtype!r}"
+        )
+    options = options.model_copy(update={"dtype": step.dtype})
     denoise_file(cfg.input, target, config=options, axes=cfg.axes, progress=True)
     return {"method": step.method, "options": options.model_dump(mode="json")}
 

@@ -119,13 +119,16 @@ def test_streaming_bm4d_close_to_one_shot(rng, make_scene):
 def test_integer_output_is_rounded_and_clipped(rng):
     data = rng.poisson(3, (5, 16, 16)).astype(np.uint8)
     data[0, 0, 0] = 255
-    cfg = ClassicalDenoiseConfig(method="gaussian", sigma=0.7)
+    cfg = ClassicalDenoiseConfig(method="gaussian", sigma=0.7, dtype="same")
     out = denoise_movie(data, axes="TYX", config=cfg, block=2)
     ref = denoise_array(data, axes="TYX", config=cfg)
     assert out is not None and out.dtype == np.uint8
     np.testing.assert_array_equal(out, np.clip(np.rint(ref), 0, 255).astype(np.uint8))
+    # float32 is the default (as for `cascope denoise`): the filter's result, not rounded
     as_float = denoise_movie(data, axes="TYX", config=cfg.model_copy(update={"dtype": "float32"}))
+    assert ClassicalDenoiseConfig(method="gaussian").dtype == "float32"
     assert as_float is not None and as_float.dtype == np.float32
+    np.testing.assert_allclose(as_float, ref, atol=1e-4)
 
 
 class _ListWriter:

@@ -74,7 +74,7 @@ def denoise_temporal_network(out: Path, noisy_path: Path, *, force: bool) -> dic
     A small budget (depth 3, base 8, at most 300 steps of 4 patches, fewer for a shorter movie)
     keeps the demo fast on a laptop CPU; the model folder is kept beside the outputs.
     """
-    from cascope.config.denoise import DeepDenoiseConfig, DeepPredictConfig
+    from cascope.config.denoise import DeepDenoiseConfig
     from cascope.denoise.deep import denoise_deep_file, read_recording, train_denoiser
 
     target = out / "denoised_deepcad.tif"
@@ -99,7 +99,6 @@ def denoise_temporal_network(out: Path, noisy_path: Path, *, force: bool) -> dic
         noisy_path,
         target,
         model=model,
-        predict=DeepPredictConfig.model_validate({"dtype": "same"}),
         device="cpu",
         force=force,
     )

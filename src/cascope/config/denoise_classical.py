@@ -105,9 +105,9 @@ class ClassicalDenoiseConfig(BaseModel):
         "from the filter's reach (bm4d: 8).",
     )
     dtype: Literal["same", "float32"] = Field(
-        default="same",
-        description="Output type: 'same' rounds and clips to the input's integer type (floats "
-        "stay as they are); 'float32' keeps the filter's float result.",
+        default="float32",
+        description="Output type: 'float32' keeps the filter's float result; 'same' rounds and "
+        "clips to the input's integer type (floats stay as they are).",
     )
 
     @model_validator(mode="after")
