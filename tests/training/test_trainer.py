@@ -136,3 +136,99 @@ def test_warmup_ramps_the_learning_rate_then_follows_the_schedule(rng, schedule)
 def test_adam_betas_outside_0_1_are_rejected():
     with pytest.raises(ValueError, match="betas must lie in"):
         TrainingConfig(betas=(0.5, 1.0))
+
+
+def _blow_up_at(step_to_break, model, *, factor=50.0, lrs=None, trainer=None):
+    """An ``on_step`` callback that wrecks the weights once (a simulated divergence)."""
+
+    def on_step(step, loss):
+        if lrs is not None:
+            lrs.append(trainer[0].optimizer.param_groups[0]["lr"])
+        if step == step_to_break:
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.mul_(factor)
+
+    return on_step
+
+
+def _denoising_setup(rng):
+    yy, xx = np.mgrid[:48, :48]
+    clean = (np.sin(xx / 4.0) + np.cos(yy / 5.0)).astype(np.float32)
+    noisy = clean + 0.5 * rng.normal(size=clean.shape).astype(np.float32)
+    torch.manual_seed(0)
+    model = UNet(1, 1, ndim=2, depth=2, base=4)
+    s = PatchSampler([(noisy, clean)], (16, 16), pairing=supervised_pairing(), seed=0)
+    v = PatchSampler([(noisy, clean)], (16, 16), pairing=supervised_pairing(), seed=1)
+    return model, s, v
+
+
+def _run_with_blow_up(rng, tmp_path=None, stop_at=None, resume=False, **options):
+    model, s, v = _denoising_setup(rng)
+    cfg = TrainingConfig(steps=30, val_every=5, lr=3e-3, checkpoint_every=4, **options)
+    lrs: list[float] = []
+    holder: list[Trainer] = []
+    trainer = Trainer(
+        model,
+        s,
+        get_loss("l2"),
+        config=cfg,
+        val_sampler=v,
+        device="cpu",
+        checkpoint_dir=tmp_path,
+        on_step=_blow_up_at(12, model, lrs=lrs, trainer=holder),
+    )
+    holder.append(trainer)
+    return trainer.fit(resume=resume, stop_at=stop_at), lrs
+
+
+def test_a_run_that_blows_up_goes_back_to_its_best_state_at_half_the_rate(rng):
+    seed = int(rng.integers(1 << 30))
+    res, lrs = _run_with_blow_up(np.random.default_rng(seed))
+    vals = dict(res.val_losses)
+    # the wrecked weights were caught at the first validation after step 12
+    assert vals[15] > 2 * vals[10] and res.rollbacks == [15]
+    assert lrs[:15] == [3e-3] * 15 and lrs[15:] == [1.5e-3] * 15
+    # back on track: the run ends near its best, well below the wrecked loss
+    assert vals[30] < 1.5 * vals[10] < vals[15]
+    # the same run without the guard spends its remaining steps on the broken network
+    free, free_lrs = _run_with_blow_up(
+        np.random.default_rng(seed), divergence=None, restore_best=False
+    )
+    assert free.rollbacks == [] and set(free_lrs) == {3e-3}
+    assert dict(free.val_losses)[30] > 2 * vals[30]
+    np.testing.assert_array_equal(free.losses[:15], res.losses[:15])
+
+
+def test_a_non_finite_loss_rolls_back_or_stops_with_a_message(rng):
+    seed = int(rng.integers(1 << 30))
+    model, s, v = _denoising_setup(np.random.default_rng(seed))
+
+    def nan_at_12(step, loss):
+        if step == 12:
+            with torch.no_grad():
+                next(iter(model.parameters())).fill_(float("nan"))
+
+    def run(**options):
+        cfg = TrainingConfig(steps=20, val_every=5, lr=3e-3, **options)
+        t = Trainer(model, s, get_loss("l2"), config=cfg, val_sampler=v, device="cpu")
+        t.on_step = nan_at_12
+        return t.fit()
+
+    res = run()
+    assert res.rollbacks == [13] and not np.isfinite(res.losses[12])
+    assert np.all(np.isfinite(res.losses[13:])) and np.isfinite(res.val_losses[-1][1])
+    with pytest.raises(FloatingPointError, match="step 13"):
+        run(divergence=None)
+
+
+def test_a_killed_run_resumes_after_a_rollback_with_identical_losses(rng, tmp_path):
+    seed = int(rng.integers(1 << 30))
+    whole, _ = _run_with_blow_up(np.random.default_rng(seed), tmp_path / "a")
+    killed, _ = _run_with_blow_up(np.random.default_rng(seed), tmp_path / "b", stop_at=18)
+    assert killed.rollbacks == [15]  # checkpoint of step 16 holds the halved rate
+    resumed, lrs = _run_with_blow_up(np.random.default_rng(seed), tmp_path / "b", resume=True)
+    assert resumed.rollbacks == whole.rollbacks == [15]
+    np.testing.assert_array_equal(resumed.losses, whole.losses)
+    assert resumed.val_losses == whole.val_losses
+    assert set(lrs) == {1.5e-3}

@@ -53,6 +53,13 @@ class TrainingConfig(BaseModel):
         default=True,
         description="End with the weights of the best validation loss (when validating).",
     )
+    divergence: float | None = Field(
+        default=2.0,
+        gt=1,
+        description="When a validation loss exceeds this multiple of the best one (or a loss "
+        "stops being finite), go back to the best weights and optimiser state and halve the "
+        "learning rate (None: never; a non-finite loss then stops the run).",
+    )
     seed: int = Field(default=0, description="Seed of torch, NumPy and Python random at the start.")
 
     @field_validator("betas")

@@ -352,6 +352,7 @@ def train_denoiser(
         "final_loss": result.losses[-1] if result.losses else None,
         "best_val_loss": result.best_val,
         "best_step": result.best_step,
+        "rollbacks": result.rollbacks,
         "seconds": round(result.seconds, 2),
         "patches_seen": result.steps_done * cfg.training.batch_size,
         "device": str(trainer.device),

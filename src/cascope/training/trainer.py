@@ -3,6 +3,9 @@
 A checkpoint (``last.pt`` in the checkpoint folder) holds the model, optimiser and grad-scaler
 states, the torch/NumPy/Python random states, the sampler's state and the loss history, so a run
 killed after a checkpoint and resumed continues with exactly the losses it would have had.
+A run that blows up (a validation loss ``divergence`` times the best one, or a loss that is not
+finite) goes back to its best weights and optimiser state with the learning rate halved, instead
+of spending its remaining steps on a broken network.
 Checkpoints contain tensors and plain data only and are read with ``weights_only=True``.
 """
 
@@ -55,6 +58,9 @@ class TrainResult:
         Whether early stopping ended the run.
     seconds : float
         Wall time of this call (not of earlier interrupted calls).
+    rollbacks : list of int
+        Steps at which the run diverged and went back to its best state (learning rate halved
+        each time).
     """
 
     losses: list[float] = field(default_factory=list)
@@ -64,6 +70,7 @@ class TrainResult:
     steps_done: int = 0
     stopped_early: bool = False
     seconds: float = 0.0
+    rollbacks: list[int] = field(default_factory=list)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -170,6 +177,8 @@ class Trainer:
             ]
         self.result = TrainResult()
         self._best_state: dict[str, torch.Tensor] | None = None
+        self._best_optimizer: dict[str, Any] | None = None
+        self._lr_scale = 1.0
         self._bad_validations = 0
         self._step = 0
 
@@ -187,7 +196,7 @@ class Trainer:
         return batch
 
     def _lr(self, step: int) -> float:
-        lr = self.config.lr
+        lr = self.config.lr * self._lr_scale
         if self.config.lr_schedule == "cosine":
             lr *= 0.5 * (1 + math.cos(math.pi * (step - 1) / self.config.steps))
         if step <= self.config.warmup_steps:
@@ -205,7 +214,10 @@ class Trainer:
             pred = self.forward(batch.input)
         loss = self.loss(pred.float(), batch.target, batch.mask)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss.item()} at step {step}")
+            if not self._can_roll_back():
+                raise FloatingPointError(f"training loss became {loss.item()} at step {step}")
+            self._roll_back(step, f"the training loss became {loss.item()}")
+            return float(loss.detach())
         self.scaler.scale(loss).backward()
         if self.config.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
@@ -292,15 +304,45 @@ class Trainer:
             return False
         self.result.val_losses.append((step, val))
         best = self.result.best_val
-        if best is None or val < best - self.config.min_delta:
+        factor = self.config.divergence
+        if (
+            best is not None
+            and factor is not None
+            and self._can_roll_back()
+            and not (math.isfinite(val) and val <= factor * best)
+        ):
+            self._roll_back(step, f"the validation loss {val:.4g} is over {factor:g}x the best")
+            self._bad_validations += 1
+        elif best is None or val < best - self.config.min_delta:
             self.result.best_val, self.result.best_step = val, step
             self._best_state = copy.deepcopy(
                 {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             )
+            if self.config.divergence is not None:
+                self._best_optimizer = copy.deepcopy(self.optimizer.state_dict())
             self._bad_validations = 0
         else:
             self._bad_validations += 1
         return self.config.patience > 0 and self._bad_validations >= self.config.patience
+
+    def _can_roll_back(self) -> bool:
+        return self.config.divergence is not None and self._best_state is not None
+
+    def _roll_back(self, step: int, why: str) -> None:
+        """Back to the best weights and optimiser state, with the learning rate halved."""
+        assert self._best_state is not None
+        self.model.load_state_dict(self._best_state)
+        if self._best_optimizer is not None:
+            self.optimizer.load_state_dict(copy.deepcopy(self._best_optimizer))
+        self._lr_scale *= 0.5
+        self.result.rollbacks.append(step)
+        log.warning(
+            "step %d: %s; back to the weights of step %s, learning rate now %.3g",
+            step,
+            why,
+            self.result.best_step,
+            self.config.lr * self._lr_scale,
+        )
 
     # ---------------------------------------------------------------- checkpoints
     def _checkpoint_path(self) -> Path | None:
@@ -327,6 +369,9 @@ class Trainer:
             "best_step": self.result.best_step,
             "best_val": self.result.best_val,
             "best_model": self._best_state,
+            "best_optimizer": self._best_optimizer,
+            "lr_scale": self._lr_scale,
+            "rollbacks": list(self.result.rollbacks),
             "bad_validations": self._bad_validations,
             "config": self.config.model_dump_json(),
         }
@@ -358,6 +403,9 @@ class Trainer:
         self.result.best_val = state["best_val"]
         self.result.steps_done = self._step
         self._best_state = state["best_model"]
+        self._best_optimizer = state.get("best_optimizer")
+        self._lr_scale = float(state.get("lr_scale", 1.0))
+        self.result.rollbacks = [int(s) for s in state.get("rollbacks", [])]
         self._bad_validations = int(state["bad_validations"])
         old = TrainingConfig.model_validate_json(state["config"])
         if old.model_dump(exclude={"steps"}) != self.config.model_dump(exclude={"steps"}):
