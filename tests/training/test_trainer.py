@@ -138,20 +138,6 @@ def test_adam_betas_outside_0_1_are_rejected():
         TrainingConfig(betas=(0.5, 1.0))
 
 
-def _blow_up_at(step_to_break, model, *, factor=50.0, lrs=None, trainer=None):
-    """An ``on_step`` callback that wrecks the weights once (a simulated divergence)."""
-
-    def on_step(step, loss):
-        if lrs is not None:
-            lrs.append(trainer[0].optimizer.param_groups[0]["lr"])
-        if step == step_to_break:
-            with torch.no_grad():
-                for p in model.parameters():
-                    p.mul_(factor)
-
-    return on_step
-
-
 def _denoising_setup(rng):
     yy, xx = np.mgrid[:48, :48]
     clean = (np.sin(xx / 4.0) + np.cos(yy / 5.0)).astype(np.float32)
@@ -164,21 +150,22 @@ def _denoising_setup(rng):
 
 
 def _run_with_blow_up(rng, tmp_path=None, stop_at=None, resume=False, **options):
+    """Train with the weights wrecked once after step 12 (a simulated divergence)."""
     model, s, v = _denoising_setup(rng)
     cfg = TrainingConfig(steps=30, val_every=5, lr=3e-3, checkpoint_every=4, **options)
-    lrs: list[float] = []
-    holder: list[Trainer] = []
     trainer = Trainer(
-        model,
-        s,
-        get_loss("l2"),
-        config=cfg,
-        val_sampler=v,
-        device="cpu",
-        checkpoint_dir=tmp_path,
-        on_step=_blow_up_at(12, model, lrs=lrs, trainer=holder),
+        model, s, get_loss("l2"), config=cfg, val_sampler=v, device="cpu", checkpoint_dir=tmp_path
     )
-    holder.append(trainer)
+    lrs: list[float] = []  # the learning rate each step ran with
+
+    def on_step(step, loss):
+        lrs.append(trainer.optimizer.param_groups[0]["lr"])
+        if step == 12:
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.mul_(50.0)
+
+    trainer.on_step = on_step
     return trainer.fit(resume=resume, stop_at=stop_at), lrs
 
 
@@ -202,16 +189,17 @@ def test_a_run_that_blows_up_goes_back_to_its_best_state_at_half_the_rate(rng):
 
 def test_a_non_finite_loss_rolls_back_or_stops_with_a_message(rng):
     seed = int(rng.integers(1 << 30))
-    model, s, v = _denoising_setup(np.random.default_rng(seed))
-
-    def nan_at_12(step, loss):
-        if step == 12:
-            with torch.no_grad():
-                next(iter(model.parameters())).fill_(float("nan"))
 
     def run(**options):
+        model, s, v = _denoising_setup(np.random.default_rng(seed))
         cfg = TrainingConfig(steps=20, val_every=5, lr=3e-3, **options)
         t = Trainer(model, s, get_loss("l2"), config=cfg, val_sampler=v, device="cpu")
+
+        def nan_at_12(step, loss):
+            if step == 12:
+                with torch.no_grad():
+                    next(iter(model.parameters())).fill_(float("nan"))
+
         t.on_step = nan_at_12
         return t.fit()
 
