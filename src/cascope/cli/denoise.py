@@ -127,16 +127,16 @@ def register(app: typer.Typer) -> None:
             _denoise_deep(
                 input_path,
                 output,
-                model,
-                method,
-                steps,
-                patch,
-                device,
-                axes,
-                dtype,
-                force,
-                block,
-                tta,
+                model=model,
+                method=method,
+                steps=steps,
+                patch=patch,
+                device=device,
+                axes=axes,
+                dtype=dtype,
+                force=force,
+                block=block,
+                tta=tta,
             )
             return
         from cascope.errors import CascopeError
@@ -179,6 +179,7 @@ def register(app: typer.Typer) -> None:
 def _denoise_deep(
     input_path: Path,
     output: Path,
+    *,
     model: Path | None,
     method: str,
     steps: int,

@@ -85,8 +85,8 @@ def register(app: typer.Typer) -> None:
         console = Console(stderr=True)
         best = "" if result.best_val is None else f", best validation loss {result.best_val:.4g}"
         if result.rollbacks:
-            steps = ", ".join(map(str, result.rollbacks))
-            best += f" (diverged at step {steps}: went back to the best weights, rate halved)"
+            at = ", ".join(map(str, result.rollbacks))
+            best += f" (diverged at step {at}: went back to the best weights, rate halved)"
         console.print(
             f"trained {method} for {result.steps_done} steps in {result.seconds:.1f} s{best}; "
             f"wrote {output}",
