@@ -32,7 +32,8 @@ def test_denoise_classical_raises_psnr(make_napari_viewer, run_widget, movie, sc
     widget.classical_form.sigma.value = 1.5
     run_widget(widget)
     out = viewer.layers["movie denoised"]
-    assert out.data.shape == movie.noisy.shape and out.data.dtype == movie.noisy.dtype
+    # float32 by default, as everywhere (the form's dtype field offers 'same')
+    assert out.data.shape == movie.noisy.shape and out.data.dtype == np.float32
     assert psnr(out.data, movie.clean) > psnr(movie.noisy, movie.clean) + 3
     assert widget.progress_bar.value == widget.progress_bar.max == movie.noisy.shape[0]
     assert widget.status_label.value.startswith("done")
