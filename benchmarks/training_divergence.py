@@ -5,10 +5,10 @@ on ``cascope simulate somatic`` movies at DeepCAD-RT's batch size (1 patch per s
 optimiser steps of cascope's default batch of 2 for the same number of patches) and cascope's
 learning rate (1e-3), validating every 100 steps. Without normalisation layers such a run can
 blow up late (the validation loss jumps by orders of magnitude). Each movie is trained with the
-rollback on (``divergence=2``, the default: back to the best weights and optimiser state with the
-learning rate halved) and, when it fired, again with it off (``divergence=None``; the best weights
-are still restored at the end). Until the first rollback the two runs are the same computation,
-so when none fires the second run is skipped and the table says so.
+rollback on (``divergence=2``, the denoisers' default: back to the best weights and optimiser
+state with the learning rate halved) and, when it fired, again with it off (``divergence=None``;
+the best weights are still restored at the end). Until the first rollback the two runs are the
+same computation, so when none fires the second run is skipped and the table says so.
 
 Usage::
 

@@ -152,6 +152,7 @@ def _denoising_setup(rng):
 def _run_with_blow_up(rng, tmp_path=None, stop_at=None, resume=False, **options):
     """Train with the weights wrecked once after step 12 (a simulated divergence)."""
     model, s, v = _denoising_setup(rng)
+    options = {"divergence": 2.0, **options}
     cfg = TrainingConfig(steps=30, val_every=5, lr=3e-3, checkpoint_every=4, **options)
     trainer = Trainer(
         model, s, get_loss("l2"), config=cfg, val_sampler=v, device="cpu", checkpoint_dir=tmp_path
@@ -192,7 +193,7 @@ def test_a_non_finite_loss_rolls_back_or_stops_with_a_message(rng):
 
     def run(**options):
         model, s, v = _denoising_setup(np.random.default_rng(seed))
-        cfg = TrainingConfig(steps=20, val_every=5, lr=3e-3, **options)
+        cfg = TrainingConfig(steps=20, val_every=5, lr=3e-3, **{"divergence": 2.0, **options})
         t = Trainer(model, s, get_loss("l2"), config=cfg, val_sampler=v, device="cpu")
 
         def nan_at_12(step, loss):
@@ -220,3 +221,14 @@ def test_a_killed_run_resumes_after_a_rollback_with_identical_losses(rng, tmp_pa
     np.testing.assert_array_equal(resumed.losses, whole.losses)
     assert resumed.val_losses == whole.val_losses
     assert set(lrs) == {1.5e-3}
+
+
+def test_the_denoisers_roll_back_by_default_other_trainings_do_not():
+    from cascope.config.denoise import DeepDenoiseConfig
+    from cascope.config.events import EventTrainConfig
+
+    assert DeepDenoiseConfig().training.divergence == 2.0
+    # options given in part (CLI, pipeline, napari form) keep the denoisers' guard
+    assert DeepDenoiseConfig.model_validate({"training": {"steps": 5}}).training.divergence == 2.0
+    assert TrainingConfig().divergence is None
+    assert EventTrainConfig().training.divergence is None

@@ -54,11 +54,13 @@ class TrainingConfig(BaseModel):
         description="End with the weights of the best validation loss (when validating).",
     )
     divergence: float | None = Field(
-        default=2.0,
+        default=None,
         gt=1,
         description="When a validation loss exceeds this multiple of the best one (or a loss "
         "stops being finite), go back to the best weights and optimiser state and halve the "
-        "learning rate (None: never; a non-finite loss then stops the run).",
+        "learning rate (None: never; a non-finite loss then stops the run). The denoisers use 2: "
+        "their losses sit on a noise floor, so a jump to twice the best is a blow-up; losses "
+        "that fall towards zero (events, segmentation) can double without one.",
     )
     seed: int = Field(default=0, description="Seed of torch, NumPy and Python random at the start.")
 

@@ -3,9 +3,9 @@
 A checkpoint (``last.pt`` in the checkpoint folder) holds the model, optimiser and grad-scaler
 states, the torch/NumPy/Python random states, the sampler's state and the loss history, so a run
 killed after a checkpoint and resumed continues with exactly the losses it would have had.
-A run that blows up (a validation loss ``divergence`` times the best one, or a loss that is not
-finite) goes back to its best weights and optimiser state with the learning rate halved, instead
-of spending its remaining steps on a broken network.
+With ``divergence`` set (the denoisers set it), a run that blows up (a validation loss that many
+times the best one, or a loss that is not finite) goes back to its best weights and optimiser
+state with the learning rate halved, instead of spending its remaining steps on a broken network.
 Checkpoints contain tensors and plain data only and are read with ``weights_only=True``.
 """
 
