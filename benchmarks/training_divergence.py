@@ -13,7 +13,7 @@ same computation, so when none fires the second run is skipped and the table say
 Usage::
 
     python benchmarks/training_divergence.py [--photons 4 20] [--seeds 0 1] [--batch 1]
-        [--steps 960] [--threads 2] [--quick]
+        [--steps 960] [--threads 2] [--append] [--quick]
 
 Whether a run diverges depends on its exact trajectory (seed, thread count, library versions);
 the table reports what happened in this run. Results:
@@ -164,12 +164,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=960)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--append",
+        action="store_true",
+        help="Add these (photons, seed) rows to the saved results instead of replacing them.",
+    )
     ap.add_argument("--quick", action="store_true", help="Tiny smoke run, results not saved.")
     args = ap.parse_args(argv)
     if args.quick:
+        args.append = False
         args.frames, args.size, args.photons, args.steps = 60, 48, [4.0], 20
         args.patch_t, args.patch_xy = 8, 32
     result = run(args)
+    saved = RESULTS / "training_divergence.json"
+    if args.append and saved.is_file():
+        earlier = json.loads(saved.read_text())
+        if earlier["settings"] != result["settings"]:
+            raise SystemExit("--append: the saved results used other settings; rerun them all")
+        new = {(r["photons"], r["on"]["seed"]) for r in result["rows"]}
+        kept = [r for r in earlier["rows"] if (r["photons"], r["on"]["seed"]) not in new]
+        result["rows"] = sorted(
+            kept + result["rows"], key=lambda r: (r["photons"], r["on"]["seed"])
+        )
     text = markdown(result)
     if not args.quick:
         RESULTS.mkdir(parents=True, exist_ok=True)
