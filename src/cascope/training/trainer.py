@@ -308,7 +308,7 @@ class Trainer:
         if (
             best is not None
             and factor is not None
-            and self._can_roll_back()
+            and self._best_state is not None
             and not (math.isfinite(val) and val <= factor * best)
         ):
             self._roll_back(step, f"the validation loss {val:.4g} is over {factor:g}x the best")
