@@ -56,9 +56,8 @@ def test_pipeline_writes_every_result_and_finds_the_events(recording, tmp_path):
 def test_rerun_from_saved_config_gives_the_same_events(recording, tmp_path):
     _, movie = recording
     runner = CliRunner()
-    first = runner.invoke(
-        app, ["run", str(movie), "-o", str(tmp_path / "a"), "--denoise", "gaussian", "--no-qc"]
-    )
+    args = ["run", str(movie), "-o", str(tmp_path / "a"), "--denoise", "gaussian", "--no-qc"]
+    first = runner.invoke(app, [*args, "--dtype", "same"])
     assert first.exit_code == 0, first.output
     again = runner.invoke(
         app, ["run", "--config", str(tmp_path / "a" / "pipeline.yaml"), "-o", str(tmp_path / "b")]
@@ -68,6 +67,11 @@ def test_rerun_from_saved_config_gives_the_same_events(recording, tmp_path):
     b = pd.read_csv(tmp_path / "b" / "events.csv")
     pd.testing.assert_frame_equal(a, b)
     assert not (tmp_path / "b" / "qc.json").exists()  # --no-qc was saved in the config
+    # --dtype same was saved too: both runs wrote the input's type
+    for run in ("a", "b"):
+        assert tifffile.imread(tmp_path / run / "denoised.tif").dtype == np.uint16
+    bad = runner.invoke(app, [*args[:3], str(tmp_path / "c"), *args[4:], "--dtype", "int8"])
+    assert bad.exit_code != 0 and not (tmp_path / "c").exists()
 
 
 def test_denoised_file_in_the_input_type_is_the_float_one_rounded(recording, tmp_path):

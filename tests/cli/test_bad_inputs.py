@@ -146,3 +146,16 @@ def test_good_input_is_denoised_to_float32_or_in_its_dtype(tmp_path, monkeypatch
     result = tifffile.imread(out)
     assert result.dtype == np.uint16 and result.shape == noisy.shape
     np.testing.assert_array_equal(result, np.clip(np.rint(as_float), 0, 65535))
+
+
+def test_a_refused_option_value_gives_one_line_and_no_output(tmp_path, monkeypatch, capsys):
+    inp = _movie(tmp_path / "movie.tif")
+    out = tmp_path / "results"
+    code, err = run_cli(
+        ["run", str(inp), "-o", str(out), "--denoise", "gaussian", "--dtype", "int8"],
+        monkeypatch,
+        capsys,
+    )
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert "dtype" in err and "'int8'" in err and "Traceback" not in err
+    assert not out.exists()

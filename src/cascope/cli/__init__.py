@@ -10,8 +10,12 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+from typing import TYPE_CHECKING
 
 from cascope.cli._apps import app
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 # Every public module of this package adds its commands to ``app`` through ``register(app)``;
 # each imports only typer at module level.
@@ -21,16 +25,34 @@ for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
 
 
 def main() -> None:
-    """Run the CLI; a :class:`~cascope.errors.CascopeError` becomes one line and exit code 1."""
+    """Run the CLI; a bad input or option becomes one line and exit code 1.
+
+    A :class:`~cascope.errors.CascopeError` is printed as it is; an option value that a
+    configuration refuses (a pydantic ``ValidationError``) as ``field: reason (got value)``.
+    """
+    from pydantic import ValidationError
+
     from cascope.errors import CascopeError
 
     try:
         app()
-    except CascopeError as err:
+    except (CascopeError, ValidationError) as err:
         from rich.console import Console
 
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        message = _option_problems(err) if isinstance(err, ValidationError) else str(err)
+        Console(stderr=True).print(
+            f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True
+        )
         sys.exit(1)
+
+
+def _option_problems(err: ValidationError) -> str:
+    """One line naming every refused option value of a pydantic ``ValidationError``."""
+    problems = []
+    for e in err.errors():
+        where = ".".join(str(part) for part in e["loc"]) or "value"
+        problems.append(f"{where}: {e['msg']} (got {e.get('input')!r})")
+    return "; ".join(problems)
 
 
 __all__ = ["app", "main"]

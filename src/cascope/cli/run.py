@@ -31,6 +31,9 @@ def register(app: typer.Typer) -> None:
         no_events: bool = typer.Option(False, "--no-events", help="Skip event detection."),
         no_qc: bool = typer.Option(False, "--no-qc", help="Skip the quality check."),
         steps: int | None = typer.Option(None, "--steps", min=1, help="Self-training steps."),
+        dtype: str | None = typer.Option(
+            None, "--dtype", help="denoised.tif: float32 (default) or same (the input's type)."
+        ),
         frame_rate: float | None = typer.Option(None, "--frame-rate", help="Hz."),
         axes: str | None = typer.Option(None, "--axes", help="Axes when the file lacks them."),
         device: str | None = typer.Option(None, "--device", help="auto, cpu or cuda."),
@@ -65,6 +68,8 @@ def register(app: typer.Typer) -> None:
             changes["model"] = denoiser
         if steps is not None:
             changes["steps"] = steps
+        if dtype is not None:
+            changes["dtype"] = dtype
         if changes:
             update["denoise"] = DenoiseStep.model_validate({**step.model_dump(), **changes})
         if no_events:
