@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from cascope.config.pipeline import SELF_SUPERVISED, DenoiseStep, PipelineConfig
+from cascope.config.denoise import SELF_SUPERVISED
+from cascope.config.pipeline import DenoiseStep, PipelineConfig
 from cascope.errors import InputError
 from cascope.io import Movie, atomic_output
 

@@ -147,8 +147,6 @@ def register(app: typer.Typer) -> None:
             raise CascopeError("--tta applies to networks (--model or a network --method)")
         if mode not in ("2d", "3d"):
             raise CascopeError(f"--mode {mode!r}: use 2d or 3d")
-        if dtype not in ("same", "float32"):
-            raise CascopeError(f"--dtype {dtype!r}: use same or float32")
         cfg = build_classical_config(
             {
                 "method": method,
@@ -199,8 +197,6 @@ def _denoise_deep(
 
     if model is None and method not in DEEP:
         raise typer.BadParameter(f"use one of {', '.join(DEEP)} or --model", param_hint="--method")
-    if dtype not in ("same", "float32"):
-        raise typer.BadParameter("use same or float32", param_hint="--dtype")
     train = None
     if model is None:
         train = DeepDenoiseConfig.model_validate(

@@ -13,6 +13,9 @@ DeepMethod = Literal["deepcad", "n2v", "n2v3d", "n2n", "care"]
 
 DEEP_METHODS: tuple[str, ...] = ("deepcad", "n2v", "n2v3d", "n2n", "care")
 
+#: The strategies that train on the noisy recording alone (no pairs, no clean target).
+SELF_SUPERVISED: tuple[str, ...] = ("deepcad", "n2v", "n2v3d")
+
 
 #: Training defaults of the denoisers (options not given keep these). On the deepcad_compare
 #: movies (960 patches of the 1 M-parameter U-Net) lr 2e-3 diverged: the loss blew up within a

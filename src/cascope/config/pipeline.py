@@ -14,9 +14,6 @@ DenoiseMethod = Literal[
     "none", "gaussian", "median", "bilateral", "bm3d", "bm4d", "deepcad", "n2v", "n2v3d"
 ]
 
-#: Methods that train a network on the recording itself when no ``model`` is given.
-SELF_SUPERVISED: tuple[str, ...] = ("deepcad", "n2v", "n2v3d")
-
 
 class DenoiseStep(BaseModel):
     """How the pipeline denoises the recording."""

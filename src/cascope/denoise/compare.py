@@ -19,13 +19,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from cascope.config.denoise import SELF_SUPERVISED
 from cascope.errors import InputError
 from cascope.metrics import psnr, si_psnr, ssim
 
 log = logging.getLogger(__name__)
 
 CLASSICAL = ("gaussian", "median", "bilateral", "bm3d", "bm4d")
-DEEP = ("deepcad", "n2v", "n2v3d")
+DEEP = SELF_SUPERVISED
 
 
 def available_methods() -> list[str]:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from cascope.config.denoise import DeepDenoiseConfig, DeepPredictConfig
+from cascope.config.denoise import SELF_SUPERVISED, DeepDenoiseConfig, DeepPredictConfig
 from cascope.errors import InputError
 from cascope.io import Movie, as_movie, check_output, open_writer_like, read
 from cascope.models import UNet, load_model, save_model
@@ -431,7 +431,7 @@ def _trained_or_loaded(
         return model
     if model is not None:
         return DeepDenoiser.load(model)
-    if method not in ("deepcad", "n2v", "n2v3d"):
+    if method not in SELF_SUPERVISED:
         raise InputError(f"method {method!r} needs pairs; train it with `cascope train`")
     cfg = train or DeepDenoiseConfig.model_validate({"method": method})
     if cfg.method != method:
