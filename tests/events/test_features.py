@@ -6,7 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cascope.events.features import decay_tau, event_features, read_table, rise_time, write_table
+from cascope.events.features import (
+    NEIGHBOUR_COLUMNS,
+    ROW_COLUMNS,
+    decay_tau,
+    event_features,
+    read_table,
+    rise_time,
+    write_table,
+)
 
 
 def test_kinetics_helpers() -> None:
@@ -49,6 +57,17 @@ def test_features_of_hand_built_events(event_movie) -> None:
     assert a["nn_distance_2d"] == pytest.approx(d)
     assert a["nn_distance_3d"] == pytest.approx(np.sqrt(d**2 + (a["t"] - b["t"]) ** 2))
     assert (a["local_count"], b["local_count"]) == (0, 0)
+    assert list(tab.columns) == [*ROW_COLUMNS, "roi", *NEIGHBOUR_COLUMNS]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_movie_without_events_gives_a_table_with_its_columns(event_movie, tmp_path, suffix):
+    movie, labels = event_movie(events=[], f0=100.0)
+    tab = event_features(movie, labels, frame_rate=20.0)
+    assert len(tab) == 0 and list(tab.columns) == [*ROW_COLUMNS, *NEIGHBOUR_COLUMNS]
+    write_table(tab, tmp_path / f"events{suffix}")
+    back = read_table(tmp_path / f"events{suffix}")
+    assert len(back) == 0 and list(back.columns) == list(tab.columns)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])

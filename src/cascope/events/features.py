@@ -24,6 +24,19 @@ log = logging.getLogger(__name__)
 PROFILE_PAD = (2, 10)
 
 
+#: Columns of a feature table, in order (``roi`` follows ``profile_std`` when ROIs are given).
+ROW_COLUMNS: tuple[str, ...] = (
+    "id", "t", "y", "x", "t_start", "t_end", "y_start", "y_end", "x_start", "x_end", "area",
+    "footprint_area", "duration_frames", "duration_s", "dff_peak", "dff_mean",
+    "rise_time_frames", "rise_time_s", "decay_tau_frames", "decay_tau_s", "intensity_mean",
+    "intensity_max", "major_axis_length", "minor_axis_length", "solidity", "aspect",
+    "spatial_aspect", "profile", "profile_integral", "profile_max", "profile_std",
+)  # fmt: skip
+NEIGHBOUR_COLUMNS: tuple[str, ...] = (
+    "nn_distance_3d", "nn_distance_2d", "local_count", "local_frequency_hz"
+)  # fmt: skip
+
+
 def rise_time(profile: ArrayLike, *, low: float = 0.1, high: float = 0.9) -> float:
     """Time (frames) from ``low`` to ``high`` of the peak on the rising edge, interpolated.
 
@@ -290,9 +303,10 @@ def event_features(
             ix = int(np.clip(round(row["x"]), 0, shape[2] - 1))
             row["roi"] = int(roi_img[iy, ix])
         rows.append(row)
+    if not rows:  # no events: the table still has its columns (a CSV with its header)
+        roi = ("roi",) if roi_img is not None else ()
+        return pd.DataFrame(columns=[*ROW_COLUMNS, *roi, *NEIGHBOUR_COLUMNS])
     table = pd.DataFrame(rows)
-    if table.empty:
-        return table
     pts3 = table[["t", "y", "x"]].to_numpy()
     pts2 = table[["y", "x"]].to_numpy()
     if len(table) > 1:
