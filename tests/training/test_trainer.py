@@ -232,3 +232,70 @@ def test_the_denoisers_roll_back_by_default_other_trainings_do_not():
     assert DeepDenoiseConfig.model_validate({"training": {"steps": 5}}).training.divergence == 2.0
     assert TrainingConfig().divergence is None
     assert EventTrainConfig().training.divergence is None
+
+
+def test_mixed_precision_and_memory_format_on_the_cpu():
+    from cascope.training import autocast_dtype, cpu_has_native_bf16
+    from cascope.training.trainer import channels_last_format
+
+    cpu = torch.device("cpu")
+    assert autocast_dtype(cpu, "auto") == (torch.bfloat16 if cpu_has_native_bf16() else None)
+    assert autocast_dtype(cpu, "bf16") == torch.bfloat16
+    assert autocast_dtype(cpu, "fp16") is None and autocast_dtype(cpu, "off") is None
+    net3d, net2d = UNet(1, 1, ndim=3, depth=2, base=4), UNet(1, 1, ndim=2, depth=2, base=4)
+    assert channels_last_format(net3d, cpu, None) == torch.channels_last_3d
+    assert channels_last_format(net2d, cpu, None) == torch.channels_last
+    # bfloat16 convolutions on the CPU keep the default layout (see channels_last_format)
+    assert channels_last_format(net3d, cpu, torch.bfloat16) is None
+    assert channels_last_format(net3d, cpu, None, wanted=False) is None
+
+
+class _FaultyInBf16(torch.autograd.Function):
+    """Identity whose gradient is NaN for bfloat16 tensors, as a faulty bfloat16 kernel gives."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.bf16 = x.dtype == torch.bfloat16
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("nan") if ctx.bf16 else grad
+
+
+class _NetWithBf16Fault(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Conv3d(1, 4, 3, padding=1)
+        self.b = torch.nn.Conv3d(4, 1, 3, padding=1)
+
+    def forward(self, x):
+        return self.b(torch.relu(_FaultyInBf16.apply(self.a(x))))
+
+
+def test_bf16_faults_on_the_cpu_are_redone_in_float32_then_the_run_stays_there(rng, tmp_path):
+    from cascope.training.trainer import BF16_CPU_RETRIES
+
+    movie = rng.normal(size=(40, 24, 24)).astype(np.float32)
+
+    def run(amp, ckpt, **fit):
+        _, s, v = _setup(movie)
+        torch.manual_seed(0)
+        cfg = TrainingConfig(steps=8, val_every=4, checkpoint_every=4, batch_size=2, amp=amp)
+        t = Trainer(_NetWithBf16Fault(), s, get_loss("l2"), config=cfg, val_sampler=v,
+                    device="cpu", checkpoint_dir=tmp_path / ckpt)  # fmt: skip
+        return t, t.fit(**fit)
+
+    plain, ref = run("off", "off")
+    assert ref.float32_steps == [] and plain.amp_dtype is None
+    t, res = run("bf16", "bf16")
+    assert res.float32_steps == list(range(1, BF16_CPU_RETRIES + 1))
+    assert t.amp_dtype is None  # the rest of the run in float32
+    # each faulty step was computed again in float32, so the run is the float32 run
+    np.testing.assert_array_equal(res.losses, ref.losses)
+    assert np.all(np.isfinite(res.losses))
+    # a resumed run stays in float32 (the checkpoint of step 4 knows about the faults)
+    run("bf16", "killed", stop_at=6)
+    t, resumed = run("bf16", "killed", resume=True)
+    assert t.amp_dtype is None and resumed.float32_steps == res.float32_steps
+    np.testing.assert_array_equal(resumed.losses, ref.losses)

@@ -153,7 +153,9 @@ class DeepPredictConfig(BaseModel):
         description="Output type: float32, or the input's type (integers rounded and clipped).",
     )
     amp: Literal["auto", "bf16", "fp16", "off"] = Field(
-        default="auto", description="Reduced precision on CUDA; the CPU computes in float32."
+        default="auto",
+        description="Reduced precision: 'auto' is bf16 on CUDA and on a CPU with bfloat16 "
+        "instructions, float32 elsewhere; 'off' is float32 everywhere.",
     )
     compile: bool = Field(default=False, description="torch.compile the network on CUDA.")
     tta: bool = Field(

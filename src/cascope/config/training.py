@@ -30,10 +30,14 @@ class TrainingConfig(BaseModel):
     )
     amp: Literal["auto", "bf16", "fp16", "off"] = Field(
         default="auto",
-        description="Mixed precision on CUDA ('auto' = bf16 where supported); always off on CPU.",
+        description="Mixed precision. 'auto': bf16 on CUDA where supported (else fp16) and on a "
+        "CPU with bfloat16 instructions (AVX512-BF16 or AMX), float32 on other CPUs; 'off': "
+        "float32 everywhere.",
     )
     channels_last: bool = Field(
-        default=True, description="Use channels-last memory format on CUDA (faster convolutions)."
+        default=True,
+        description="Use the channels-last memory format (faster convolutions) on CUDA, and on "
+        "the CPU in float32.",
     )
     compile: bool = Field(default=False, description="torch.compile the network on CUDA.")
     val_every: int = Field(default=100, ge=1, description="Validate every this many steps.")

@@ -356,6 +356,8 @@ def train_denoiser(
         "seconds": round(result.seconds, 2),
         "patches_seen": result.steps_done * cfg.training.batch_size,
         "device": str(trainer.device),
+        "precision": str(trainer.amp_dtype or torch.float32).removeprefix("torch."),
+        "float32_steps": result.float32_steps,
         "cascope": cascope.__version__,
         "torch": torch.__version__,
         "python": platform.python_version(),

@@ -121,9 +121,11 @@ def torch_predictor(
     device : str or torch.device
         Where to compute.
     amp : {"auto", "bf16", "fp16", "off"}
-        Reduced precision on CUDA (bf16 by default); the CPU always computes in float32.
+        Reduced precision (see :func:`cascope.training.autocast_dtype`): bf16 on CUDA and on a
+        CPU with bfloat16 instructions by default, float32 elsewhere.
     channels_last : bool
-        Use the channels-last memory format on CUDA.
+        Use the channels-last memory format where it helps
+        (:func:`cascope.training.trainer.channels_last_format`).
     compile : bool
         ``torch.compile`` the network on CUDA.
 
@@ -132,16 +134,15 @@ def torch_predictor(
     callable
         ``predict(batch) -> batch``.
     """
-    from cascope.training.trainer import autocast_dtype, resolve_device
+    from cascope.training.trainer import autocast_dtype, channels_last_format, resolve_device
 
     dev = resolve_device(device)
     model = model.to(dev).eval()
     ndim = int(getattr(model, "ndim", 0))
     cuda = dev.type == "cuda"
     dtype = autocast_dtype(dev, amp)
-    fmt = None
-    if cuda and channels_last:
-        fmt = torch.channels_last_3d if ndim == 3 else torch.channels_last
+    fmt = channels_last_format(model, dev, dtype, wanted=channels_last)
+    if fmt is not None:
         model = model.to(memory_format=fmt)  # type: ignore[call-overload]
     forward: Callable[[torch.Tensor], torch.Tensor] = model
     if cuda and compile:
@@ -155,8 +156,8 @@ def torch_predictor(
             x = x.permute(0, 2, 1, 3, 4).reshape(b * d, c, *x.shape[3:])
         if cuda:
             x = x.pin_memory().to(dev, non_blocking=True)
-            if fmt is not None:
-                x = x.contiguous(memory_format=fmt)
+        if fmt is not None and x.ndim == ndim + 2:
+            x = x.contiguous(memory_format=fmt)
         ctx: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         if dtype is not None:
             ctx = torch.autocast(dev.type, dtype=dtype)

@@ -27,6 +27,7 @@ from cascope.training.trainer import (
     Trainer,
     TrainResult,
     autocast_dtype,
+    cpu_has_native_bf16,
     resolve_device,
     seed_everything,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "apply_transform",
     "autocast_dtype",
     "blind_spot_pairing",
+    "cpu_has_native_bf16",
     "get_loss",
     "invert_transform",
     "l1_l2_loss",
