@@ -1,3 +1,5 @@
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -90,3 +92,29 @@ def test_onnx_runtime_matches_torch(tmp_path):
     with torch.no_grad():
         ref = net(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(sess.run(None, {"input": x})[0], ref, atol=1e-4)
+
+
+def _weight_grads(net, x, bf16):
+    net.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        y = net(x)
+    (y.float() ** 2).mean().backward()
+    return torch.cat([p.grad.flatten() for p in net.parameters()])
+
+
+def test_cpu_bf16_training_never_meets_the_faulty_depth():
+    from cascope.models.unet import float32_where_bf16_faults
+
+    torch.manual_seed(0)
+    net = UNet(1, 1, ndim=3, depth=2, base=4, norm="none")
+    # depth 4 -> levels 4 and 2: a level two planes deep, so the pass runs in float32
+    x = torch.randn(2, 1, 4, 16, 16)
+    torch.testing.assert_close(_weight_grads(net, x, True), _weight_grads(net, x, False))
+    # depth 8 -> levels 8 and 4: bfloat16, close to float32 but not equal
+    x = torch.randn(2, 1, 8, 16, 16)
+    half, full = _weight_grads(net, x, True), _weight_grads(net, x, False)
+    assert not torch.equal(half, full) and (half - full).norm() < 0.1 * full.norm()
+    # without gradients (prediction) the faulty depth is fine in bfloat16
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        guard = float32_where_bf16_faults(torch.zeros(1, 1, 4, 8, 8), 2)
+    assert isinstance(guard, contextlib.nullcontext)

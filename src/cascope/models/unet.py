@@ -7,6 +7,7 @@ where the input is too small to reflect) and crops the output back, so any shape
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any, Literal
 
@@ -194,7 +195,8 @@ class UNet(nn.Module):
         if x.ndim != self.ndim + 2:
             raise ValueError(f"expected a {self.ndim + 2}-D tensor (B, C, ...), got {x.ndim}-D")
         padded, crop = pad_to_multiple(x, self.multiple)
-        y = self._forward_core(padded)
+        with float32_where_bf16_faults(padded, self.depth):
+            y = self._forward_core(padded)
         y = y[crop]
         if self.residual:
             y = y + x
@@ -217,6 +219,38 @@ class UNet(nn.Module):
         # keep 8 significant bits (0.4 %), which is then all the precision of the result
         with torch.autocast(x.device.type, enabled=False):
             return self.head(x.float())
+
+
+def float32_where_bf16_faults(
+    x: torch.Tensor, levels: int
+) -> contextlib.AbstractContextManager[Any]:
+    """Turn CPU bfloat16 autocast off for a 3D network whose levels would meet a faulty kernel.
+
+    With torch 2.13 the CPU's bfloat16 3D convolution computes wrong weight gradients when its
+    input is exactly two planes deep along the first spatial axis: non-finite in most backward
+    passes, finite but unrelated (relative error about 1) in others, for either memory layout.
+    Its forward values and input gradients are right, as are all three for depths 1, 3, 5, 6
+    and for two rows or columns (relative error 0.003, bfloat16's rounding). So when gradients
+    are recorded, a level ``l`` of depth ``x.shape[2] // 2**l == 2`` makes the whole pass run in
+    float32.
+
+    Parameters
+    ----------
+    x : Tensor
+        The network's (padded) input, ``(B, C, D, Y, X)`` for a 3D network.
+    levels : int
+        Resolution levels (each halves the depth).
+    """
+    if (
+        x.ndim != 5
+        or x.device.type != "cpu"
+        or not torch.is_grad_enabled()
+        or not torch.is_autocast_enabled("cpu")
+        or torch.get_autocast_dtype("cpu") != torch.bfloat16
+        or all(x.shape[2] // 2**level != 2 for level in range(levels))
+    ):
+        return contextlib.nullcontext()
+    return torch.autocast("cpu", enabled=False)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[slice, ...]]:

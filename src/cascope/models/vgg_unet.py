@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cascope.models.unet import pad_to_multiple
+from cascope.models.unet import float32_where_bf16_faults, pad_to_multiple
 
 #: Convolutions per VGG16 block and the block widths.
 VGG16_BLOCKS: tuple[tuple[int, int], ...] = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
@@ -103,8 +103,11 @@ class VGGUNet(nn.Module):
         if x.ndim != self.ndim + 2:
             raise ValueError(f"expected a {self.ndim + 2}-D tensor (B, C, ...), got {x.ndim}-D")
         padded, crop = pad_to_multiple(x, self.multiple)
+        with float32_where_bf16_faults(padded, self.blocks):
+            return self._forward_core(padded)[crop]
+
+    def _forward_core(self, h: torch.Tensor) -> torch.Tensor:
         skips = []
-        h = padded
         for i, enc in enumerate(self.encoders):
             if i > 0:
                 h = self.pool(h)
@@ -114,4 +117,4 @@ class VGGUNet(nn.Module):
         for dec, i in zip(self.decoders, reversed(range(self.blocks - 1)), strict=True):
             h = F.interpolate(h, scale_factor=2.0, mode=mode, align_corners=False)
             h = dec(torch.cat([h, skips[i]], dim=1))
-        return self.head(h)[crop]
+        return self.head(h)

@@ -271,9 +271,10 @@ class Trainer:
     def _bf16_fault(self, step: int) -> None:
         """Record a bfloat16 CPU step redone in float32; after a few, stay in float32.
 
-        torch 2.13's bfloat16 3D convolutions on the CPU gave non-finite weight gradients for
-        inputs two planes deep (most backward passes of such a layer), while float32 gave
-        finite ones for the same data: a kernel fault, not a diverging run.
+        The networks already run the one faulty case measured (torch 2.13's bfloat16 3D
+        convolution over inputs two planes deep, see
+        :func:`cascope.models.unet.float32_where_bf16_faults`) in float32; this catches a
+        kernel fault nobody has measured yet before it reaches the weights.
         """
         self.result.float32_steps.append(step)
         if len(self.result.float32_steps) >= BF16_CPU_RETRIES:
@@ -500,11 +501,10 @@ def channels_last_format(
     """Choose the channels-last memory format for a 2D or 3D network (``None``: keep the default).
 
     Channels-last speeds convolutions up on CUDA and, in float32, on the CPU (1.34x per training
-    step of the default 3D U-Net, measured on an AVX-512 CPU). On the CPU it is not combined
-    with bfloat16: with torch 2.13 that combination gave non-finite weight gradients in 2 of 60
-    backward passes of a small U-Net where bfloat16 alone gave none in 240. (bfloat16 3D
-    convolutions over inputs two planes deep fault in either layout; the trainer redoes such
-    steps in float32.)
+    step of the default 3D U-Net, measured on an AVX-512 CPU). bfloat16 on the CPU keeps the
+    default layout: the two together faulted in a small U-Net (non-finite weight gradients in 2
+    of 60 passes) before the faulty depth was found (``float32_where_bf16_faults``), and the
+    combination has not been measured end to end since.
     """
     if not wanted or device.type not in ("cuda", "cpu"):
         return None
