@@ -430,8 +430,7 @@ def markdown(r: dict[str, Any]) -> str:
         "issue's training-time target); then "
         "`cascope denoise --model` writes the file (and once more with `--tta`). "
         f"{r['threads']} torch threads for every process. cascope trained in "
-        f"{_precisions(r)} (its `amp: auto`: bfloat16 on a CPU with bfloat16 instructions); "
-        "DeepCAD-RT computes in float32.",
+        f"{_precisions(r)} (its default on the CPU); DeepCAD-RT computes in float32.",
         "",
         "| photons | method | parameters | patches | written file | SI-PSNR written (dB) "
         "| SI-PSNR float (dB) | SI-PSNR uint16 file (dB) | gain (dB) | PSNR (dB) | SSIM "

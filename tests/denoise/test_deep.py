@@ -194,6 +194,37 @@ def test_cli_train_kill_resume_and_denoise(tmp_path):
     assert res.exit_code != 0 and "--tta applies to networks" in str(res.exception)
 
 
+def test_cli_amp_sets_the_precision_of_training_and_prediction(tmp_path):
+    tifffile = pytest.importorskip("tifffile")
+    from typer.testing import CliRunner
+
+    from cascope.cli import app
+
+    _, noisy, _ = _scene(7)
+    src = tmp_path / "noisy.tif"
+    tifffile.imwrite(src, noisy)
+    train = ["train", "denoiser", str(src), "--method", "deepcad", "--steps", "3", "--patch"]
+    train += ["8", "16", "16", "--depth", "2", "--base", "4", "--device", "cpu"]
+    runner = CliRunner()
+    for amp, precision in (("off", "float32"), ("bf16", "bfloat16")):
+        res = runner.invoke(app, [*train, "--amp", amp, "-o", str(tmp_path / amp)])
+        assert res.exit_code == 0, res.output
+        assert DeepDenoiser.load(tmp_path / amp).provenance["precision"] == precision
+    outs = {}
+    for amp in ("off", "bf16"):
+        outs[amp] = tmp_path / f"{amp}.tif"
+        res = runner.invoke(
+            app,
+            ["denoise", str(src), "-o", str(outs[amp]), "--model", str(tmp_path / "off")]
+            + ["--amp", amp, "--device", "cpu"],
+        )
+        assert res.exit_code == 0, res.output
+    full, half = tifffile.imread(outs["off"]), tifffile.imread(outs["bf16"])
+    assert not np.array_equal(full, half) and np.abs(full - half).max() < 2e-3 * np.abs(full).max()
+    res = runner.invoke(app, [*train, "--amp", "fp8", "-o", str(tmp_path / "bad")])
+    assert "training.amp" in str(res.exception) and not (tmp_path / "bad").exists()
+
+
 def test_training_options_given_in_part_keep_the_denoising_defaults():
     from cascope.config.denoise import DENOISE_TRAINING
 

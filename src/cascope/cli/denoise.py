@@ -7,6 +7,8 @@ from typing import Any
 
 import typer
 
+from cascope.cli.train_denoiser import AMP_HELP
+
 #: Methods this command runs without a model (kept equal to ``config.denoise_classical``).
 CLASSICAL = ("gaussian", "median", "bilateral", "bm3d", "bm4d")
 #: Self-supervised networks trained on the input itself when no --model is given.
@@ -111,6 +113,7 @@ def register(app: typer.Typer) -> None:
             help="float32: the denoised values as computed; same: the input's type (integers "
             "rounded and clipped: smaller files, but rounding costs ~1 dB at a few photons/pixel).",
         ),
+        amp: str = typer.Option("auto", "--amp", help=f"Networks. {AMP_HELP}"),
         tta: bool = typer.Option(
             False,
             "--tta",
@@ -137,6 +140,7 @@ def register(app: typer.Typer) -> None:
                 force=force,
                 block=block,
                 tta=tta,
+                amp=amp,
             )
             return
         from cascope.errors import CascopeError
@@ -188,6 +192,7 @@ def _denoise_deep(
     force: bool,
     block: int,
     tta: bool = False,
+    amp: str = "auto",
 ) -> None:
     """Run a trained model, or train a self-supervised one on the input first, then predict."""
     from rich.console import Console
@@ -203,7 +208,7 @@ def _denoise_deep(
             {
                 "method": method,
                 "patch": patch,
-                "training": {"steps": steps, "val_every": min(100, steps)},
+                "training": {"steps": steps, "val_every": min(100, steps), "amp": amp},
             }
         )
     out = denoise_deep_file(
@@ -212,7 +217,9 @@ def _denoise_deep(
         model=model,
         method=method,
         train=train,
-        predict=DeepPredictConfig.model_validate({"dtype": dtype, "block": block, "tta": tta}),
+        predict=DeepPredictConfig.model_validate(
+            {"dtype": dtype, "block": block, "tta": tta, "amp": amp}
+        ),
         axes=axes,
         device=device,
         force=force,

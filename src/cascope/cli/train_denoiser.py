@@ -8,6 +8,10 @@ from typing import Any
 import typer
 
 METHODS = ("deepcad", "n2v", "n2v3d", "n2n", "care")
+AMP_HELP = (
+    "Precision: auto (bfloat16 on CUDA, float32 on the CPU), bf16 (also on the CPU: faster "
+    "on one with bfloat16 instructions), fp16 (CUDA) or off (float32)."
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -35,6 +39,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Random seed."),
         axes: str | None = typer.Option(None, "--axes", help="Axes when the file does not say."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+        amp: str = typer.Option("auto", "--amp", help=AMP_HELP),
         checkpoint_every: int = typer.Option(
             100, "--checkpoint-every", min=1, help="Steps between resumable checkpoints."
         ),
@@ -63,6 +68,7 @@ def register(app: typer.Typer) -> None:
             "seed": seed,
             "checkpoint_every": checkpoint_every,
             "val_every": min(100, steps),
+            "amp": amp,
         }
         if lr is not None:
             training["lr"] = lr

@@ -154,8 +154,8 @@ class DeepPredictConfig(BaseModel):
     )
     amp: Literal["auto", "bf16", "fp16", "off"] = Field(
         default="auto",
-        description="Reduced precision: 'auto' is bf16 on CUDA and on a CPU with bfloat16 "
-        "instructions, float32 elsewhere; 'off' is float32 everywhere.",
+        description="Reduced precision: 'auto' is bf16 on CUDA (fp16 where bf16 is not "
+        "supported) and float32 on the CPU; 'bf16' also on the CPU; 'off' is float32 everywhere.",
     )
     compile: bool = Field(default=False, description="torch.compile the network on CUDA.")
     tta: bool = Field(

@@ -30,9 +30,9 @@ class TrainingConfig(BaseModel):
     )
     amp: Literal["auto", "bf16", "fp16", "off"] = Field(
         default="auto",
-        description="Mixed precision. 'auto': bf16 on CUDA where supported (else fp16) and on a "
-        "CPU with bfloat16 instructions (AVX512-BF16 or AMX), float32 on other CPUs; 'off': "
-        "float32 everywhere.",
+        description="Mixed precision. 'auto': bf16 on CUDA where supported (else fp16), float32 "
+        "on the CPU; 'bf16' also on the CPU (worth it only on one with bfloat16 instructions); "
+        "'off': float32 everywhere.",
     )
     channels_last: bool = Field(
         default=True,

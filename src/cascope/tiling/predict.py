@@ -121,8 +121,8 @@ def torch_predictor(
     device : str or torch.device
         Where to compute.
     amp : {"auto", "bf16", "fp16", "off"}
-        Reduced precision (see :func:`cascope.training.autocast_dtype`): bf16 on CUDA and on a
-        CPU with bfloat16 instructions by default, float32 elsewhere.
+        Reduced precision (see :func:`cascope.training.autocast_dtype`): bf16 on CUDA by
+        default, float32 on the CPU unless ``"bf16"``.
     channels_last : bool
         Use the channels-last memory format where it helps
         (:func:`cascope.training.trainer.channels_last_format`).

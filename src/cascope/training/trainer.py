@@ -107,10 +107,12 @@ def cpu_has_native_bf16() -> bool:
 def autocast_dtype(device: torch.device, amp: str) -> torch.dtype | None:
     """Choose the mixed-precision type for a device (``None``: full precision).
 
-    ``"auto"``: bfloat16 on CUDA where supported (float16 otherwise) and on a CPU that computes
-    bfloat16 in hardware (:func:`cpu_has_native_bf16`); float32 on other CPUs. ``"bf16"``
-    asks for bfloat16 on either; ``"fp16"`` is CUDA only (the CPU stays in float32);
-    ``"off"`` is float32 everywhere. Losses are computed in float32 whatever the choice.
+    ``"auto"``: bfloat16 on CUDA where supported (float16 otherwise), float32 on the CPU.
+    ``"bf16"`` asks for bfloat16 on either (on the CPU it pays only where
+    :func:`cpu_has_native_bf16`: 1.2x per training step of the default temporal network there,
+    see ``benchmarks/results/precision_cpu.md``); ``"fp16"`` is CUDA only (the CPU stays in
+    float32); ``"off"`` is float32 everywhere. Losses are computed in float32 whatever the
+    choice.
     """
     if amp == "off":
         return None
@@ -120,7 +122,7 @@ def autocast_dtype(device: torch.device, amp: str) -> torch.dtype | None:
         if amp == "bf16" or torch.cuda.is_bf16_supported():
             return torch.bfloat16
         return torch.float16
-    if device.type == "cpu" and (amp == "bf16" or (amp == "auto" and cpu_has_native_bf16())):
+    if device.type == "cpu" and amp == "bf16":
         return torch.bfloat16
     return None
 
