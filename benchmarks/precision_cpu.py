@@ -25,13 +25,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-import cascope
 from cascope.config.denoise import DeepDenoiseConfig, DeepPredictConfig
 from cascope.denoise.deep import train_denoiser
 from cascope.metrics import si_psnr, trace_correlation
+from cascope.pipeline import versions
 from cascope.simulate import somatic
 from cascope.training import cpu_has_native_bf16
 
@@ -142,12 +141,7 @@ def main(argv: list[str] | None = None) -> None:
         "threads": args.threads,
         "native_bf16": cpu_has_native_bf16(),
         "rows": rows,
-        "versions": {
-            "cascope": cascope.__version__,
-            "torch": torch.__version__,
-            "numpy": np.__version__,
-            "python": platform.python_version(),
-        },
+        "versions": versions(),
         "machine": f"{platform.machine()}, {platform.platform()}",
         "command": "python benchmarks/precision_cpu.py",
     }
