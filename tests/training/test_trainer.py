@@ -245,9 +245,28 @@ def test_mixed_precision_and_memory_format_on_the_cpu():
     net3d, net2d = UNet(1, 1, ndim=3, depth=2, base=4), UNet(1, 1, ndim=2, depth=2, base=4)
     assert channels_last_format(net3d, cpu, None) == torch.channels_last_3d
     assert channels_last_format(net2d, cpu, None) == torch.channels_last
-    # bfloat16 convolutions on the CPU keep the default layout (see channels_last_format)
+    # bfloat16 convolutions on the CPU keep the default layout unless asked (channels_last_format)
     assert channels_last_format(net3d, cpu, torch.bfloat16) is None
+    assert channels_last_format(net3d, cpu, torch.bfloat16, wanted=True) == torch.channels_last_3d
     assert channels_last_format(net3d, cpu, None, wanted=False) is None
+    assert channels_last_format(net2d, cpu, torch.bfloat16, wanted=False) is None
+    assert TrainingConfig.model_validate({"channels_last": False}).channels_last is False
+
+
+@pytest.mark.parametrize("wanted", ["auto", True])
+def test_a_bf16_run_trains_in_channels_last_only_when_asked(rng, wanted):
+    model, train, val = _setup(rng.normal(size=(40, 24, 24)).astype(np.float32))
+    cfg = TrainingConfig(steps=3, val_every=3, amp="bf16", channels_last=wanted)
+    t = Trainer(model, train, get_loss("l1+l2"), config=cfg, val_sampler=val, device="cpu")
+    res = t.fit()
+    # 3x3x3 weights with several input channels: the two layouts differ
+    weights = [m.weight for m in t.model.modules() if isinstance(m, torch.nn.Conv3d)]
+    weights = [w for w in weights if w.shape[1] > 1 and w.shape[2:] == (3, 3, 3)]
+    assert weights
+    for w in weights:
+        assert w.is_contiguous(memory_format=torch.channels_last_3d) == (wanted is True)
+        assert w.is_contiguous() == (wanted == "auto")
+    assert np.isfinite(res.losses).all() and res.float32_steps == []
 
 
 class _FaultyInBf16(torch.autograd.Function):

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cascope.config.training import TrainingConfig
+from cascope.config.training import CHANNELS_LAST_HELP, TrainingConfig
 
 #: Data-pairing strategies over the one trainer.
 DeepMethod = Literal["deepcad", "n2v", "n2v3d", "n2n", "care"]
@@ -157,6 +157,7 @@ class DeepPredictConfig(BaseModel):
         description="Reduced precision: 'auto' is bf16 on CUDA (fp16 where bf16 is not "
         "supported) and float32 on the CPU; 'bf16' also on the CPU; 'off' is float32 everywhere.",
     )
+    channels_last: Literal["auto"] | bool = Field(default="auto", description=CHANNELS_LAST_HELP)
     compile: bool = Field(default=False, description="torch.compile the network on CUDA.")
     tta: bool = Field(
         default=False,

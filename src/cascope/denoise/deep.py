@@ -149,7 +149,13 @@ class DeepDenoiser:
             writer = ArrayWriter(result)
         in_mean, in_std = self.input_norm
         out_mean, out_std = self.output_norm
-        predictor = torch_predictor(self.model, device=device, amp=cfg.amp, compile=cfg.compile)
+        predictor = torch_predictor(
+            self.model,
+            device=device,
+            amp=cfg.amp,
+            channels_last=cfg.channels_last,
+            compile=cfg.compile,
+        )
         ndim = self.config.network_ndim
         if cfg.tta:  # tiles are (B, C, T|Z, Y, X); a 2D network sees each plane alone
             predictor = averaged_over_flips(predictor, (2, 3, 4) if ndim == 3 else (3, 4))

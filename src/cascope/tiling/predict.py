@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -106,7 +106,7 @@ def torch_predictor(
     *,
     device: str | torch.device = "cpu",
     amp: str = "auto",
-    channels_last: bool = True,
+    channels_last: bool | Literal["auto"] = "auto",
     compile: bool = False,
 ) -> BatchPredictor:
     """Wrap a network as a NumPy batch predictor for :func:`predict_tiled`.
@@ -123,9 +123,9 @@ def torch_predictor(
     amp : {"auto", "bf16", "fp16", "off"}
         Reduced precision (see :func:`cascope.training.autocast_dtype`): bf16 on CUDA by
         default, float32 on the CPU unless ``"bf16"``.
-    channels_last : bool
-        Use the channels-last memory format where it helps
-        (:func:`cascope.training.trainer.channels_last_format`).
+    channels_last : bool or "auto"
+        Use the channels-last memory format: ``"auto"`` where it is known to help, ``True``
+        also with bfloat16 on the CPU (:func:`cascope.training.trainer.channels_last_format`).
     compile : bool
         ``torch.compile`` the network on CUDA.
 

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -498,20 +498,24 @@ def _set_numpy_global_state(state: list[Any]) -> None:
 
 
 def channels_last_format(
-    model: nn.Module, device: torch.device, amp_dtype: torch.dtype | None, *, wanted: bool = True
+    model: nn.Module,
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+    *,
+    wanted: bool | Literal["auto"] = "auto",
 ) -> torch.memory_format | None:
     """Choose the channels-last memory format for a 2D or 3D network (``None``: keep the default).
 
     Channels-last speeds convolutions up on CUDA and, in float32, on the CPU (the
     ``deepcad_compare.py`` training took 180 s in it against 267 s before, in two runs of the
-    script on the same 2-core CPU). bfloat16 on the CPU keeps the
+    script on the same 2-core CPU). With ``wanted="auto"``, bfloat16 on the CPU keeps the
     default layout: the two together faulted in a small U-Net (non-finite weight gradients in 2
-    of 60 passes) before the faulty depth was found (``float32_where_bf16_faults``), and the
-    combination has not been measured end to end since.
+    of 60 passes) before the faulty depth was found (``float32_where_bf16_faults``), and
+    ``benchmarks/precision_cpu.py`` measures the combination (``wanted=True``) end to end.
     """
     if not wanted or device.type not in ("cuda", "cpu"):
         return None
-    if device.type == "cpu" and amp_dtype is not None:
+    if wanted == "auto" and device.type == "cpu" and amp_dtype is not None:
         return None
     ndim = getattr(model, "ndim", None)
     if ndim == 3:
