@@ -26,6 +26,32 @@ def _one_torch_thread():
     torch.set_num_threads(old)
 
 
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def device(request: pytest.FixtureRequest) -> str:
+    """Where a network test computes: the CPU in every run, a CUDA device in ``-m gpu`` runs.
+
+    The default test command deselects ``gpu``; ``python -m pytest -m gpu`` on a machine with
+    a GPU runs the same tests, with the same assertions, on CUDA.
+    """
+    if request.param == "cuda":
+        _need_cuda()
+    return str(request.param)
+
+
+@pytest.fixture
+def cuda() -> str:
+    """A CUDA device, for tests of CUDA-only paths (marked ``gpu`` themselves)."""
+    _need_cuda()
+    return "cuda"
+
+
+def _need_cuda() -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+
+
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 
 

@@ -24,23 +24,23 @@ def _psnr(x, ref):
     return 10 * np.log10(np.ptp(ref) ** 2 / np.mean((x - ref) ** 2))
 
 
-def _config(method, steps=60):
+def _config(method, steps=60, **training):
     return DeepDenoiseConfig(
         method=method,
         patch=(4, 16, 16),
         depth=2,
         base=4,
         mask_fraction=0.1,
-        training=TrainingConfig(steps=steps, batch_size=4, lr=5e-3, val_every=20),
+        training=TrainingConfig(steps=steps, batch_size=4, lr=5e-3, val_every=20, **training),
     )
 
 
 @pytest.mark.parametrize("method", ["deepcad", "n2v", "n2v3d", "n2n", "care"])
-def test_every_strategy_brings_the_movie_closer_to_ground_truth(method):
+def test_every_strategy_brings_the_movie_closer_to_ground_truth(method, device):
     clean, noisy, second = _scene(0)
     targets = {"n2n": second, "care": clean}.get(method)
-    model, result = train_denoiser(noisy, config=_config(method), targets=targets, device="cpu")
-    out = model.predict(noisy, config=DeepPredictConfig(tile=(16, 32, 32)), device="cpu")
+    model, result = train_denoiser(noisy, config=_config(method), targets=targets, device=device)
+    out = model.predict(noisy, config=DeepPredictConfig(tile=(16, 32, 32)), device=device)
     assert out.shape == noisy.shape and out.dtype == np.float32
     assert _psnr(out, clean) > _psnr(noisy, clean) + 3.0
     assert result.steps_done == 60 and result.val_losses
@@ -70,11 +70,11 @@ def test_integer_output_is_rounded_not_truncated():
     np.testing.assert_array_equal(as_int, np.clip(np.rint(as_float), 0, 65535))
 
 
-def test_streamed_blocks_match_one_block():
+def test_streamed_blocks_match_one_block(device):
     _, noisy, _ = _scene(3)
-    model, _ = train_denoiser(noisy, config=_config("deepcad", steps=3), device="cpu")
-    one = model.predict(noisy, config=DeepPredictConfig(tile=(8, 32, 32), block=64), device="cpu")
-    many = model.predict(noisy, config=DeepPredictConfig(tile=(8, 32, 32), block=5), device="cpu")
+    model, _ = train_denoiser(noisy, config=_config("deepcad", steps=3), device=device)
+    one = model.predict(noisy, config=DeepPredictConfig(tile=(8, 32, 32), block=64), device=device)
+    many = model.predict(noisy, config=DeepPredictConfig(tile=(8, 32, 32), block=5), device=device)
     assert np.abs(one - many).max() < 0.1 * noisy.std()
 
 
@@ -102,6 +102,31 @@ def test_tta_averages_the_flips_so_flipping_the_input_flips_the_output(method, a
     single = model.predict(noisy, config=plain, device="cpu")
     assert np.abs(single - out).max() > 1e-3  # the network alone is not flip-invariant
     assert _psnr(out, clean) > _psnr(noisy, clean) + 3.0
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_cuda_training_in_reduced_precision_denoises_and_records_it(cuda, amp):
+    clean, noisy, _ = _scene(0)
+    model, result = train_denoiser(noisy, config=_config("deepcad", amp=amp), device=cuda)
+    assert np.isfinite(result.losses).all() and result.float32_steps == []
+    assert model.provenance["precision"] == {"bf16": "bfloat16", "fp16": "float16"}[amp]
+    out = model.predict(noisy, config=DeepPredictConfig(tile=(16, 32, 32), amp=amp), device=cuda)
+    assert _psnr(out, clean) > _psnr(noisy, clean) + 3.0
+
+
+@pytest.mark.gpu
+def test_cuda_compiled_network_trains_and_predicts_as_the_eager_one(cuda):
+    clean, noisy, _ = _scene(0)
+    model, result = train_denoiser(noisy, config=_config("deepcad", compile=True), device=cuda)
+    assert np.isfinite(result.losses).all()
+    eager = DeepPredictConfig(tile=(16, 32, 32))
+    compiled = eager.model_copy(update={"compile": True})
+    a = model.predict(noisy, config=eager, device=cuda)
+    b = model.predict(noisy, config=compiled, device=cuda)
+    # both in bfloat16: they differ by rounding only
+    assert np.abs(a - b).max() < 1e-2 * np.abs(a).max()
+    assert _psnr(b, clean) > _psnr(noisy, clean) + 3.0
 
 
 def test_paired_methods_need_targets_and_matching_shapes():

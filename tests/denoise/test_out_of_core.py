@@ -69,12 +69,14 @@ def test_2d_file_to_file_in_tiny_blocks_equals_in_memory_prediction(tmp_path, su
     assert np.std(streamed) < np.std(noisy.astype(np.float64))
 
 
-def test_3d_file_to_file_in_tiny_blocks_equals_in_memory_prediction_of_each_block(tmp_path):
+def test_3d_file_to_file_in_tiny_blocks_equals_in_memory_prediction_of_each_block(tmp_path, device):
     noisy = _movie(1)
     model = _model("deepcad", noisy)
     write(tmp_path / "in.tif", noisy, axes="TYX")
     cfg = DeepPredictConfig(tile=(8, 32, 32), block=3, dtype="same")
-    out = denoise_deep_file(tmp_path / "in.tif", tmp_path / "out.tif", model=model, predict=cfg)
+    out = denoise_deep_file(
+        tmp_path / "in.tif", tmp_path / "out.tif", model=model, predict=cfg, device=device
+    )
     streamed = read(out)
     assert streamed.shape == noisy.shape and streamed.dtype == np.uint16
     halo, n = cfg.tile[0] // 2, noisy.shape[0]
@@ -82,11 +84,11 @@ def test_3d_file_to_file_in_tiny_blocks_equals_in_memory_prediction_of_each_bloc
         stop = min(n, start + cfg.block)
         lo, hi = max(0, start - halo), min(n, stop + halo)
         ref = model.predict(
-            noisy[lo:hi], config=cfg.model_copy(update={"block": 100}), device="cpu"
+            noisy[lo:hi], config=cfg.model_copy(update={"block": 100}), device=device
         )
         np.testing.assert_array_equal(streamed[start:stop], ref[start - lo : stop - lo])
     # and the blocks together are close to one prediction of the whole movie
-    whole = model.predict(noisy, config=cfg.model_copy(update={"block": 100}), device="cpu")
+    whole = model.predict(noisy, config=cfg.model_copy(update={"block": 100}), device=device)
     diff = np.abs(streamed[...].astype(np.int64) - whole.astype(np.int64))
     assert np.median(diff) <= 1 and diff.max() < 0.2 * noisy.std()
 

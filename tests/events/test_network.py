@@ -52,7 +52,7 @@ def test_pu_sampler_ratios() -> None:
         assert (half.sample(4).target[:2].flatten(1).sum(1) > 0).all()
 
 
-def test_trained_unet_beats_threshold_baseline() -> None:
+def test_trained_unet_beats_threshold_baseline(device: str) -> None:
     train = [mscts(seed=s, **SIM) for s in (1, 2)]
     valid, test = mscts(seed=3, **SIM), mscts(seed=4, **SIM)
     model, result = train_event_detector(
@@ -60,11 +60,11 @@ def test_trained_unet_beats_threshold_baseline() -> None:
         [s.labels for s in train],
         config=_config(300),
         valid=([valid.noisy], [valid.labels]),
-        device="cpu",
+        device=device,
     )
     assert np.mean(result.losses[-20:]) < 0.5 * np.mean(result.losses[:20])
     found = detect_events(
-        test.noisy, model, config=DetectConfig(tile=(16, 48, 48), block=40, halo=16, device="cpu")
+        test.noisy, model, config=DetectConfig(tile=(16, 48, 48), block=40, halo=16, device=device)
     )
     f1_unet = match_events(found, test.events).f1
     # the baseline's threshold is tuned on the same validation movie

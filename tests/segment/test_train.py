@@ -42,7 +42,7 @@ def test_label_kind_told_apart():
     )
 
 
-def test_tiny_model_beats_threshold_on_a_second_volume(volumes, tmp_path):
+def test_tiny_model_beats_threshold_on_a_second_volume(volumes, tmp_path, device):
     train, test = volumes
     cfg = SegmenterConfig.model_validate(
         {
@@ -56,10 +56,10 @@ def test_tiny_model_beats_threshold_on_a_second_volume(volumes, tmp_path):
         }
     )
     model, result = train_segmenter(
-        [train.noisy], [train.labels], config=cfg, output=tmp_path / "model", device="cpu"
+        [train.noisy], [train.labels], config=cfg, output=tmp_path / "model", device=device
     )
     assert np.mean(result.losses[-20:]) < np.mean(result.losses[:20])
-    pred = predict_semantic(model, test.noisy, tile=(16, 32, 32))
+    pred = predict_semantic(model, test.noisy, tile=(16, 32, 32), device=device)
     thr_labels = label_volume(test.noisy, method="otsu", min_size=1)
     thr_sem = instances_to_semantic(thr_labels, planes="all")
     # axons (axon + border classes) against background: the network's PSF-aware boundary beats
@@ -71,7 +71,7 @@ def test_tiny_model_beats_threshold_on_a_second_volume(volumes, tmp_path):
     # the saved folder reproduces the prediction and gives instances
     loaded, doc = load_model(tmp_path / "model")
     assert doc["task"] == "segmentation"
-    inst, sem = segment_volume(tmp_path / "model", test.noisy, tile=(16, 32, 32), device="cpu")
+    inst, sem = segment_volume(tmp_path / "model", test.noisy, tile=(16, 32, 32), device=device)
     np.testing.assert_array_equal(sem, pred)
     assert inst.max() >= 1
 

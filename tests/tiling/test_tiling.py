@@ -123,12 +123,12 @@ def test_2d_network_predicts_each_frame(rng):
     np.testing.assert_allclose(tiled, ref, atol=1e-5)
 
 
-def test_bf16_prediction_is_close_to_float32(rng):
+def test_bf16_prediction_is_close_to_float32(rng, device):
     torch.manual_seed(0)
     net = UNet(1, 1, ndim=3, depth=3, base=8).eval()
     x = rng.normal(size=(12, 40, 36)).astype(np.float32)
-    full = predict_tiled(torch_predictor(net, amp="off"), x, tile=(8, 32, 32))
-    half = predict_tiled(torch_predictor(net, amp="bf16"), x, tile=(8, 32, 32))
+    full = predict_tiled(torch_predictor(net, device=device, amp="off"), x, tile=(8, 32, 32))
+    half = predict_tiled(torch_predictor(net, device=device, amp="bf16"), x, tile=(8, 32, 32))
     assert not np.array_equal(half, full)  # it did compute in bfloat16
     # within half of bfloat16's own rounding (0.4 %): the output layer computes in float32
     assert np.abs(half - full).max() < 2e-3 * np.abs(full).max()

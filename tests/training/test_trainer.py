@@ -1,3 +1,5 @@
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -34,35 +36,43 @@ def _setup(movie):
     return model, train, val
 
 
-def test_killed_run_resumes_with_identical_losses(tmp_path, rng):
+def test_killed_run_resumes_with_identical_losses(tmp_path, rng, device):
     movie = rng.normal(size=(40, 24, 24)).astype(np.float32)
     cfg = TrainingConfig(steps=10, checkpoint_every=4, val_every=3, batch_size=2)
     loss = get_loss("l1+l2")
+    # on the CPU the runs are identical; CUDA adds the gradients of pooling and upsampling in no
+    # fixed order, so there they agree to rounding
+    tol = {"rtol": 0.0, "atol": 0.0} if device == "cpu" else {"rtol": 1e-3, "atol": 1e-5}
+    same = functools.partial(np.testing.assert_allclose, **tol)
 
-    model, s, v = _setup(movie)
-    whole = Trainer(
-        model, s, loss, config=cfg, val_sampler=v, device="cpu", checkpoint_dir=tmp_path / "a"
-    ).fit()
+    def trainer(folder):
+        model, s, v = _setup(movie)
+        return Trainer(
+            model,
+            s,
+            loss,
+            config=cfg,
+            val_sampler=v,
+            device=device,
+            checkpoint_dir=tmp_path / folder,
+        )
 
-    model, s, v = _setup(movie)
-    killed = Trainer(
-        model, s, loss, config=cfg, val_sampler=v, device="cpu", checkpoint_dir=tmp_path / "b"
-    ).fit(stop_at=6)  # last checkpoint: step 4
+    whole = trainer("a").fit()
+    killed = trainer("b").fit(stop_at=6)  # last checkpoint: step 4
     assert len(killed.losses) == 6
-    model, s, v = _setup(movie)
-    resumed_trainer = Trainer(
-        model, s, loss, config=cfg, val_sampler=v, device="cpu", checkpoint_dir=tmp_path / "b"
-    )
+    resumed_trainer = trainer("b")
     resumed = resumed_trainer.fit(resume=True)
 
     assert len(resumed.losses) == 10
-    np.testing.assert_array_equal(resumed.losses, whole.losses)
-    assert resumed.val_losses == whole.val_losses
+    same(resumed.losses, whole.losses)
+    assert [s for s, _ in resumed.val_losses] == [s for s, _ in whole.val_losses]
+    same([v for _, v in resumed.val_losses], [v for _, v in whole.val_losses])
     # steps 5 and 6 were recomputed after the kill and came out the same
-    np.testing.assert_array_equal(killed.losses[4:6], resumed.losses[4:6])
+    same(killed.losses[4:6], resumed.losses[4:6])
     x = torch.from_numpy(movie[None, None, :8, :16, :16])
     with torch.no_grad():
-        torch.testing.assert_close(model(x), whole_model_output(tmp_path / "a", x))
+        out = resumed_trainer.model.cpu().float()(x)
+        torch.testing.assert_close(out, whole_model_output(tmp_path / "a", x), **tol)
 
 
 def whole_model_output(ckpt_dir, x):
