@@ -12,6 +12,12 @@ run on a machine without a GPU (both are no-ops on a CUDA machine, where they ar
 - the model is wrapped in ``nn.DataParallel`` as DeepCAD-RT does on a GPU (on a CPU-only torch
   that wrapper simply calls the model), because its checkpoint/ONNX code reads ``.module``.
 
+DeepCAD-RT 1.2.0 was written for NumPy 1: it subtracts a float64 mean from the float32 movie,
+which NumPy 1 kept float32 and NumPy 2 turns into float64, and its network then refuses the
+float64 patches. Under NumPy 2 (a GPU machine's own environment, say) the driver casts the
+network's inputs back to float32, which is what NumPy 1 gave it; its host arrays stay float64,
+so its memory is then larger than with NumPy 1 (``float32_inputs`` in the facts says so).
+
 ``test`` also keeps a copy of the float result DeepCAD-RT computes before it casts to the input
 dtype (it truncates to uint16), by watching the ``np.clip`` call that precedes the cast.
 
@@ -50,6 +56,30 @@ def _cpu_redirect() -> bool:
 
     train_collection.training_class.distribute_GPU = distribute
     test_collection.testing_class.distribute_GPU = distribute
+    return True
+
+
+def _float32_inputs() -> bool:
+    """Under NumPy 2, cast DeepCAD-RT's network inputs to float32 (see the module docstring)."""
+    if int(np.__version__.split(".")[0]) < 2:
+        return False
+    import torch
+    from deepcad import test_collection, train_collection
+
+    def as_float32(module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(
+            a.float() if isinstance(a, torch.Tensor) and a.dtype == torch.float64 else a
+            for a in args
+        )
+
+    for cls in (train_collection.training_class, test_collection.testing_class):
+        original = cls.distribute_GPU
+
+        def distribute(self: Any, original: Any = original) -> None:
+            self.local_model.register_forward_pre_hook(as_float32)
+            original(self)
+
+        cls.distribute_GPU = distribute
     return True
 
 
@@ -153,9 +183,11 @@ def main() -> int:
 
     random.seed(int(job["seed"]))
     redirected = _cpu_redirect()
+    float32_inputs = _float32_inputs()
     facts = train(job) if job["mode"] == "train" else test(job)
     facts["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     facts["cpu_redirect"] = redirected
+    facts["float32_inputs"] = float32_inputs
     facts["versions"] = {
         "deepcad": version("deepcad"),
         "torch": torch.__version__,

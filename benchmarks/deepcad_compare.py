@@ -22,7 +22,12 @@ classes unchanged (see the driver's docstring).
 Then::
 
     python benchmarks/deepcad_compare.py [--frames 300] [--size 128] [--photons 4 20]
-        [--patch-t 32] [--patch-xy 64] [--epochs 4] [--train-size 240] [--quick]
+        [--patch-t 32] [--patch-xy 64] [--epochs 4] [--train-size 240] [--device cpu|cuda]
+        [--quick]
+
+``--device cuda`` runs both tools on the GPU (DeepCAD-RT's own ``.cuda()`` calls, cascope's
+``--device cuda``) and writes ``deepcad_compare_cuda.{json,md}``: the issue's training-time
+target is set on a GPU.
 
 On each simulated somatic movie (``cascope.simulate.somatic``, uint16 TIFF) DeepCAD-RT trains
 with its demo settings (fmap 16, lr 5e-5, Adam betas 0.5/0.999, batch 1, training patch overlap
@@ -89,14 +94,19 @@ _LAUNCH = (
 )
 
 
-def run_measured(cmd: list[str], log: Path, threads: int) -> tuple[float, float]:
-    """Run ``cmd`` (output to ``log``); return wall seconds and the process's peak RSS (MiB)."""
+def run_measured(
+    cmd: list[str], log: Path, threads: int, *, gpu: bool = False
+) -> tuple[float, float]:
+    """Run ``cmd`` (output to ``log``); return wall seconds and the process's peak RSS (MiB).
+
+    The process sees the GPU only with ``gpu``, so a CPU run stays on the CPU on any machine.
+    """
     env = {
         **os.environ,
         "OMP_NUM_THREADS": str(threads),
         "MKL_NUM_THREADS": str(threads),
         "PYTHONWARNINGS": "ignore",
-        "CUDA_VISIBLE_DEVICES": "",
+        **({} if gpu else {"CUDA_VISIBLE_DEVICES": ""}),
     }
     rss = log.with_suffix(".rss")
     t0 = time.perf_counter()
@@ -115,12 +125,13 @@ def run_measured(cmd: list[str], log: Path, threads: int) -> tuple[float, float]
 
 
 def run_driver(
-    peer: str, job: dict[str, Any], name: str, work: Path, threads: int
+    peer: str, job: dict[str, Any], name: str, work: Path, threads: int, *, gpu: bool = False
 ) -> tuple[dict[str, Any], float, float]:
     """Run one DeepCAD-RT job with the driver; return its facts, wall seconds, peak RSS (MiB)."""
     path = work / f"{name}_job.json"
     path.write_text(json.dumps(job))
-    wall, rss = run_measured([peer, str(DRIVER), str(path)], work / f"{name}.log", threads)
+    log = work / f"{name}.log"
+    wall, rss = run_measured([peer, str(DRIVER), str(path)], log, threads, gpu=gpu)
     return json.loads(Path(job["facts"]).read_text()), wall, rss
 
 
@@ -165,8 +176,9 @@ def run_deepcad(
         "select_img_num": 10**6,
         "facts": str(work / f"deepcad_{tag}_train.json"),
     }
+    gpu = args.device == "cuda"
     tf, train_wall, train_rss = run_driver(
-        peer, train_job, f"deepcad_{tag}_train", work, args.threads
+        peer, train_job, f"deepcad_{tag}_train", work, args.threads, gpu=gpu
     )
     test_job = {
         **common,
@@ -178,7 +190,9 @@ def run_deepcad(
         "float_output": str(work / f"deepcad_{tag}_float.npy"),
         "facts": str(work / f"deepcad_{tag}_test.json"),
     }
-    sf, test_wall, test_rss = run_driver(peer, test_job, f"deepcad_{tag}_test", work, args.threads)
+    sf, test_wall, test_rss = run_driver(
+        peer, test_job, f"deepcad_{tag}_test", work, args.threads, gpu=gpu
+    )
     written = tifffile.imread(sf["written"])
     of_float = scores(np.load(test_job["float_output"]), sim, ns)
     row = {
@@ -232,16 +246,19 @@ def run_cascope(
     train_cmd = [
         *exe, "train", "denoiser", str(movie), "--method", "deepcad", "-o", str(model),
         "--steps", str(steps), "--patch", str(args.patch_t), str(args.patch_xy),
-        str(args.patch_xy), "--batch-size", str(args.batch), "--device", "cpu",
+        str(args.patch_xy), "--batch-size", str(args.batch), "--device", args.device,
         "--seed", str(args.seed), "--checkpoint-every", str(10**6),
     ]  # fmt: skip
-    train_wall, train_rss = run_measured(train_cmd, work / f"{slug}_train.log", args.threads)
+    gpu = args.device == "cuda"
+    train_wall, train_rss = run_measured(
+        train_cmd, work / f"{slug}_train.log", args.threads, gpu=gpu
+    )
 
     def denoise(name: str, *options: str) -> tuple[np.ndarray, float, float]:
         out = work / f"cascope_{slug}_{name}.tif"
         cmd = [*exe, "denoise", str(movie), "-o", str(out), "--model", str(model), *options]
-        cmd += ["--device", "cpu"]
-        wall, rss = run_measured(cmd, work / f"{slug}_{name}.log", args.threads)
+        cmd += ["--device", args.device]
+        wall, rss = run_measured(cmd, work / f"{slug}_{name}.log", args.threads, gpu=gpu)
         return tifffile.imread(out), wall, rss
 
     as_uint16, _, _ = denoise("uint16", "--dtype", "same")
@@ -283,6 +300,14 @@ def peer_python(args: argparse.Namespace) -> str | None:
     if cand is None and (DEFAULT_PEER / "bin" / "python").exists():
         cand = str(DEFAULT_PEER / "bin" / "python")
     return cand
+
+
+def gpu_name() -> str:
+    """The CUDA device's name and memory, as torch reports them."""
+    import torch
+
+    props = torch.cuda.get_device_properties(0)
+    return f"{props.name}, {props.total_memory / 2**30:.0f} GiB"
 
 
 def compare(args: argparse.Namespace) -> dict[str, Any]:
@@ -356,6 +381,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
             "cascope_batch": args.batch,
         },
         "threads": args.threads,
+        "device": args.device,
         "rows": rows,
         "versions": {
             "cascope": cascope.__version__,
@@ -368,7 +394,9 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
-            "gpu": "none (DeepCAD-RT's .cuda() calls redirected to the CPU)",
+            "gpu": gpu_name()
+            if args.device == "cuda"
+            else "none (DeepCAD-RT's .cuda() calls redirected to the CPU)",
         },
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
@@ -415,8 +443,9 @@ def verdicts(r: dict[str, Any]) -> list[str]:
 def markdown(r: dict[str, Any]) -> str:
     m, b = r["movie"], r["budget"]
     pv = r["versions"].get("peer") or {}
+    where = "GPU" if r.get("device") == "cuda" else "CPU"
     lines = [
-        "# cascope temporal N2N vs DeepCAD-RT 1.2.0 at the same training budget (CPU)",
+        f"# cascope temporal N2N vs DeepCAD-RT 1.2.0 at the same training budget ({where})",
         "",
         f"Movies: `cascope.simulate.somatic`, {m['frames']} x {m['size'][0]} x {m['size'][1]} "
         f"uint16, photons per pixel {', '.join(f'{x:g}' for x in m['photons'])} (seed "
@@ -430,7 +459,7 @@ def markdown(r: dict[str, Any]) -> str:
         "issue's training-time target); then "
         "`cascope denoise --model` writes the file (and once more with `--tta`). "
         f"{r['threads']} torch threads for every process. cascope trained in "
-        f"{_precisions(r)} (its default on the CPU); DeepCAD-RT computes in float32.",
+        f"{_precisions(r)} (its default on the {where}); DeepCAD-RT computes in float32.",
         "",
         "| photons | method | parameters | patches | written file | SI-PSNR written (dB) "
         "| SI-PSNR float (dB) | SI-PSNR uint16 file (dB) | gain (dB) | PSNR (dB) | SSIM "
@@ -450,7 +479,8 @@ def markdown(r: dict[str, Any]) -> str:
     lines += [
         "",
         "Targets of the deep-denoising issue that this run can judge (timings are ratios within "
-        "this CPU run; the issue's GPU targets need a GPU):",
+        f"this {where} run"
+        + ("; the issue's GPU targets need a GPU):" if where == "CPU" else "):"),
         *verdicts(r),
         "",
         "Written file: what each tool writes by default — DeepCAD-RT a uint16 TIFF (by "
@@ -469,7 +499,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"Versions: cascope {r['versions']['cascope']}, torch {r['versions']['torch']}, NumPy "
         f"{r['versions']['numpy']}, Python {r['versions']['python']}; peer environment: deepcad "
         f"{pv.get('deepcad', '?')}, torch {pv.get('torch', '?')}, NumPy {pv.get('numpy', '?')}.",
-        f"Machine: {r['machine']['cpus']} CPUs shared with other jobs, "
+        f"Machine: {r['machine']['cpus']} CPUs{' shared with other jobs' * (where == 'CPU')}, "
         f"{r['machine']['platform']}; GPU: {r['machine']['gpu']}.",
         "",
         f"Command: `{r['command']}`",
@@ -509,6 +539,12 @@ def main(argv: list[str] | None = None) -> int:
         "(the issue asks for DeepCAD-RT's quality in at most 1/5 of its time, start-up included)",
     )
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default="cpu",
+        help="Where both tools train and denoise; cuda writes deepcad_compare_cuda.{json,md}.",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="Tiny smoke run, results not saved.")
     ap.add_argument("--no-save", action="store_true")
@@ -523,8 +559,9 @@ def main(argv: list[str] | None = None) -> int:
     result = compare(args)
     if not args.no_save:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "deepcad_compare.json").write_text(json.dumps(result, indent=2) + "\n")
-        (RESULTS / "deepcad_compare.md").write_text(markdown(result))
+        stem = "deepcad_compare" + ("_cuda" if args.device == "cuda" else "")
+        (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+        (RESULTS / f"{stem}.md").write_text(markdown(result))
     print(markdown(result))
     return 0
 

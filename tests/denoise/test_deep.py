@@ -215,8 +215,22 @@ def test_cli_train_kill_resume_and_denoise(tmp_path):
     expected = model.predict(noisy, config=DeepPredictConfig(tta=True, block=64), device="cpu")
     np.testing.assert_allclose(tifffile.imread(tmp_path / "tta.tif"), expected, atol=1e-4)
     assert np.abs(expected - written).max() > 1e-3
-    res = runner.invoke(app, ["denoise", str(src), "-o", str(tmp_path / "g.tif"), "--tta"])
-    assert res.exit_code != 0 and "--tta applies to networks" in str(res.exception)
+    # tiles and batches of the user's choice (a GPU wants larger ones) reach the prediction
+    tiled = ["--tile", "8", "16", "16", "--batch-size", "3", "--compile"]
+    res = runner.invoke(
+        app,
+        ["denoise", str(src), "-o", str(tmp_path / "t.tif"), "--model", str(tmp_path / "a")]
+        + [*tiled, "--device", "cpu"],
+    )
+    assert res.exit_code == 0, res.output
+    cfg = DeepPredictConfig(tile=(8, 16, 16), batch_size=3, block=64)
+    expected = model.predict(noisy, config=cfg, device="cpu")
+    np.testing.assert_allclose(tifffile.imread(tmp_path / "t.tif"), expected, atol=1e-5)
+    assert np.abs(expected - written).max() > 1e-3  # the tile changed what the network saw
+    for extra in (["--tta"], tiled):
+        res = runner.invoke(app, ["denoise", str(src), "-o", str(tmp_path / "g.tif"), *extra])
+        assert res.exit_code != 0 and "for networks only" in str(res.exception)
+        assert extra[0] in str(res.exception) and not (tmp_path / "g.tif").exists()
 
 
 def test_cli_amp_sets_the_precision_of_training_and_prediction(tmp_path):

@@ -253,20 +253,15 @@ def test_mixed_precision_and_memory_format_on_the_cpu():
     assert autocast_dtype(cpu, "bf16") == torch.bfloat16
     assert autocast_dtype(cpu, "fp16") is None and autocast_dtype(cpu, "off") is None
     net3d, net2d = UNet(1, 1, ndim=3, depth=2, base=4), UNet(1, 1, ndim=2, depth=2, base=4)
-    assert channels_last_format(net3d, cpu, None) == torch.channels_last_3d
-    assert channels_last_format(net2d, cpu, None) == torch.channels_last
-    # bfloat16 convolutions on the CPU keep the default layout unless asked (channels_last_format)
-    assert channels_last_format(net3d, cpu, torch.bfloat16) is None
-    assert channels_last_format(net3d, cpu, torch.bfloat16, wanted=True) == torch.channels_last_3d
-    assert channels_last_format(net3d, cpu, None, wanted=False) is None
-    assert channels_last_format(net2d, cpu, torch.bfloat16, wanted=False) is None
-    assert TrainingConfig.model_validate({"channels_last": False}).channels_last is False
+    assert channels_last_format(net3d, cpu) == torch.channels_last_3d
+    assert channels_last_format(net2d, cpu) == torch.channels_last
+    assert channels_last_format(net3d, cpu, wanted=False) is None
 
 
-@pytest.mark.parametrize("wanted", ["auto", True])
-def test_a_bf16_run_trains_in_channels_last_only_when_asked(rng, wanted):
+@pytest.mark.parametrize(("amp", "channels_last"), [("bf16", True), ("bf16", False), ("off", True)])
+def test_training_computes_in_the_layout_asked_for(rng, amp, channels_last):
     model, train, val = _setup(rng.normal(size=(40, 24, 24)).astype(np.float32))
-    cfg = TrainingConfig(steps=3, val_every=3, amp="bf16", channels_last=wanted)
+    cfg = TrainingConfig(steps=3, val_every=3, amp=amp, channels_last=channels_last)
     t = Trainer(model, train, get_loss("l1+l2"), config=cfg, val_sampler=val, device="cpu")
     res = t.fit()
     # 3x3x3 weights with several input channels: the two layouts differ
@@ -274,8 +269,8 @@ def test_a_bf16_run_trains_in_channels_last_only_when_asked(rng, wanted):
     weights = [w for w in weights if w.shape[1] > 1 and w.shape[2:] == (3, 3, 3)]
     assert weights
     for w in weights:
-        assert w.is_contiguous(memory_format=torch.channels_last_3d) == (wanted is True)
-        assert w.is_contiguous() == (wanted == "auto")
+        assert w.is_contiguous(memory_format=torch.channels_last_3d) == channels_last
+        assert w.is_contiguous() == (not channels_last)
     assert np.isfinite(res.losses).all() and res.float32_steps == []
 
 

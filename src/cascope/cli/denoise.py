@@ -119,6 +119,18 @@ def register(app: typer.Typer) -> None:
             "--tta",
             help="Networks: average the predictions of flipped tiles (8x the prediction time).",
         ),
+        tile: tuple[int, int, int] | None = typer.Option(
+            None,
+            "--tile",
+            help="Networks: tile T|Z Y X fed to the network (default 32 128 128); larger tiles "
+            "and batches keep a GPU busier.",
+        ),
+        batch_size: int | None = typer.Option(
+            None, "--batch-size", min=1, help="Networks: tiles per network call (default 2)."
+        ),
+        compile_network: bool = typer.Option(
+            False, "--compile", help="Networks on CUDA: torch.compile the network first."
+        ),
         force: bool = typer.Option(False, "--force", help="Replace an existing output file."),
     ) -> None:
         """Denoise INPUT into OUTPUT with a filter or a network, block by block (bounded memory)."""
@@ -126,6 +138,7 @@ def register(app: typer.Typer) -> None:
 
         from cascope.denoise.stream import denoise_file
 
+        network_options = {"tile": tile, "batch_size": batch_size, "compile": compile_network}
         if model is not None or method in DEEP:
             _denoise_deep(
                 input_path,
@@ -141,14 +154,24 @@ def register(app: typer.Typer) -> None:
                 block=block,
                 tta=tta,
                 amp=amp,
+                predict_options=network_options,
             )
             return
         from cascope.errors import CascopeError
 
         if method not in CLASSICAL:
             raise CascopeError(f"--method {method!r} is not one of {', '.join(CLASSICAL)}")
-        if tta:
-            raise CascopeError("--tta applies to networks (--model or a network --method)")
+        network_only = {
+            "--tta": tta,
+            "--tile": tile,
+            "--batch-size": batch_size,
+            "--compile": compile_network,
+        }
+        given = [name for name, v in network_only.items() if v]
+        if given:
+            raise CascopeError(
+                f"{', '.join(given)}: for networks only (--model or a network --method)"
+            )
         if mode not in ("2d", "3d"):
             raise CascopeError(f"--mode {mode!r}: use 2d or 3d")
         cfg = build_classical_config(
@@ -193,8 +216,13 @@ def _denoise_deep(
     block: int,
     tta: bool = False,
     amp: str = "auto",
+    predict_options: dict[str, Any] | None = None,
 ) -> None:
-    """Run a trained model, or train a self-supervised one on the input first, then predict."""
+    """Run a trained model, or train a self-supervised one on the input first, then predict.
+
+    ``predict_options`` holds further :class:`DeepPredictConfig` fields; ``None`` values keep
+    the defaults.
+    """
     from rich.console import Console
 
     from cascope.config.denoise import DeepDenoiseConfig, DeepPredictConfig
@@ -218,7 +246,13 @@ def _denoise_deep(
         method=method,
         train=train,
         predict=DeepPredictConfig.model_validate(
-            {"dtype": dtype, "block": block, "tta": tta, "amp": amp}
+            {
+                "dtype": dtype,
+                "block": block,
+                "tta": tta,
+                "amp": amp,
+                **{k: v for k, v in (predict_options or {}).items() if v is not None},
+            }
         ),
         axes=axes,
         device=device,

@@ -157,7 +157,7 @@ class DeepPredictConfig(BaseModel):
         description="Reduced precision: 'auto' is bf16 on CUDA (fp16 where bf16 is not "
         "supported) and float32 on the CPU; 'bf16' also on the CPU; 'off' is float32 everywhere.",
     )
-    channels_last: Literal["auto"] | bool = Field(default="auto", description=CHANNELS_LAST_HELP)
+    channels_last: bool = Field(default=True, description=CHANNELS_LAST_HELP)
     compile: bool = Field(default=False, description="torch.compile the network on CUDA.")
     tta: bool = Field(
         default=False,

@@ -7,8 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 CHANNELS_LAST_HELP = (
-    "Channels-last memory format (faster convolutions). 'auto': on CUDA, and on the CPU in "
-    "float32; true: also with bfloat16 on the CPU; false: never."
+    "Compute in the channels-last memory format (faster convolutions on CUDA and on the CPU, in "
+    "float32 and in bfloat16)."
 )
 
 
@@ -39,10 +39,7 @@ class TrainingConfig(BaseModel):
         "on the CPU; 'bf16' also on the CPU (worth it only on one with bfloat16 instructions); "
         "'off': float32 everywhere.",
     )
-    channels_last: Literal["auto"] | bool = Field(
-        default="auto",
-        description=CHANNELS_LAST_HELP,
-    )
+    channels_last: bool = Field(default=True, description=CHANNELS_LAST_HELP)
     compile: bool = Field(default=False, description="torch.compile the network on CUDA.")
     val_every: int = Field(default=100, ge=1, description="Validate every this many steps.")
     val_batches: int = Field(default=4, ge=1, description="Number of fixed validation batches.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -106,7 +106,7 @@ def torch_predictor(
     *,
     device: str | torch.device = "cpu",
     amp: str = "auto",
-    channels_last: bool | Literal["auto"] = "auto",
+    channels_last: bool = True,
     compile: bool = False,
 ) -> BatchPredictor:
     """Wrap a network as a NumPy batch predictor for :func:`predict_tiled`.
@@ -123,9 +123,9 @@ def torch_predictor(
     amp : {"auto", "bf16", "fp16", "off"}
         Reduced precision (see :func:`cascope.training.autocast_dtype`): bf16 on CUDA by
         default, float32 on the CPU unless ``"bf16"``.
-    channels_last : bool or "auto"
-        Use the channels-last memory format: ``"auto"`` where it is known to help, ``True``
-        also with bfloat16 on the CPU (:func:`cascope.training.trainer.channels_last_format`).
+    channels_last : bool
+        Use the channels-last memory format
+        (:func:`cascope.training.trainer.channels_last_format`).
     compile : bool
         ``torch.compile`` the network on CUDA.
 
@@ -141,7 +141,7 @@ def torch_predictor(
     ndim = int(getattr(model, "ndim", 0))
     cuda = dev.type == "cuda"
     dtype = autocast_dtype(dev, amp)
-    fmt = channels_last_format(model, dev, dtype, wanted=channels_last)
+    fmt = channels_last_format(model, dev, wanted=channels_last)
     if fmt is not None:
         model = model.to(memory_format=fmt)  # type: ignore[call-overload]
     forward: Callable[[torch.Tensor], torch.Tensor] = model

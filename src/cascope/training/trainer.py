@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -97,9 +97,13 @@ BF16_CPU_RETRIES = 3
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX tiles).
 
-    Without them PyTorch emulates bfloat16. With them, ``amp="bf16"`` trained the default
-    temporal network 1.0-1.2x as fast as float32 with channels-last
-    (``benchmarks/results/precision_cpu.md``).
+    Without them PyTorch emulates bfloat16. With them (two cores, torch 2.13), ``amp="bf16"``
+    trained the default temporal network 1.7-2.0x and denoised about 2x as fast as float32,
+    both in channels-last, to the same SI-PSNR within 0.1 dB
+    (``benchmarks/results/precision_cpu.md``). float32 stays the CPU's default: bfloat16
+    convolution kernels on the CPU have had faults (see
+    :func:`cascope.models.unet.float32_where_bf16_faults`), and a faulty weight gradient can be
+    finite and wrong, which no check at run time can see.
     """
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
@@ -182,7 +186,7 @@ class Trainer:
         self.on_step = on_step
         self.amp_dtype = autocast_dtype(self.device, self.config.amp)
         self.memory_format = channels_last_format(
-            model, self.device, self.amp_dtype, wanted=self.config.channels_last
+            model, self.device, wanted=self.config.channels_last
         )
         if self.memory_format is not None:
             self.model = self.model.to(memory_format=self.memory_format)  # type: ignore[call-overload]
@@ -498,24 +502,17 @@ def _set_numpy_global_state(state: list[Any]) -> None:
 
 
 def channels_last_format(
-    model: nn.Module,
-    device: torch.device,
-    amp_dtype: torch.dtype | None,
-    *,
-    wanted: bool | Literal["auto"] = "auto",
+    model: nn.Module, device: torch.device, *, wanted: bool = True
 ) -> torch.memory_format | None:
     """Choose the channels-last memory format for a 2D or 3D network (``None``: keep the default).
 
-    Channels-last speeds convolutions up on CUDA and, in float32, on the CPU (the
-    ``deepcad_compare.py`` training took 180 s in it against 267 s before, in two runs of the
-    script on the same 2-core CPU). With ``wanted="auto"``, bfloat16 on the CPU keeps the
-    default layout: the two together faulted in a small U-Net (non-finite weight gradients in 2
-    of 60 passes) before the faulty depth was found (``float32_where_bf16_faults``), and
-    ``benchmarks/precision_cpu.py`` measures the combination (``wanted=True``) end to end.
+    Channels-last speeds convolutions up on CUDA and on the CPU. On a 2-core CPU
+    (``benchmarks/precision_cpu.py``) the default temporal network trained 1.7-2.0x and
+    denoised about 2x as fast in bfloat16 with channels-last as in float32 with it, while
+    bfloat16 in the default layout gained at most 1.24x; float32 itself trained in 180 s with
+    channels-last against 267 s without (``deepcad_compare.py``, two runs).
     """
     if not wanted or device.type not in ("cuda", "cpu"):
-        return None
-    if wanted == "auto" and device.type == "cpu" and amp_dtype is not None:
         return None
     ndim = getattr(model, "ndim", None)
     if ndim == 3:
