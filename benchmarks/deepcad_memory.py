@@ -53,37 +53,68 @@ def write_movie(path: Path, frames: int, size: int, seed: int) -> None:
     del mm
 
 
-def train_models(peer: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """Train both small networks briefly on a short movie (their weights do not matter here)."""
+def train_models(
+    peer: str | None, work: Path, *, fmap: int, steps: int, device: str, threads: int, seed: int
+) -> dict[str, Any]:
+    """Train both networks briefly on a short movie (their weights do not matter here).
+
+    Both have 4 levels and ``fmap`` channels at the first level; DeepCAD-RT is left out without
+    its Python (``peer``).
+    """
     data = work / "train_movie"
     data.mkdir()
-    write_movie(data / "short.tif", 4 * PATCH_T, 128, args.seed)
-    job = {
-        "mode": "train",
-        "datasets_path": str(data),
-        "fmap": args.fmap,
-        "patch_xy": PATCH_XY,
-        "patch_t": PATCH_T,
-        "overlap_factor": 0.25,
-        "n_epochs": 1,
-        "lr": 1e-3,
-        "pth_dir": str(work / "deepcad_pth"),
-        "onnx_dir": str(work / "deepcad_onnx"),
-        "output_dir": str(work / "deepcad_train_results"),
-        "train_datasets_size": 8,
-        "select_img_num": 10**6,
-        "threads": args.threads,
-        "seed": args.seed,
-        "facts": str(work / "deepcad_train.json"),
-    }
-    facts, _, _ = run_driver(peer, job, "deepcad_train", work, args.threads)
+    write_movie(data / "short.tif", 4 * PATCH_T, 128, seed)
+    gpu = device == "cuda"
+    found: dict[str, Any] = {}
+    if peer is not None:
+        job = {
+            "mode": "train",
+            "datasets_path": str(data),
+            "fmap": fmap,
+            "patch_xy": PATCH_XY,
+            "patch_t": PATCH_T,
+            "overlap_factor": 0.25,
+            "n_epochs": 1,
+            "lr": 1e-3,
+            "pth_dir": str(work / "deepcad_pth"),
+            "onnx_dir": str(work / "deepcad_onnx"),
+            "output_dir": str(work / "deepcad_train_results"),
+            "train_datasets_size": 8,
+            "select_img_num": 10**6,
+            "threads": threads,
+            "seed": seed,
+            "facts": str(work / "deepcad_train.json"),
+        }
+        found["deepcad"], _, _ = run_driver(peer, job, "deepcad_train", work, threads, gpu=gpu)
     model = work / "cascope.model"
     cmd = [sys.executable, "-m", "cascope", "train", "denoiser", str(data / "short.tif")]
-    cmd += ["--method", "deepcad", "-o", str(model), "--steps", "8", "--depth", "4"]
-    cmd += ["--base", str(args.fmap), "--patch", str(PATCH_T), str(PATCH_XY), str(PATCH_XY)]
-    cmd += ["--device", "cpu"]
-    run_measured(cmd, work / "cascope_train.log", args.threads)
-    return {"deepcad": facts, "cascope_model": str(model)}
+    cmd += ["--method", "deepcad", "-o", str(model), "--steps", str(steps), "--depth", "4"]
+    cmd += ["--base", str(fmap), "--patch", str(PATCH_T), str(PATCH_XY), str(PATCH_XY)]
+    cmd += ["--device", device]
+    found["cascope_train_s"], _ = run_measured(cmd, work / "cascope_train.log", threads, gpu=gpu)
+    found["cascope_model"] = str(model)
+    return found
+
+
+def deepcad_test_job(
+    folder: Path, work: Path, trained: dict[str, Any], *, fmap: int, overlap: float, **run: Any
+) -> dict[str, Any]:
+    """The DeepCAD-RT job that denoises the movie in ``folder`` with the network trained by
+    :func:`train_models` (``run``: ``threads`` and ``seed``)."""
+    return {
+        "mode": "test",
+        "datasets_path": str(folder),
+        "fmap": fmap,
+        "patch_xy": PATCH_XY,
+        "patch_t": PATCH_T,
+        "test_overlap": overlap,
+        "pth_dir": trained["model_dir"],
+        "denoise_model": trained["model_name"],
+        "output_dir": str(work / f"deepcad_results_{folder.name}"),
+        "test_datasize": 10**9,
+        "facts": str(work / f"deepcad_test_{folder.name}.json"),
+        **run,
+    }
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -97,7 +128,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="cascope-dcmem-") as tmp:
         work = Path(tmp)
-        models = train_models(peer, work, args)
+        models = train_models(
+            peer,
+            work,
+            fmap=args.fmap,
+            steps=8,
+            device="cpu",
+            threads=args.threads,
+            seed=args.seed,
+        )
         dc = models["deepcad"]
         per_voxel: float | None = None
         for frames in sorted(args.frames):
@@ -126,21 +165,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             if expected is not None and expected > args.limit_gib:
                 row["deepcad"] = {"skipped": True, "expected_peak_gib": expected}
             else:
-                job = {
-                    "mode": "test",
-                    "datasets_path": str(folder),
-                    "fmap": args.fmap,
-                    "patch_xy": PATCH_XY,
-                    "patch_t": PATCH_T,
-                    "test_overlap": args.test_overlap,
-                    "pth_dir": dc["model_dir"],
-                    "denoise_model": dc["model_name"],
-                    "output_dir": str(work / f"deepcad_results_{frames}"),
-                    "test_datasize": 10**9,
-                    "threads": args.threads,
-                    "seed": args.seed,
-                    "facts": str(work / f"deepcad_test_{frames}.json"),
-                }
+                job = deepcad_test_job(
+                    folder,
+                    work,
+                    dc,
+                    fmap=args.fmap,
+                    overlap=args.test_overlap,
+                    threads=args.threads,
+                    seed=args.seed,
+                )
                 _, wall, rss = run_driver(peer, job, "deepcad_test", work, args.threads)
                 row["deepcad"] = {
                     "peak_rss_mib": rss,

@@ -49,8 +49,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from deepcad_compare import RESULTS, gpu_name, peer_python, run_driver, run_measured
-from deepcad_memory import write_movie
+from deepcad_compare import RESULTS, gpu_name, peer_python, run_measured
+from deepcad_memory import deepcad_test_job, train_models, write_movie
 
 from cascope.config.denoise import DeepDenoiseConfig
 from cascope.denoise.deep import build_network
@@ -67,7 +67,6 @@ EAGER = (
     ("bf16, channels-last, cuDNN autotuner", "bf16", True, True),
     ("fp16, channels-last", "fp16", True, False),
 )
-PATCH_T, PATCH_XY = 32, 64  # DeepCAD-RT's demo patch: 32 + 32 frames x 64 x 64
 TARGETS = {"speedup": 50.0, "gvoxel_per_s": 1.9, "rss_bytes": 2e9}
 
 
@@ -233,48 +232,19 @@ def file_to_file(
     return row
 
 
-def train_models(work: Path, args: argparse.Namespace, peer: str | None) -> dict[str, Any]:
-    """Train both networks briefly on a short movie of the same kind (speed needs no quality)."""
-    data = work / "train_movie"
-    data.mkdir()
-    write_movie(data / "short.tif", 4 * PATCH_T, 128, args.seed)
-    model = work / "cascope.model"
-    cmd = [sys.executable, "-m", "cascope", "train", "denoiser", str(data / "short.tif")]
-    cmd += ["--method", "deepcad", "-o", str(model), "--steps", str(args.train_steps)]
-    cmd += ["--patch", str(PATCH_T), str(PATCH_XY), str(PATCH_XY), "--device", args.device]
-    wall, _ = run_measured(cmd, work / "cascope_train.log", args.threads, gpu=args.device == "cuda")
-    found: dict[str, Any] = {"cascope_model": str(model), "cascope_train_s": wall}
-    if peer is not None:
-        job = {
-            "mode": "train",
-            "datasets_path": str(data),
-            "fmap": 16,
-            "patch_xy": PATCH_XY,
-            "patch_t": PATCH_T,
-            "overlap_factor": 0.25,
-            "n_epochs": 1,
-            "lr": 1e-3,
-            "pth_dir": str(work / "deepcad_pth"),
-            "onnx_dir": str(work / "deepcad_onnx"),
-            "output_dir": str(work / "deepcad_train_results"),
-            "train_datasets_size": 8,
-            "select_img_num": 10**6,
-            "threads": args.threads,
-            "seed": args.seed,
-            "facts": str(work / "deepcad_train.json"),
-        }
-        facts, _, _ = run_driver(
-            peer, job, "deepcad_train", work, args.threads, gpu=args.device == "cuda"
-        )
-        found["deepcad"] = facts
-    return found
-
-
 def end_to_end(args: argparse.Namespace, peer: str | None) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="cascope-gpu-") as tmp:
         work = Path(tmp)
-        models = train_models(work, args, peer)
+        models = train_models(
+            peer,
+            work,
+            fmap=16,
+            steps=args.train_steps,
+            device=args.device,
+            threads=args.threads,
+            seed=args.seed,
+        )
         for frames in sorted(args.frames):
             folder = work / f"movie_{frames}"
             folder.mkdir()
@@ -293,24 +263,13 @@ def end_to_end(args: argparse.Namespace, peer: str | None) -> dict[str, Any]:
                 out.unlink()
             if peer is not None and frames <= args.peer_max_frames:
                 dc = models["deepcad"]
-                job = {
-                    "mode": "test",
-                    "datasets_path": str(folder),
-                    "fmap": 16,
-                    "patch_xy": PATCH_XY,
-                    "patch_t": PATCH_T,
-                    "test_overlap": 0.6,
-                    "pth_dir": dc["model_dir"],
-                    "denoise_model": dc["model_name"],
-                    "output_dir": str(work / f"deepcad_results_{frames}"),
-                    "test_datasize": 10**9,
-                    "threads": args.threads,
-                    "seed": args.seed,
-                    "facts": str(work / f"deepcad_test_{frames}.json"),
-                }
-                (work / f"deepcad_test_{frames}_job.json").write_text(json.dumps(job))
+                job = deepcad_test_job(
+                    folder, work, dc, fmap=16, overlap=0.6, threads=args.threads, seed=args.seed
+                )
+                job_file = work / f"deepcad_test_{frames}_job.json"
+                job_file.write_text(json.dumps(job))
                 cmd = [peer, str(Path(__file__).resolve().parent / "_deepcad_driver.py")]
-                cmd.append(str(work / f"deepcad_test_{frames}_job.json"))
+                cmd.append(str(job_file))
                 row = file_to_file(f"deepcad_{frames}", cmd, work, args, voxels)
                 facts = json.loads(Path(job["facts"]).read_text())
                 rows.append(
