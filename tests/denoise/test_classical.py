@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Any
 
 import numpy as np
@@ -74,6 +75,16 @@ def test_zyx_volume_3d_filters_along_z(rng):
 def test_estimate_noise_sigma_matches_truth(rng):
     noisy = 500 + rng.normal(0, 7.0, (4, 96, 96))
     assert estimate_noise_sigma(noisy, axes="TYX") == pytest.approx(7.0, rel=0.1)
+
+
+def test_blank_planes_do_not_hide_the_noise_of_the_others(rng):
+    stack = 500 + rng.normal(0, 7.0, (9, 96, 96))
+    stack[[0, 4]] = 0.0  # e.g. planes padded with zeros
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert estimate_noise_sigma(stack, axes="ZYX") == pytest.approx(7.0, rel=0.1)
+    # a stack with no noise at all still gives a positive (tiny) sigma
+    assert 0 < estimate_noise_sigma(np.zeros((3, 32, 32)), axes="ZYX") < 1e-3
 
 
 def test_estimated_sigma_is_used_when_missing(scene):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -122,9 +123,14 @@ def estimate_noise_sigma(data: ArrayLike | Movie, *, axes: str, max_planes: int 
         for i, p in zip(lead, pos, strict=True):
             index[i] = int(p)
         plane = np.asarray(movie[tuple(index)], dtype=np.float64)
-        sigmas.append(float(estimate_sigma(plane)))
-    sigma = float(np.median(sigmas))
-    # a noiseless constant image would give 0, which no filter can use
+        with warnings.catch_warnings():
+            # a constant plane (blank, padded) has no non-zero wavelet detail: NaN, no warning
+            warnings.simplefilter("ignore", RuntimeWarning)
+            sigmas.append(float(estimate_sigma(plane)))
+    # constant planes say nothing about the noise of the others; a noiseless movie gives 0,
+    # which no filter can use
+    found = [s for s in sigmas if np.isfinite(s)]
+    sigma = float(np.median(found)) if found else 0.0
     return sigma if sigma > 0 else 1e-6
 
 
