@@ -177,8 +177,11 @@ def run_simulated() -> list[dict]:
     return rows
 
 
-def round_trip_notes(rows: list[dict], facts: dict, sim: list[dict]) -> list[str]:
-    """Notes for the markdown, written from the numbers."""
+def round_trip_notes(
+    rows: list[dict], facts: dict, sim: list[dict], *, alone: bool = False
+) -> list[str]:
+    """Notes for the markdown, written from the numbers (``alone``: this script ran by itself,
+    so the network rows were scored by an earlier run)."""
     yz = {r["min_size"]: r for r in rows if r["planes"] == "yz"}
     r1, r2 = yz[MIN_SIZES[0]], yz[MIN_SIZES[1]]
     sim_f1 = ", ".join(
@@ -214,8 +217,14 @@ def round_trip_notes(rows: list[dict], facts: dict, sim: list[dict]) -> list[str
         f"dense): instance F1 {sim_f1}. Dense volumes are where thin axons cross; there the "
         "previous implementation scored 0.408 and 0.429 with purity 0.985 and 0.986 (it split "
         "instead of merging).",
-        "The network rows' instance F1 above was computed with the previous "
-        "`semantic_to_instances`; rerun `benchmarks/segmentation.py` to refresh it.",
+        *(
+            [
+                "The network rows' instance F1 above comes from an earlier run of "
+                "`benchmarks/segmentation.py`; rerun it to score them with this code."
+            ]
+            if alone
+            else []
+        ),
         "Times: `semantic_to_instances` takes "
         f"{r1['seconds_to_instances'] / max(r1['seconds_to_semantic'], 0.1):.1f}x the time of "
         "`instances_to_semantic` on the full volume (see the JSON for seconds on a shared CPU).",
@@ -237,7 +246,7 @@ def main() -> None:
     doc["round_trip_real"] = rows
     doc["round_trip_real_labels"] = facts
     doc["round_trip_simulated"] = sim
-    doc["notes_round_trip"] = round_trip_notes(rows, facts, sim)
+    doc["notes_round_trip"] = round_trip_notes(rows, facts, sim, alone=True)
     args.out.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2))
     write_markdown(doc, args.out / "segmentation.md")
