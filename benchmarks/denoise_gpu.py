@@ -12,10 +12,12 @@ The deep-denoising issue's GPU targets, measured in one run:
    product, and the roofline (peak / FLOPs per voxel) gives the fraction each row reaches.
 2. **File to file.** ``cascope denoise MOVIE.tif -o OUT.tif --model M --device cuda --dtype
    same`` on a 2000 x 512 x 512 uint16 movie (1.05 GB, Poisson noise on a smooth background)
-   with the default tiles and with larger ones; DeepCAD-RT's ``testing_class`` on the same movie
-   with a network of the same size (fmap 16, patch 32 + 32 frames x 64 x 64, test overlap 0.6:
-   its demo settings), when its Python is given. Each runs as its own process: wall time, peak
-   host RSS (``wait4``) and peak GPU memory and mean GPU use (``nvidia-smi``, every 50 ms).
+   with the defaults (on CUDA each block is normalised, blended and cast on the GPU), with
+   ``--blend-on host`` (those steps in NumPy, as before), and with larger tiles; DeepCAD-RT's
+   ``testing_class`` on the same movie with a network of the same size (fmap 16, patch 32 + 32
+   frames x 64 x 64, test overlap 0.6: its demo settings), when its Python is given. Each runs
+   as its own process: wall time, peak host RSS (``wait4``) and peak GPU memory and mean GPU
+   use (``nvidia-smi``, every 50 ms).
    Both networks are trained briefly first (their weights do not change the speed).
 
 Usage::
@@ -412,7 +414,8 @@ def main(argv: list[str] | None = None) -> int:
     shapes = [((32, 128, 128), 2), ((32, 128, 128), 8), ((32, 128, 128), 32),
               ((64, 256, 256), 1), ((64, 256, 256), 4)]  # fmt: skip
     args.settings = [
-        ("defaults (tile 32 x 128 x 128, batch 2)", []),
+        ("defaults (tile 32 x 128 x 128, batch 2; blocks blended on the GPU)", []),
+        ("defaults, --blend-on host (blocks blended in NumPy)", ["--blend-on", "host"]),
         ("tile 64 x 256 x 256, batch 4", ["--tile", "64", "256", "256", "--batch-size", "4"]),
         (
             "tile 64 x 256 x 256, batch 4, --compile",
@@ -422,7 +425,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.frames, args.size, args.train_steps, args.min_seconds = [48], 64, 2, 0.05
         shapes = [((8, 32, 32), 1), ((8, 32, 32), 2)]
-        args.settings = args.settings[:1] + [("tile 8 x 32 x 32", ["--tile", "8", "32", "32"])]
+        args.settings = [
+            ("defaults", []),
+            ("--blend-on device", ["--blend-on", "device"]),
+            ("tile 8 x 32 x 32", ["--tile", "8", "32", "32"]),
+        ]
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device here")

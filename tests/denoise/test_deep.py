@@ -216,14 +216,14 @@ def test_cli_train_kill_resume_and_denoise(tmp_path):
     np.testing.assert_allclose(tifffile.imread(tmp_path / "tta.tif"), expected, atol=1e-4)
     assert np.abs(expected - written).max() > 1e-3
     # tiles and batches of the user's choice (a GPU wants larger ones) reach the prediction
-    tiled = ["--tile", "8", "16", "16", "--batch-size", "3", "--compile"]
+    tiled = ["--tile", "8", "16", "16", "--batch-size", "3", "--compile", "--blend-on", "device"]
     res = runner.invoke(
         app,
         ["denoise", str(src), "-o", str(tmp_path / "t.tif"), "--model", str(tmp_path / "a")]
         + [*tiled, "--device", "cpu"],
     )
     assert res.exit_code == 0, res.output
-    cfg = DeepPredictConfig(tile=(8, 16, 16), batch_size=3, block=64)
+    cfg = DeepPredictConfig(tile=(8, 16, 16), batch_size=3, block=64, blend_on="device")
     expected = model.predict(noisy, config=cfg, device="cpu")
     np.testing.assert_allclose(tifffile.imread(tmp_path / "t.tif"), expected, atol=1e-5)
     assert np.abs(expected - written).max() > 1e-3  # the tile changed what the network saw

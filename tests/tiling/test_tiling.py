@@ -10,6 +10,7 @@ from cascope.tiling import (
     cover,
     predict_streamed,
     predict_tiled,
+    predict_tiled_tensor,
     tile_starts,
     torch_predictor,
 )
@@ -132,3 +133,14 @@ def test_bf16_prediction_is_close_to_float32(rng, device):
     assert not np.array_equal(half, full)  # it did compute in bfloat16
     # within half of bfloat16's own rounding (0.4 %): the output layer computes in float32
     assert np.abs(half - full).max() < 2e-3 * np.abs(full).max()
+
+
+def test_tensor_tiling_on_the_device_equals_numpy_tiling(rng, device):
+    torch.manual_seed(0)
+    predictor = torch_predictor(UNet(1, 1, ndim=3, depth=2, base=4), device=device, amp="off")
+    x = rng.normal(size=(37, 101, 53)).astype(np.float32)
+    on_host = predict_tiled(predictor, x, tile=(16, 32, 32), batch_size=3)
+    tensor = torch.from_numpy(x)[None].to(predictor.device)
+    on_device = predict_tiled_tensor(predictor.tensors, tensor, tile=(16, 32, 32), batch_size=3)
+    assert on_device.device == predictor.device and on_device.shape == (1, *x.shape)
+    np.testing.assert_allclose(on_device[0].cpu().numpy(), on_host, rtol=1e-6, atol=1e-6)

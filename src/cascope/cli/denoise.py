@@ -131,6 +131,12 @@ def register(app: typer.Typer) -> None:
         compile_network: bool = typer.Option(
             False, "--compile", help="Networks on CUDA: torch.compile the network first."
         ),
+        blend_on: str | None = typer.Option(
+            None,
+            "--blend-on",
+            help="Networks: where blocks are normalised, blended and cast: device (the "
+            "default on CUDA: the host only reads and writes) or host (the default on the CPU).",
+        ),
         force: bool = typer.Option(False, "--force", help="Replace an existing output file."),
     ) -> None:
         """Denoise INPUT into OUTPUT with a filter or a network, block by block (bounded memory)."""
@@ -138,7 +144,12 @@ def register(app: typer.Typer) -> None:
 
         from cascope.denoise.stream import denoise_file
 
-        network_options = {"tile": tile, "batch_size": batch_size, "compile": compile_network}
+        network_options = {
+            "tile": tile,
+            "batch_size": batch_size,
+            "compile": compile_network,
+            "blend_on": blend_on,
+        }
         if model is not None or method in DEEP:
             _denoise_deep(
                 input_path,
@@ -166,6 +177,7 @@ def register(app: typer.Typer) -> None:
             "--tile": tile,
             "--batch-size": batch_size,
             "--compile": compile_network,
+            "--blend-on": blend_on,
         }
         given = [name for name, v in network_only.items() if v]
         if given:

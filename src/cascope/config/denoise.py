@@ -159,6 +159,13 @@ class DeepPredictConfig(BaseModel):
     )
     channels_last: bool = Field(default=True, description=CHANNELS_LAST_HELP)
     compile: bool = Field(default=False, description="torch.compile the network on CUDA.")
+    blend_on: Literal["auto", "host", "device"] = Field(
+        default="auto",
+        description="Where each block is normalised, tiled, blended and cast to the output type: "
+        "'device' on the network's device (the host only reads and writes), 'host' in NumPy; "
+        "'auto' is the device on CUDA and the host on the CPU. Test-time augmentation always "
+        "blends on the host.",
+    )
     tta: bool = Field(
         default=False,
         description="Test-time augmentation: average the predictions of the flipped tiles (T, Y, X "

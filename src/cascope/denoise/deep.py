@@ -26,9 +26,11 @@ from cascope.io import Movie, as_movie, check_output, open_writer_like, read
 from cascope.models import UNet, load_model, save_model
 from cascope.tiling import (
     ArrayWriter,
+    BatchPredictor,
     BlockWriter,
     averaged_over_flips,
     predict_streamed,
+    predict_streamed_on_device,
     torch_predictor,
 )
 from cascope.training import (
@@ -157,41 +159,68 @@ class DeepDenoiser:
             compile=cfg.compile,
         )
         ndim = self.config.network_ndim
-        if cfg.tta:  # tiles are (B, C, T|Z, Y, X); a 2D network sees each plane alone
-            predictor = averaged_over_flips(predictor, (2, 3, 4) if ndim == 3 else (3, 4))
         tile = cfg.tile if ndim == 3 else (min(cfg.tile[0], 8), *cfg.tile[1:])
         overlap: Any = cfg.overlap
         if ndim == 2:  # frames are independent: no overlap along T
             overlap = (0, *(round(cfg.overlap * t) for t in tile[1:]))
-
-        class _Normalised:
-            """Normalise blocks as they are read."""
-
-            shape = movie.shape
-
-            def __getitem__(self, key: Any) -> NDArray[np.float32]:
-                block = np.asarray(movie[key], np.float32)
-                return (block - np.float32(in_mean)) / np.float32(in_std)
-
-        def restore(block: NDArray[np.float32]) -> NDArray[Any]:
-            return cast_output(block * np.float32(out_std) + np.float32(out_mean), out_dtype)
-
-        predict_streamed(
-            predictor,
-            _Normalised(),
-            writer,
-            tile=tile,
-            block=cfg.block,
-            halo=tile[0] // 2 if ndim == 3 else 0,
-            overlap=overlap,
-            batch_size=cfg.batch_size,
-            blend=cfg.blend,
-            postprocess=restore,
-            progress=progress,
+        streaming = {
+            "tile": tile,
+            "block": cfg.block,
+            "halo": tile[0] // 2 if ndim == 3 else 0,
+            "overlap": overlap,
+            "batch_size": cfg.batch_size,
+            "blend": cfg.blend,
+            "progress": progress,
+        }
+        on_device = cfg.blend_on == "device" or (
+            cfg.blend_on == "auto" and predictor.device.type == "cuda"
         )
+        if on_device and not cfg.tta:
+            predict_streamed_on_device(
+                predictor,
+                movie,
+                writer,
+                preprocess=lambda t: (t.float() - in_mean) / in_std,
+                postprocess=lambda t: _restore_on_device(t * out_std + out_mean, out_dtype),
+                **streaming,
+            )
+        else:
+            host: BatchPredictor = predictor
+            if cfg.tta:  # tiles are (B, C, T|Z, Y, X); a 2D network sees each plane alone
+                host = averaged_over_flips(predictor, (2, 3, 4) if ndim == 3 else (3, 4))
+
+            class _Normalised:
+                """Normalise blocks as they are read."""
+
+                shape = movie.shape
+
+                def __getitem__(self, key: Any) -> NDArray[np.float32]:
+                    block = np.asarray(movie[key], np.float32)
+                    return (block - np.float32(in_mean)) / np.float32(in_std)
+
+            def restore(block: NDArray[np.float32]) -> NDArray[Any]:
+                return cast_output(block * np.float32(out_std) + np.float32(out_mean), out_dtype)
+
+            predict_streamed(host, _Normalised(), writer, postprocess=restore, **streaming)
         if result is not None and squeeze:
             return result[0]
         return result
+
+
+def _restore_on_device(block: torch.Tensor, dtype: np.dtype[Any]) -> NDArray[Any]:
+    """Convert a float block to ``dtype`` on its device and return it as a NumPy array.
+
+    As :func:`cascope.denoise.stream.cast_output`: integers are rounded and clipped. Integers of
+    up to 16 bits are made on the device, so only they cross to the host; wider ones go to the
+    host as float32 and are cast there, as on the host path.
+    """
+    from cascope.denoise.stream import cast_output
+
+    if np.issubdtype(dtype, np.integer) and dtype.itemsize <= 2:
+        info = np.iinfo(dtype)
+        target = torch.from_numpy(np.empty(0, dtype)).dtype
+        return block.round().clamp_(info.min, info.max).to(target).cpu().numpy()
+    return cast_output(block.cpu().numpy(), dtype)
 
 
 def _as_stack(data: Any, axes: str) -> tuple[Movie, bool]:

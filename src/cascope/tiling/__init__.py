@@ -14,11 +14,19 @@ Examples
 from cascope.tiling.cover import Blend, blend_weights, cover, tile_starts
 from cascope.tiling.predict import (
     BatchPredictor,
+    TorchPredictor,
     averaged_over_flips,
     predict_tiled,
+    predict_tiled_tensor,
     torch_predictor,
 )
-from cascope.tiling.stream import ArrayWriter, BlockWriter, TiffWriter, predict_streamed
+from cascope.tiling.stream import (
+    ArrayWriter,
+    BlockWriter,
+    TiffWriter,
+    predict_streamed,
+    predict_streamed_on_device,
+)
 
 __all__ = [
     "ArrayWriter",
@@ -26,11 +34,14 @@ __all__ = [
     "Blend",
     "BlockWriter",
     "TiffWriter",
+    "TorchPredictor",
     "averaged_over_flips",
     "blend_weights",
     "cover",
     "predict_streamed",
+    "predict_streamed_on_device",
     "predict_tiled",
+    "predict_tiled_tensor",
     "tile_starts",
     "torch_predictor",
 ]

@@ -55,30 +55,92 @@ def predict_tiled(
     """
     arr = array if channel else _Lead(array)
     spatial = tuple(int(s) for s in arr.shape[1:])
+
+    def read(group: list[tuple[slice, ...]]) -> torch.Tensor:
+        tiles = [np.asarray(arr[(slice(None), *t)], dtype=np.float32) for t in group]
+        return torch.from_numpy(np.stack(tiles))
+
+    def run(batch: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(predict(batch.numpy()), dtype=np.float32))
+
+    out = _blend_tiles(read, run, spatial, tile, overlap, batch_size, blend, torch.device("cpu"))
+    if not channel and out.shape[0] == 1:
+        return out[0].numpy()
+    return out.numpy()
+
+
+def predict_tiled_tensor(
+    predict: Callable[[torch.Tensor], torch.Tensor],
+    array: torch.Tensor,
+    *,
+    tile: Sequence[int],
+    overlap: Sequence[int] | int | float = 0.25,
+    batch_size: int = 4,
+    blend: Blend = "gaussian",
+) -> torch.Tensor:
+    """:func:`predict_tiled` for a tensor, on the tensor's device.
+
+    Tiles are cut, predicted and blended there; nothing is copied to the host.
+
+    Parameters
+    ----------
+    predict : callable
+        Maps a float32 batch tensor ``(B, C, *tile)`` on the array's device to ``(B, C_out,
+        *tile)`` (:meth:`TorchPredictor.tensors`).
+    array : Tensor
+        ``(C, *spatial)`` float32.
+    tile, overlap, batch_size, blend
+        As in :func:`predict_tiled`.
+
+    Returns
+    -------
+    Tensor
+        ``(C_out, *spatial)`` float32 on the array's device.
+    """
+    spatial = tuple(int(s) for s in array.shape[1:])
+
+    def read(group: list[tuple[slice, ...]]) -> torch.Tensor:
+        return torch.stack([array[(slice(None), *t)] for t in group])
+
+    return _blend_tiles(read, predict, spatial, tile, overlap, batch_size, blend, array.device)
+
+
+def _blend_tiles(
+    read: Callable[[list[tuple[slice, ...]]], torch.Tensor],
+    predict: Callable[[torch.Tensor], torch.Tensor],
+    spatial: tuple[int, ...],
+    tile: Sequence[int],
+    overlap: Sequence[int] | int | float,
+    batch_size: int,
+    blend: Blend,
+    device: torch.device,
+) -> torch.Tensor:
+    """Cover ``spatial`` with tiles, predict them in batches and blend them on ``device``.
+
+    ``read(tiles)`` returns the batch of those tiles as a float32 tensor on ``device``.
+    """
     if len(tile) != len(spatial):
         raise ValueError(f"tile {tuple(tile)} does not match the {len(spatial)} spatial axes")
     tile_c = tuple(min(int(t), s) for t, s in zip(tile, spatial, strict=True))
-    ov = _overlap(overlap, tile_c)
-    tiles = cover(spatial, tile_c, ov)
-    weights = blend_weights(tile_c, blend)
-    out: NDArray[np.float32] | None = None
-    wsum = np.zeros(spatial, np.float32)
+    tiles = cover(spatial, tile_c, _overlap(overlap, tile_c))
+    weights = torch.from_numpy(blend_weights(tile_c, blend)).to(device)
+    out: torch.Tensor | None = None
+    wsum = torch.zeros(spatial, dtype=torch.float32, device=device)
     for i in range(0, len(tiles), batch_size):
         group = tiles[i : i + batch_size]
-        batch = np.stack([np.asarray(arr[(slice(None), *t)], dtype=np.float32) for t in group])
-        pred = np.asarray(predict(batch), dtype=np.float32)
-        if pred.shape[0] != len(group) or pred.shape[2:] != tile_c:
-            raise ValueError(f"predictor returned {pred.shape} for a batch {batch.shape}")
+        batch = read(group)
+        pred = predict(batch)
+        if pred.shape[0] != len(group) or tuple(pred.shape[2:]) != tile_c:
+            raise ValueError(
+                f"predictor returned {tuple(pred.shape)} for a batch {tuple(batch.shape)}"
+            )
         if out is None:
-            out = np.zeros((pred.shape[1], *spatial), np.float32)
+            out = torch.zeros((pred.shape[1], *spatial), dtype=torch.float32, device=device)
         for t, p in zip(group, pred, strict=True):
             out[(slice(None), *t)] += p * weights
             wsum[t] += weights
     assert out is not None
-    out /= wsum
-    if not channel and out.shape[0] == 1:
-        return out[0]
-    return out
+    return out.div_(wsum)
 
 
 def _overlap(overlap: Sequence[int] | int | float, tile: tuple[int, ...]) -> tuple[int, ...]:
@@ -108,7 +170,7 @@ def torch_predictor(
     amp: str = "auto",
     channels_last: bool = True,
     compile: bool = False,
-) -> BatchPredictor:
+) -> TorchPredictor:
     """Wrap a network as a NumPy batch predictor for :func:`predict_tiled`.
 
     A 2D network (``model.ndim == 2``) given 3D tiles ``(B, C, D, Y, X)`` predicts each of the
@@ -131,43 +193,63 @@ def torch_predictor(
 
     Returns
     -------
-    callable
-        ``predict(batch) -> batch``.
+    TorchPredictor
+        ``predict(batch) -> batch`` on NumPy arrays; ``predict.tensors`` on tensors already on
+        ``predict.device``.
     """
-    from cascope.training.trainer import autocast_dtype, channels_last_format, resolve_device
+    return TorchPredictor(
+        model, device=device, amp=amp, channels_last=channels_last, compile=compile
+    )
 
-    dev = resolve_device(device)
-    model = model.to(dev).eval()
-    ndim = int(getattr(model, "ndim", 0))
-    cuda = dev.type == "cuda"
-    dtype = autocast_dtype(dev, amp)
-    fmt = channels_last_format(model, dev, wanted=channels_last)
-    if fmt is not None:
-        model = model.to(memory_format=fmt)  # type: ignore[call-overload]
-    forward: Callable[[torch.Tensor], torch.Tensor] = model
-    if cuda and compile:
-        forward = torch.compile(model, dynamic=False)  # type: ignore[assignment]
 
-    def predict(batch: NDArray[np.float32]) -> NDArray[np.float32]:
+class TorchPredictor:
+    """A network as a batch predictor (see :func:`torch_predictor`)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        device: str | torch.device,
+        amp: str,
+        channels_last: bool,
+        compile: bool,
+    ) -> None:
+        from cascope.training.trainer import autocast_dtype, channels_last_format, resolve_device
+
+        self.device = resolve_device(device)
+        model = model.to(self.device).eval()
+        self.ndim = int(getattr(model, "ndim", 0))
+        self.dtype = autocast_dtype(self.device, amp)
+        self.format = channels_last_format(model, self.device, wanted=channels_last)
+        if self.format is not None:
+            model = model.to(memory_format=self.format)  # type: ignore[call-overload]
+        self.forward: Callable[[torch.Tensor], torch.Tensor] = model
+        if self.device.type == "cuda" and compile:
+            self.forward = torch.compile(model, dynamic=False)  # type: ignore[assignment]
+
+    def __call__(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Predict a NumPy batch ``(B, C, *tile)``; the result is a NumPy array."""
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-        planes = ndim == 2 and x.ndim == 5
+        if self.device.type == "cuda":
+            x = x.pin_memory().to(self.device, non_blocking=True)
+        return self.tensors(x).cpu().numpy()
+
+    def tensors(self, x: torch.Tensor) -> torch.Tensor:
+        """Predict a float32 batch tensor on :attr:`device`; the result stays there."""
+        planes = self.ndim == 2 and x.ndim == 5
         if planes:
             b, c, d = x.shape[:3]
             x = x.permute(0, 2, 1, 3, 4).reshape(b * d, c, *x.shape[3:])
-        if cuda:
-            x = x.pin_memory().to(dev, non_blocking=True)
-        if fmt is not None and x.ndim == ndim + 2:
-            x = x.contiguous(memory_format=fmt)
+        if self.format is not None and x.ndim == self.ndim + 2:
+            x = x.contiguous(memory_format=self.format)
         ctx: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-        if dtype is not None:
-            ctx = torch.autocast(dev.type, dtype=dtype)
+        if self.dtype is not None:
+            ctx = torch.autocast(self.device.type, dtype=self.dtype)
         with torch.inference_mode(), ctx:
-            y = forward(x).float()
+            y = self.forward(x).float()
         if planes:
             y = y.reshape(b, d, y.shape[1], *y.shape[2:]).permute(0, 2, 1, 3, 4)
-        return y.cpu().numpy()
-
-    return predict
+        return y
 
 
 def averaged_over_flips(predict: BatchPredictor, axes: Sequence[int]) -> BatchPredictor:

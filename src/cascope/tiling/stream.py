@@ -14,10 +14,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import torch
 from numpy.typing import NDArray
 
 from cascope.tiling.cover import Blend
-from cascope.tiling.predict import BatchPredictor, predict_tiled
+from cascope.tiling.predict import (
+    BatchPredictor,
+    TorchPredictor,
+    predict_tiled,
+    predict_tiled_tensor,
+)
 
 
 class BlockWriter(Protocol):
@@ -135,20 +141,94 @@ def predict_streamed(
     progress : bool
         Show a rich progress bar.
     """
+
+    def compute(arr: NDArray[Any], inner: slice) -> NDArray[Any]:
+        pred = predict_tiled(
+            predict, arr, tile=tile, overlap=overlap, batch_size=batch_size, blend=blend
+        )
+        out = pred[inner] if pred.ndim == arr.ndim else pred[:, inner]
+        return postprocess(out) if postprocess is not None else out
+
+    _stream(data, writer, compute, tile=tile, block=block, halo=halo, raw=False,
+            prefetch=prefetch, progress=progress)  # fmt: skip
+
+
+def predict_streamed_on_device(
+    predict: TorchPredictor,
+    data: Any,
+    writer: BlockWriter,
+    *,
+    tile: Sequence[int],
+    block: int,
+    halo: int | None = None,
+    overlap: Sequence[int] | int | float = 0.25,
+    batch_size: int = 4,
+    blend: Blend = "gaussian",
+    preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    postprocess: Callable[[torch.Tensor], NDArray[Any]] | None = None,
+    prefetch: bool = True,
+    progress: bool = False,
+) -> None:
+    """:func:`predict_streamed` with each block on the network's device.
+
+    The host only reads each block in its stored type and writes the result: the block is
+    copied to ``predict.device`` once, and the conversion to float, ``preprocess`` (e.g.
+    normalisation), the tiles, their blending and ``postprocess`` (e.g. the output's units and
+    type) all run there. On a GPU this leaves the per-voxel work to the GPU.
+
+    Parameters
+    ----------
+    predict : TorchPredictor
+        The network (:func:`~cascope.tiling.torch_predictor`).
+    data, writer, tile, block, halo, overlap, batch_size, blend, prefetch, progress
+        As in :func:`predict_streamed`.
+    preprocess : callable, optional
+        Tensor to float32 tensor, applied to each block (with its halo) on the device; default:
+        conversion to float32.
+    postprocess : callable, optional
+        Owned float32 block tensor to the NumPy block to write; default: copied as float32.
+    """
+
+    def compute(arr: NDArray[Any], inner: slice) -> NDArray[Any]:
+        x = torch.from_numpy(np.require(arr, requirements="W")).to(predict.device)
+        x = preprocess(x) if preprocess is not None else x.float()
+        pred = predict_tiled_tensor(
+            predict.tensors, x[None], tile=tile, overlap=overlap, batch_size=batch_size,
+            blend=blend,
+        )[:, inner]  # fmt: skip
+        out = pred[0] if pred.shape[0] == 1 else pred
+        return postprocess(out) if postprocess is not None else out.cpu().numpy()
+
+    _stream(data, writer, compute, tile=tile, block=block, halo=halo, raw=True,
+            prefetch=prefetch, progress=progress)  # fmt: skip
+
+
+def _stream(
+    data: Any,
+    writer: BlockWriter,
+    compute: Callable[[NDArray[Any], slice], NDArray[Any]],
+    *,
+    tile: Sequence[int],
+    block: int,
+    halo: int | None,
+    raw: bool,
+    prefetch: bool,
+    progress: bool,
+) -> None:
+    """Stream ``data`` through ``compute(block, owned part)`` to the writer, in order.
+
+    Blocks are read with their halo, as float32 or (``raw``) in the stored type.
+    """
     n = int(data.shape[0])
     if block < 1:
         raise ValueError("block must be at least 1")
     halo = int(tile[0]) // 2 if halo is None else int(halo)
-    blocks = _blocks(data, n, block, halo)
+    blocks = _blocks(data, n, block, halo, raw=raw)
     source = _prefetched(blocks) if prefetch else blocks
     bar, task = _bar(progress, n)
     try:
         for owned, inner, arr in source:
-            pred = predict_tiled(
-                predict, arr, tile=tile, overlap=overlap, batch_size=batch_size, blend=blend
-            )
-            out = pred[inner] if pred.ndim == arr.ndim else pred[:, inner]
-            writer.write(postprocess(out) if postprocess is not None else out, owned.start)
+            writer.write(compute(arr, inner), owned.start)
             if bar is not None:
                 bar.update(task, completed=owned.stop)
     finally:
@@ -157,12 +237,12 @@ def predict_streamed(
 
 
 def _blocks(
-    data: Any, n: int, block: int, halo: int
-) -> Iterator[tuple[slice, slice, NDArray[np.float32]]]:
+    data: Any, n: int, block: int, halo: int, *, raw: bool = False
+) -> Iterator[tuple[slice, slice, NDArray[Any]]]:
     for start in range(0, n, block):
         stop = min(start + block, n)
         lo, hi = max(0, start - halo), min(n, stop + halo)
-        arr = np.asarray(data[lo:hi], dtype=np.float32)
+        arr = np.asarray(data[lo:hi]) if raw else np.asarray(data[lo:hi], dtype=np.float32)
         yield slice(start, stop), slice(start - lo, stop - lo), arr
 
 
