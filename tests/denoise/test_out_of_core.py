@@ -120,6 +120,14 @@ def test_blocks_on_the_device_equal_blocks_on_the_host(tmp_path, device, method,
         noisy, config=DeepPredictConfig.model_validate({**cfg, "blend_on": "device"}), device=device
     )
     np.testing.assert_array_equal(in_memory, on_device)
+    # the stored byte order does not matter (TIFF files can be big-endian)
+    swapped = noisy.astype(noisy.dtype.newbyteorder(">"))
+    from_swapped = model.predict(
+        swapped,
+        config=DeepPredictConfig.model_validate({**cfg, "blend_on": "device"}),
+        device=device,
+    )
+    np.testing.assert_array_equal(from_swapped, on_device)
 
 
 def test_prediction_reads_one_block_and_its_halo_at_a_time():

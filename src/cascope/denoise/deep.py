@@ -218,7 +218,7 @@ def _restore_on_device(block: torch.Tensor, dtype: np.dtype[Any]) -> NDArray[Any
 
     if np.issubdtype(dtype, np.integer) and dtype.itemsize <= 2:
         info = np.iinfo(dtype)
-        target = torch.from_numpy(np.empty(0, dtype)).dtype
+        target = torch.from_numpy(np.empty(0, dtype.newbyteorder("="))).dtype
         return block.round().clamp_(info.min, info.max).to(target).cpu().numpy()
     return cast_output(block.cpu().numpy(), dtype)
 

@@ -190,7 +190,8 @@ def predict_streamed_on_device(
     """
 
     def compute(arr: NDArray[Any], inner: slice) -> NDArray[Any]:
-        x = torch.from_numpy(np.require(arr, requirements="W")).to(predict.device)
+        native = np.require(arr, dtype=arr.dtype.newbyteorder("="), requirements=["C", "W"])
+        x = torch.from_numpy(native).to(predict.device)
         x = preprocess(x) if preprocess is not None else x.float()
         pred = predict_tiled_tensor(
             predict.tensors, x[None], tile=tile, overlap=overlap, batch_size=batch_size,
