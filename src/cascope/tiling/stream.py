@@ -149,8 +149,17 @@ def predict_streamed(
         out = pred[inner] if pred.ndim == arr.ndim else pred[:, inner]
         return postprocess(out) if postprocess is not None else out
 
-    _stream(data, writer, compute, tile=tile, block=block, halo=halo, raw=False,
-            prefetch=prefetch, progress=progress)  # fmt: skip
+    _stream(
+        data,
+        writer,
+        compute,
+        tile=tile,
+        block=block,
+        halo=halo,
+        raw=False,
+        prefetch=prefetch,
+        progress=progress,
+    )
 
 
 def predict_streamed_on_device(
@@ -190,18 +199,25 @@ def predict_streamed_on_device(
     """
 
     def compute(arr: NDArray[Any], inner: slice) -> NDArray[Any]:
-        native = np.require(arr, dtype=arr.dtype.newbyteorder("="), requirements=["C", "W"])
-        x = torch.from_numpy(native).to(predict.device)
+        x = torch.from_numpy(arr).to(predict.device)
         x = preprocess(x) if preprocess is not None else x.float()
         pred = predict_tiled_tensor(
-            predict.tensors, x[None], tile=tile, overlap=overlap, batch_size=batch_size,
-            blend=blend,
-        )[:, inner]  # fmt: skip
+            predict.tensors, x[None], tile=tile, overlap=overlap, batch_size=batch_size, blend=blend
+        )[:, inner]
         out = pred[0] if pred.shape[0] == 1 else pred
         return postprocess(out) if postprocess is not None else out.cpu().numpy()
 
-    _stream(data, writer, compute, tile=tile, block=block, halo=halo, raw=True,
-            prefetch=prefetch, progress=progress)  # fmt: skip
+    _stream(
+        data,
+        writer,
+        compute,
+        tile=tile,
+        block=block,
+        halo=halo,
+        raw=True,
+        prefetch=prefetch,
+        progress=progress,
+    )
 
 
 def _stream(
@@ -218,7 +234,9 @@ def _stream(
 ) -> None:
     """Stream ``data`` through ``compute(block, owned part)`` to the writer, in order.
 
-    Blocks are read with their halo, as float32 or (``raw``) in the stored type.
+    Blocks are read with their halo (in the reader thread with ``prefetch``), as float32 or
+    (``raw``) in the stored type, in native byte order and writable, as ``torch.from_numpy``
+    needs them.
     """
     n = int(data.shape[0])
     if block < 1:
@@ -243,7 +261,11 @@ def _blocks(
     for start in range(0, n, block):
         stop = min(start + block, n)
         lo, hi = max(0, start - halo), min(n, stop + halo)
-        arr = np.asarray(data[lo:hi]) if raw else np.asarray(data[lo:hi], dtype=np.float32)
+        if raw:
+            arr = np.asarray(data[lo:hi])
+            arr = np.require(arr, arr.dtype.newbyteorder("="), requirements=["C", "W"])
+        else:
+            arr = np.asarray(data[lo:hi], dtype=np.float32)
         yield slice(start, stop), slice(start - lo, stop - lo), arr
 
 
