@@ -58,8 +58,7 @@ from cascope.config.denoise import DeepDenoiseConfig
 from cascope.denoise.deep import build_network
 from cascope.models import count_parameters
 from cascope.pipeline import versions
-from cascope.tiling import torch_predictor
-from cascope.training import autocast_dtype
+from cascope.tiling import TorchPredictor, torch_predictor
 
 #: (name, amp, channels-last, cuDNN autotuner) of the eager network rows
 EAGER = (
@@ -121,19 +120,20 @@ def network_rows(
 
     def measure(name: str, amp: str, cl: bool, tune: bool, compiled: bool, tile, batch) -> None:
         torch.manual_seed(0)
-        net = build_network(DeepDenoiseConfig()).to(device).eval()
+        net = TorchPredictor(
+            build_network(DeepDenoiseConfig()),
+            device=device,
+            amp=amp,
+            channels_last=cl,
+            compile=compiled,
+        )  # the network exactly as cascope's prediction runs it
         x = torch.randn(batch, 1, *tile, device=device)
-        if cl:
-            net = net.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
-            x = x.contiguous(memory_format=torch.channels_last_3d)
-        forward = torch.compile(net, dynamic=False) if compiled else net
-        dtype = autocast_dtype(device, amp)
-        ctx = torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+        if net.format is not None:  # as the tiles arrive: laid out once, not on every call
+            x = x.contiguous(memory_format=net.format)
         old = torch.backends.cudnn.benchmark
         torch.backends.cudnn.benchmark = tune
         try:
-            with torch.inference_mode(), ctx:
-                seconds = _timed(lambda: forward(x), device, min_s)
+            seconds = _timed(lambda: net.tensors(x), device, min_s)
         finally:
             torch.backends.cudnn.benchmark = old
         voxels = batch * int(np.prod(tile))
