@@ -204,6 +204,14 @@ def test_cli_train_kill_resume_and_denoise(tmp_path):
     assert res.exit_code == 0, res.output
     written = tifffile.imread(out)
     assert written.shape == noisy.shape and written.dtype == np.float32
+    # reading and writing one block after the other gives the same file as in the background
+    in_blocks = {}
+    for name, extra in (("b.tif", []), ("s.tif", ["--serial-io"])):
+        cmd = ["denoise", str(src), "-o", str(tmp_path / name), "--model", str(tmp_path / "a")]
+        res = runner.invoke(app, [*cmd, *extra, "--block", "7", "--device", "cpu"])
+        assert res.exit_code == 0, res.output
+        in_blocks[name] = tifffile.imread(tmp_path / name)
+    np.testing.assert_array_equal(in_blocks["s.tif"], in_blocks["b.tif"])
     res = runner.invoke(
         app,
         ["denoise", str(src), "-o", str(tmp_path / "tta.tif"), "--model", str(tmp_path / "a")]
@@ -227,7 +235,7 @@ def test_cli_train_kill_resume_and_denoise(tmp_path):
     expected = model.predict(noisy, config=cfg, device="cpu")
     np.testing.assert_allclose(tifffile.imread(tmp_path / "t.tif"), expected, atol=1e-5)
     assert np.abs(expected - written).max() > 1e-3  # the tile changed what the network saw
-    for extra in (["--tta"], tiled):
+    for extra in (["--tta"], tiled, ["--serial-io"]):
         res = runner.invoke(app, ["denoise", str(src), "-o", str(tmp_path / "g.tif"), *extra])
         assert res.exit_code != 0 and "for networks only" in str(res.exception)
         assert extra[0] in str(res.exception) and not (tmp_path / "g.tif").exists()

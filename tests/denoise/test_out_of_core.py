@@ -157,3 +157,18 @@ def test_movie_larger_than_the_memory_limit_is_predicted_file_to_file(tmp_path):
     assert checks["same_shape"] and checks["output_dtype"] == "uint16"
     assert checks["blocks_equal"] and len(checks["blocks"]) == 3
     assert list(tmp_path.iterdir()) == []
+
+
+def test_wide_integer_output_is_cast_on_the_host_as_on_the_host_path(device):
+    # int32 does not cross from the device as itself: it crosses as float32 and is rounded on
+    # the host, in the writer thread
+    noisy = _movie(4, shape=(19, 33, 29)).astype(np.int32) - 300
+    model = _model("deepcad", noisy)
+    results = {}
+    for where in ("host", "device"):
+        cfg = DeepPredictConfig(tile=(8, 32, 32), block=6, dtype="same", blend_on=where)
+        results[where] = model.predict(noisy, config=cfg, device=device)
+    assert results["device"].dtype == results["host"].dtype == np.int32
+    diff = np.abs(results["device"].astype(np.int64) - results["host"])
+    assert diff.max() <= 1 and np.mean(diff > 0) < 1e-3
+    assert results["device"].min() < 0  # signed values survive the trip

@@ -1,3 +1,5 @@
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ from cascope.tiling import (
     blend_weights,
     cover,
     predict_streamed,
+    predict_streamed_on_device,
     predict_tiled,
     predict_tiled_tensor,
     tile_starts,
@@ -110,8 +113,103 @@ def test_streamed_tiff_output(rng, tmp_path):
     tifffile = pytest.importorskip("tifffile")
     x = rng.normal(size=(11, 9, 10)).astype(np.float32)
     with TiffWriter(tmp_path / "o.tif", x.shape, np.float32, axes="TYX") as w:
-        predict_streamed(lambda b: -b, x, w, tile=(4, 9, 10), block=3, halo=1, prefetch=True)
+        predict_streamed(lambda b: -b, x, w, tile=(4, 9, 10), block=3, halo=1, background_io=True)
     np.testing.assert_allclose(tifffile.imread(tmp_path / "o.tif"), -x, atol=1e-6)
+
+
+class _Counted(torch.nn.Module):
+    """Negation that counts its calls and signals when the ``n``-th call starts."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.ndim, self.calls, self.reached = 3, 0, threading.Event()
+        self.n = n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls >= self.n:
+            self.reached.set()
+        return -x
+
+
+class _WaitsForNextBlock(ArrayWriter):
+    """Writes the first block only once the network has started on the second one."""
+
+    def __init__(self, target, net: _Counted, wait_s: float) -> None:
+        super().__init__(target)
+        self.net, self.wait_s, self.overlapped = net, wait_s, None
+
+    def write(self, block, start):
+        if start == 0:
+            self.overlapped = self.net.reached.wait(self.wait_s)
+        super().write(block, start)
+
+
+@pytest.mark.parametrize("on_device", [False, True])
+def test_writing_a_block_overlaps_computing_the_next(rng, device, on_device):
+    x = rng.normal(size=(12, 16, 16)).astype(np.float32)
+    results = {}
+    for background_io in (True, False):
+        net = _Counted(n=2)  # one network call per block: the 2nd call starts block 2
+        predictor = torch_predictor(net, device=device, amp="off", channels_last=False)
+        out = np.zeros_like(x)
+        # without overlap, the first write would wait forever: give up after a short while
+        writer = _WaitsForNextBlock(out, net, wait_s=60 if background_io else 0.5)
+        stream = predict_streamed_on_device if on_device else predict_streamed
+        stream(
+            predictor,
+            x,
+            writer,
+            tile=(4, 16, 16),
+            block=4,
+            halo=0,
+            batch_size=1,
+            background_io=background_io,
+        )
+        assert net.calls == 3
+        results[background_io] = (writer.overlapped, out)
+    assert results[True][0] is True  # block 1 was written while block 2 was computed
+    assert results[False][0] is False  # in order, one after the other
+    for _, out in results.values():
+        np.testing.assert_allclose(out, -x, rtol=1e-6, atol=1e-6)
+
+
+class _FailsAt(ArrayWriter):
+    def __init__(self, target, start: int) -> None:
+        super().__init__(target)
+        self.fail_at, self.starts = start, []
+
+    def write(self, block, start):
+        self.starts.append(start)
+        if start == self.fail_at:
+            raise OSError("disk full")
+        super().write(block, start)
+
+
+@pytest.mark.parametrize("background_io", [True, False])
+def test_a_failed_write_stops_the_stream_with_its_error(rng, background_io):
+    x = rng.normal(size=(20, 8, 8)).astype(np.float32)
+    calls = []
+
+    def predict(batch):
+        calls.append(1)
+        return -batch
+
+    writer = _FailsAt(np.zeros_like(x), start=4)
+    with pytest.raises(OSError, match="disk full"):
+        predict_streamed(
+            predict,
+            x,
+            writer,
+            tile=(4, 8, 8),
+            block=4,
+            halo=0,
+            batch_size=1,
+            background_io=background_io,
+        )
+    assert writer.starts == [0, 4]  # nothing is written after the failure
+    assert len(calls) <= 3  # at most one more block was computed before the error surfaced
+    assert not [t for t in threading.enumerate() if t.name == "cascope-writer"]
 
 
 def test_2d_network_predicts_each_frame(rng):

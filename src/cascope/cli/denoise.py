@@ -137,6 +137,13 @@ def register(app: typer.Typer) -> None:
             help="Networks: where blocks are normalised, blended and cast: device (the "
             "default on CUDA: the host only reads and writes) or host (the default on the CPU).",
         ),
+        serial_io: bool = typer.Option(
+            False,
+            "--serial-io",
+            help="Networks: read, compute and write one block after the other, instead of "
+            "reading and writing in background threads while the network computes (two "
+            "blocks less memory).",
+        ),
         force: bool = typer.Option(False, "--force", help="Replace an existing output file."),
     ) -> None:
         """Denoise INPUT into OUTPUT with a filter or a network, block by block (bounded memory)."""
@@ -149,6 +156,7 @@ def register(app: typer.Typer) -> None:
             "batch_size": batch_size,
             "compile": compile_network,
             "blend_on": blend_on,
+            "background_io": False if serial_io else None,
         }
         if model is not None or method in DEEP:
             _denoise_deep(
@@ -178,6 +186,7 @@ def register(app: typer.Typer) -> None:
             "--batch-size": batch_size,
             "--compile": compile_network,
             "--blend-on": blend_on,
+            "--serial-io": serial_io,
         }
         given = [name for name, v in network_only.items() if v]
         if given:

@@ -166,6 +166,12 @@ class DeepPredictConfig(BaseModel):
         "'auto' is the device on CUDA and the host on the CPU. Test-time augmentation always "
         "blends on the host.",
     )
+    background_io: bool = Field(
+        default=True,
+        description="Read the next block and write the previous one in background threads while "
+        "the network computes (on CUDA through pinned memory); off: one after the other, which "
+        "holds two blocks less in memory.",
+    )
     tta: bool = Field(
         default=False,
         description="Test-time augmentation: average the predictions of the flipped tiles (T, Y, X "

@@ -170,6 +170,7 @@ class DeepDenoiser:
             "overlap": overlap,
             "batch_size": cfg.batch_size,
             "blend": cfg.blend,
+            "background_io": cfg.background_io,
             "progress": progress,
         }
         on_device = cfg.blend_on == "device" or (
@@ -179,7 +180,7 @@ class DeepDenoiser:
             predict_streamed_on_device(
                 predictor,
                 movie,
-                writer,
+                _CastOnHost(writer, out_dtype),
                 preprocess=lambda t: (t.float() - in_mean) / in_std,
                 postprocess=lambda t: _restore_on_device(t * out_std + out_mean, out_dtype),
                 **streaming,
@@ -207,20 +208,32 @@ class DeepDenoiser:
         return result
 
 
-def _restore_on_device(block: torch.Tensor, dtype: np.dtype[Any]) -> NDArray[Any]:
-    """Convert a float block to ``dtype`` on its device and return it as a NumPy array.
+def _restore_on_device(block: torch.Tensor, dtype: np.dtype[Any]) -> torch.Tensor:
+    """Convert a float block to ``dtype`` on its device where that is cheap to copy back.
 
     As :func:`cascope.denoise.stream.cast_output`: integers are rounded and clipped. Integers of
-    up to 16 bits are made on the device, so only they cross to the host; wider ones go to the
-    host as float32 and are cast there, as on the host path.
+    up to 16 bits are made on the device, so only they cross to the host; other types cross as
+    float32 and are cast there (:class:`_CastOnHost`), as on the host path.
     """
-    from cascope.denoise.stream import cast_output
-
     if np.issubdtype(dtype, np.integer) and dtype.itemsize <= 2:
         info = np.iinfo(dtype)
         target = torch.from_numpy(np.empty(0, dtype.newbyteorder("="))).dtype
-        return block.round().clamp_(info.min, info.max).to(target).cpu().numpy()
-    return cast_output(block.cpu().numpy(), dtype)
+        return block.round().clamp_(info.min, info.max).to(target)
+    return block
+
+
+class _CastOnHost:
+    """A block writer that casts blocks that are not yet of ``dtype`` (see _restore_on_device)."""
+
+    def __init__(self, writer: BlockWriter, dtype: np.dtype[Any]) -> None:
+        self.writer, self.dtype = writer, dtype
+
+    def write(self, block: NDArray[Any], start: int) -> None:
+        from cascope.denoise.stream import cast_output
+
+        if block.dtype != self.dtype:
+            block = cast_output(block, self.dtype)
+        self.writer.write(block, start)
 
 
 def _as_stack(data: Any, axes: str) -> tuple[Movie, bool]:

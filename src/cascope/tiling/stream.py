@@ -1,12 +1,14 @@
 """Out-of-core prediction: read a long recording in blocks with a halo, predict, write each block.
 
-Only a few blocks are ever in memory (the one being predicted, the next one being read by a
-background thread, and the output block being written), so peak host memory depends on the block
-size, not on the recording's length.
+Reading, computing and writing overlap: a background thread reads the next block while the
+current one is predicted, and another writes the previous result. Only a few blocks are ever in
+memory (the one being read, the one being predicted and the one being written), so peak host
+memory depends on the block size, not on the recording's length.
 """
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -24,6 +26,10 @@ from cascope.tiling.predict import (
     predict_tiled,
     predict_tiled_tensor,
 )
+
+#: A computed block on its way to the writer: called in the writer thread, it returns the block
+#: (waiting for its copy from the device, where there is one).
+Fetch = Callable[[], NDArray[Any]]
 
 
 class BlockWriter(Protocol):
@@ -113,7 +119,7 @@ def predict_streamed(
     batch_size: int = 4,
     blend: Blend = "gaussian",
     postprocess: Callable[[NDArray[np.float32]], NDArray[Any]] | None = None,
-    prefetch: bool = True,
+    background_io: bool = True,
     progress: bool = False,
 ) -> None:
     """Predict a recording block by block along its first axis and hand each block to a writer.
@@ -135,19 +141,24 @@ def predict_streamed(
     overlap, batch_size, blend
         As in :func:`~cascope.tiling.predict_tiled`.
     postprocess : callable, optional
-        Applied to each owned float32 block before writing (de-normalisation, dtype conversion).
-    prefetch : bool
-        Read the next block in a background thread while the current one is predicted.
+        Applied to each owned float32 block before writing (de-normalisation, dtype conversion),
+        in the writer thread with ``background_io``.
+    background_io : bool
+        Overlap reading, computing and writing: read the next block in a background thread
+        while the current one is predicted, and write the previous one in another. ``writer``
+        is then called from that thread (one block at a time, in order).
     progress : bool
         Show a rich progress bar.
     """
 
-    def compute(arr: NDArray[Any], inner: slice) -> NDArray[Any]:
+    def compute(arr: NDArray[Any], inner: slice) -> Fetch:
         pred = predict_tiled(
             predict, arr, tile=tile, overlap=overlap, batch_size=batch_size, blend=blend
         )
         out = pred[inner] if pred.ndim == arr.ndim else pred[:, inner]
-        return postprocess(out) if postprocess is not None else out
+        if postprocess is None:
+            return lambda: out
+        return lambda: postprocess(out)
 
     _stream(
         data,
@@ -157,7 +168,7 @@ def predict_streamed(
         block=block,
         halo=halo,
         raw=False,
-        prefetch=prefetch,
+        background_io=background_io,
         progress=progress,
     )
 
@@ -174,8 +185,8 @@ def predict_streamed_on_device(
     batch_size: int = 4,
     blend: Blend = "gaussian",
     preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    postprocess: Callable[[torch.Tensor], NDArray[Any]] | None = None,
-    prefetch: bool = True,
+    postprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    background_io: bool = True,
     progress: bool = False,
 ) -> None:
     """:func:`predict_streamed` with each block on the network's device.
@@ -183,29 +194,37 @@ def predict_streamed_on_device(
     The host only reads each block in its stored type and writes the result: the block is
     copied to ``predict.device`` once, and the conversion to float, ``preprocess`` (e.g.
     normalisation), the tiles, their blending and ``postprocess`` (e.g. the output's units and
-    type) all run there. On a GPU this leaves the per-voxel work to the GPU.
+    type) all run there. On a GPU this leaves the per-voxel work to the GPU; with ``background_io``
+    the reader thread also stages each block in pinned (page-locked) memory, and both copies
+    run asynchronously, so the GPU computes while the host reads and writes.
 
     Parameters
     ----------
     predict : TorchPredictor
         The network (:func:`~cascope.tiling.torch_predictor`).
-    data, writer, tile, block, halo, overlap, batch_size, blend, prefetch, progress
+    data, writer, tile, block, halo, overlap, batch_size, blend, background_io, progress
         As in :func:`predict_streamed`.
     preprocess : callable, optional
         Tensor to float32 tensor, applied to each block (with its halo) on the device; default:
         conversion to float32.
     postprocess : callable, optional
-        Owned float32 block tensor to the NumPy block to write; default: copied as float32.
+        Owned float32 block tensor to the tensor to write (e.g. in the output's type), on the
+        device; the result is copied to the host as it is. Default: the float32 block.
     """
+    pin = background_io and predict.device.type == "cuda"
 
-    def compute(arr: NDArray[Any], inner: slice) -> NDArray[Any]:
-        x = torch.from_numpy(arr).to(predict.device)
+    def load(arr: NDArray[Any]) -> torch.Tensor:
+        x = torch.from_numpy(arr)
+        return x.pin_memory() if pin else x
+
+    def compute(x: torch.Tensor, inner: slice) -> Fetch:
+        x = x.to(predict.device, non_blocking=pin)
         x = preprocess(x) if preprocess is not None else x.float()
         pred = predict_tiled_tensor(
             predict.tensors, x[None], tile=tile, overlap=overlap, batch_size=batch_size, blend=blend
         )[:, inner]
         out = pred[0] if pred.shape[0] == 1 else pred
-        return postprocess(out) if postprocess is not None else out.cpu().numpy()
+        return _to_host(postprocess(out) if postprocess is not None else out, pin=pin)
 
     _stream(
         data,
@@ -215,44 +234,119 @@ def predict_streamed_on_device(
         block=block,
         halo=halo,
         raw=True,
-        prefetch=prefetch,
+        load=load,
+        background_io=background_io,
         progress=progress,
     )
+
+
+def _to_host(t: torch.Tensor, *, pin: bool) -> Fetch:
+    """Start copying a tensor to the host; the returned call waits for the copy and gives it.
+
+    With ``pin`` (a CUDA tensor) the copy goes asynchronously into pinned memory and the caller
+    can queue more work on the GPU at once; a CUDA event marks when the copy is complete.
+    """
+    if not pin:
+        host = t.cpu()
+        return lambda: host.numpy()
+    host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+    host.copy_(t, non_blocking=True)
+    copied = torch.cuda.Event()
+    copied.record()
+
+    def fetch() -> NDArray[Any]:
+        copied.synchronize()
+        return host.numpy()
+
+    return fetch
 
 
 def _stream(
     data: Any,
     writer: BlockWriter,
-    compute: Callable[[NDArray[Any], slice], NDArray[Any]],
+    compute: Callable[[Any, slice], Fetch],
     *,
     tile: Sequence[int],
     block: int,
     halo: int | None,
     raw: bool,
-    prefetch: bool,
+    background_io: bool,
     progress: bool,
+    load: Callable[[NDArray[Any]], Any] | None = None,
 ) -> None:
     """Stream ``data`` through ``compute(block, owned part)`` to the writer, in order.
 
-    Blocks are read with their halo (in the reader thread with ``prefetch``), as float32 or
-    (``raw``) in the stored type, in native byte order and writable, as ``torch.from_numpy``
-    needs them.
+    Blocks are read with their halo, as float32 or (``raw``) in the stored type, in native byte
+    order and writable, as ``torch.from_numpy`` needs them, and passed through ``load``. With
+    ``background_io`` the reading and ``load`` run in a reader thread, and fetching and writing each
+    result in a writer thread.
     """
     n = int(data.shape[0])
     if block < 1:
         raise ValueError("block must be at least 1")
     halo = int(tile[0]) // 2 if halo is None else int(halo)
-    blocks = _blocks(data, n, block, halo, raw=raw)
-    source = _prefetched(blocks) if prefetch else blocks
+    blocks: Iterator[tuple[slice, slice, Any]] = _blocks(data, n, block, halo, raw=raw)
+    if load is not None:
+        blocks = ((owned, inner, load(arr)) for owned, inner, arr in blocks)
+    source = _prefetched(blocks) if background_io else blocks
     bar, task = _bar(progress, n)
     try:
-        for owned, inner, arr in source:
-            writer.write(compute(arr, inner), owned.start)
-            if bar is not None:
-                bar.update(task, completed=owned.stop)
+        with _written_behind(writer, enabled=background_io) as write:
+            for owned, inner, arr in source:
+                write(compute(arr, inner), owned.start)
+                if bar is not None:
+                    bar.update(task, completed=owned.stop)
     finally:
         if bar is not None:
             bar.stop()
+
+
+@contextlib.contextmanager
+def _written_behind(
+    writer: BlockWriter, *, enabled: bool
+) -> Iterator[Callable[[Fetch, int], None]]:
+    """Write computed blocks in a background thread, one block behind the computation.
+
+    The thread writes block k while block k + 1 is computed. Block k + 1 is handed over only
+    once block k is written, so at most two results exist at a time. A failed write is raised
+    in the caller at the next hand-over or on leaving; nothing more is written after it.
+    """
+    if not enabled:
+        yield lambda fetch, start: writer.write(fetch(), start)
+        return
+    pending: queue.Queue[tuple[Fetch, int] | None] = queue.Queue()
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        while True:
+            item = pending.get()
+            try:
+                if item is None:
+                    return
+                if not failure:
+                    fetch, start = item
+                    writer.write(fetch(), start)
+            except BaseException as err:  # re-raised in the caller
+                failure.append(err)
+            finally:
+                pending.task_done()
+
+    def hand_over(fetch: Fetch, start: int) -> None:
+        pending.join()
+        if failure:
+            raise failure[0]
+        pending.put((fetch, start))
+
+    thread = threading.Thread(target=work, name="cascope-writer", daemon=True)
+    thread.start()
+    try:
+        yield hand_over
+        pending.join()
+    finally:
+        pending.put(None)
+        thread.join()
+    if failure:
+        raise failure[0]
 
 
 def _blocks(
