@@ -12,8 +12,10 @@ The deep-denoising issue's GPU targets, measured in one run:
    product, and the roofline (peak / FLOPs per voxel) gives the fraction each row reaches.
 2. **File to file.** ``cascope denoise MOVIE.tif -o OUT.tif --model M --device cuda --dtype
    same`` on a 2000 x 512 x 512 uint16 movie (1.05 GB, Poisson noise on a smooth background)
-   with the defaults (on CUDA each block is normalised, blended and cast on the GPU), with
-   ``--blend-on host`` (those steps in NumPy, as before), and with larger tiles; DeepCAD-RT's
+   with the defaults (on CUDA each block is normalised, blended and cast on the GPU, and
+   blocks are read and written in background threads through pinned memory), with
+   ``--blend-on host`` (those steps in NumPy), with ``--serial-io`` (reading, computing and
+   writing one after the other), and with larger tiles; DeepCAD-RT's
    ``testing_class`` on the same movie with a network of the same size (fmap 16, patch 32 + 32
    frames x 64 x 64, test overlap 0.6: its demo settings), when its Python is given. Each runs
    as its own process: wall time, peak host RSS (``wait4``) and peak GPU memory and mean GPU
@@ -416,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     args.settings = [
         ("defaults (tile 32 x 128 x 128, batch 2; blocks blended on the GPU)", []),
         ("defaults, --blend-on host (blocks blended in NumPy)", ["--blend-on", "host"]),
+        ("defaults, --serial-io (read, compute, write in turn)", ["--serial-io"]),
         ("tile 64 x 256 x 256, batch 4", ["--tile", "64", "256", "256", "--batch-size", "4"]),
         (
             "tile 64 x 256 x 256, batch 4, --compile",
@@ -428,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         args.settings = [
             ("defaults", []),
             ("--blend-on device", ["--blend-on", "device"]),
+            ("--blend-on device --serial-io", ["--blend-on", "device", "--serial-io"]),
             ("tile 8 x 32 x 32", ["--tile", "8", "32", "32"]),
         ]
     device = torch.device(args.device)

@@ -203,13 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(r)
     print(text)
     if not args.quick:
-        suffix = "_cuda" if args.device == "cuda" else ""
-        RESULTS.mkdir(exist_ok=True)
-        for ext, body in ((".json", json.dumps(r, indent=2)), (".md", text)):
-            path = RESULTS / f"denoise_io_overlap{suffix}{ext}"
-            tmp = path.with_suffix(ext + ".tmp")
-            tmp.write_text(body)
-            tmp.replace(path)
+        name = "denoise_io_overlap" + ("_cuda" if args.device == "cuda" else "")
+        (RESULTS / f"{name}.json").write_text(json.dumps(r, indent=2) + "\n")
+        (RESULTS / f"{name}.md").write_text(text)
     return 0
 
 

@@ -141,8 +141,7 @@ def predict_streamed(
     overlap, batch_size, blend
         As in :func:`~cascope.tiling.predict_tiled`.
     postprocess : callable, optional
-        Applied to each owned float32 block before writing (de-normalisation, dtype conversion),
-        in the writer thread with ``background_io``.
+        Applied to each owned float32 block before writing (de-normalisation, dtype conversion).
     background_io : bool
         Overlap reading, computing and writing: read the next block in a background thread
         while the current one is predicted, and write the previous one in another. ``writer``
@@ -156,9 +155,10 @@ def predict_streamed(
             predict, arr, tile=tile, overlap=overlap, batch_size=batch_size, blend=blend
         )
         out = pred[inner] if pred.ndim == arr.ndim else pred[:, inner]
-        if postprocess is None:
-            return lambda: out
-        return lambda: postprocess(out)
+        out = postprocess(out) if postprocess is not None else out
+        if out.base is not None:  # a view: keep only the owned planes while it waits
+            out = out.copy()
+        return lambda: out
 
     _stream(
         data,
@@ -248,6 +248,8 @@ def _to_host(t: torch.Tensor, *, pin: bool) -> Fetch:
     """
     if not pin:
         host = t.cpu()
+        if host.untyped_storage().nbytes() > host.nbytes:  # a view: keep only its own planes
+            host = host.clone()
         return lambda: host.numpy()
     host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
     host.copy_(t, non_blocking=True)
