@@ -71,3 +71,16 @@ def test_check_finite_counts_nan():
     block[2, 0, 0] = np.inf
     with pytest.raises(InputError, match="2 NaN"):
         check_finite(block, path="x.tif")
+
+
+def test_check_finite_names_the_planes_that_hold_them():
+    block = np.ones((12, 4, 4), np.float32)
+    block[[1, 2, 3, 7, 9, 10], 0, 0] = np.nan
+    with pytest.raises(
+        InputError, match=r"6 NaN/infinite value\(s\) in T 101\.\.103, 107, 109\.\.110$"
+    ):
+        check_finite(block, axis="T", start=100)
+    many = np.ones((12, 4, 4), np.float32)
+    many[::2, 1, 1] = -np.inf
+    with pytest.raises(InputError, match=r"in Z 0, 2, 4, 6 and 2 more ranges$"):
+        check_finite(many, axis="Z")

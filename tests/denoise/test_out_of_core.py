@@ -14,6 +14,7 @@ from scipy import ndimage as ndi
 from cascope.config.denoise import DeepDenoiseConfig, DeepPredictConfig
 from cascope.config.training import TrainingConfig
 from cascope.denoise.deep import DeepDenoiser, denoise_deep_file, train_denoiser
+from cascope.errors import InputError
 from cascope.io import Movie, read, write
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "denoise_out_of_core.py"
@@ -172,3 +173,25 @@ def test_wide_integer_output_is_cast_on_the_host_as_on_the_host_path(device):
     diff = np.abs(results["device"].astype(np.int64) - results["host"])
     assert diff.max() <= 1 and np.mean(diff > 0) < 1e-3
     assert results["device"].min() < 0  # signed values survive the trip
+
+
+@pytest.mark.parametrize("where", ["host", "device"])
+def test_a_nan_plane_stops_the_prediction_and_leaves_no_file(tmp_path, device, where):
+    noisy = _movie(5, shape=(30, 33, 29))
+    model = _model("deepcad", noisy)
+    bad = noisy.astype(np.float32)
+    bad[17, 4, 4] = np.nan  # one voxel: the network would spread it over every tile it is in
+    write(tmp_path / "in.tif", bad, axes="TYX")
+    predict = DeepPredictConfig(tile=(8, 32, 32), block=5, blend_on=where)
+    out = tmp_path / "out.tif"
+    with pytest.raises(InputError, match=r"in\.tif: contains 1 NaN/infinite value\(s\) in T 17$"):
+        denoise_deep_file(tmp_path / "in.tif", out, model=model, predict=predict, device=device)
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+def test_training_refuses_a_nan_plane_that_the_normalisation_does_not_sample():
+    noisy = _movie(6, shape=(100, 24, 24)).astype(np.float32)
+    noisy[1] = np.nan  # the 64 evenly spaced planes of the normalisation skip plane 1
+    cfg = DeepDenoiseConfig(patch=(4, 16, 16), depth=1, base=2, training=TrainingConfig(steps=1))
+    with pytest.raises(InputError, match=r"in T 1$"):
+        train_denoiser(Movie(noisy, axes="TYX"), config=cfg, device="cpu")

@@ -159,3 +159,18 @@ def test_same_seed_same_model(volumes):
     (w1, l1), (w2, l2) = weights(), weights()
     assert l1 == l2
     assert all(torch.equal(a, b) for a, b in zip(w1, w2, strict=True))
+
+
+def test_a_nan_plane_is_refused_not_segmented_as_background(volumes):
+    from cascope.errors import InputError
+    from cascope.segment import preprocess_volume
+
+    vol = volumes[0].noisy.astype(np.float32)
+    vol[5, 10, 10] = np.nan  # would make the percentiles, and every probability, NaN
+    net = VGGUNet(1, 3, width=1 / 16, blocks=3)
+    for call in (
+        lambda: predict_semantic(net, vol, tile=(16, 32, 32)),
+        lambda: preprocess_volume(vol),
+    ):
+        with pytest.raises(InputError, match=r"in Z 5$"):
+            call()

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from cascope.config.denoise import SELF_SUPERVISED, DeepDenoiseConfig, DeepPredictConfig
 from cascope.errors import InputError
-from cascope.io import Movie, as_movie, check_output, open_writer_like, read
+from cascope.io import Movie, as_movie, check_finite, check_output, open_writer_like, read
 from cascope.models import UNet, load_model, save_model
 from cascope.tiling import (
     ArrayWriter,
@@ -173,13 +173,14 @@ class DeepDenoiser:
             "background_io": cfg.background_io,
             "progress": progress,
         }
+        data = _Finite(movie)
         on_device = cfg.blend_on == "device" or (
             cfg.blend_on == "auto" and predictor.device.type == "cuda"
         )
         if on_device and not cfg.tta:
             predict_streamed_on_device(
                 predictor,
-                movie,
+                data,
                 _CastOnHost(writer, out_dtype),
                 preprocess=lambda t: (t.float() - in_mean) / in_std,
                 postprocess=lambda t: _restore_on_device(t * out_std + out_mean, out_dtype),
@@ -196,7 +197,7 @@ class DeepDenoiser:
                 shape = movie.shape
 
                 def __getitem__(self, key: Any) -> NDArray[np.float32]:
-                    block = np.asarray(movie[key], np.float32)
+                    block = np.asarray(data[key], np.float32)
                     return (block - np.float32(in_mean)) / np.float32(in_std)
 
             def restore(block: NDArray[np.float32]) -> NDArray[Any]:
@@ -254,13 +255,40 @@ def _as_stack(data: Any, axes: str) -> tuple[Movie, bool]:
     return movie, False
 
 
+class _Finite:
+    """A recording read along its first axis, refusing NaN or infinite values (InputError).
+
+    Blocks are checked as they are read (in the reader thread when streaming), so a bad plane
+    stops the prediction before its block is written, and the file is never read twice.
+    """
+
+    def __init__(self, movie: Movie) -> None:
+        self.movie, self.shape, self.dtype = movie, movie.shape, movie.dtype
+
+    def __getitem__(self, key: Any) -> NDArray[Any]:
+        block = np.asarray(self.movie[key])
+        if isinstance(key, slice):  # planes along the first axis: name the bad ones
+            start = key.indices(self.shape[0])[0]
+            check_finite(block, path=self.movie.source, axis=self.movie.axes[0], start=start)
+        else:
+            check_finite(block, path=self.movie.source)
+        return block
+
+
+def _check_finite(movie: Movie, block: int = 64) -> None:
+    """Read a floating-point recording once, refusing NaN or infinite values (InputError)."""
+    if not np.issubdtype(movie.dtype, np.floating):
+        return
+    data = _Finite(movie)
+    for start in range(0, movie.shape[0], block):
+        data[start : start + block]
+
+
 def _norm_stats(movie: Movie, n_planes: int = 64) -> tuple[float, float]:
     """Mean and standard deviation from evenly spaced planes (never the whole movie)."""
     n = movie.shape[0]
     picks = np.unique(np.linspace(0, n - 1, min(n_planes, n)).round().astype(int))
     sample = np.stack([np.asarray(movie[int(i)], np.float64) for i in picks])
-    if not np.isfinite(sample).all():
-        raise InputError("contains NaN or infinite values", movie.source)
     std = float(sample.std())
     return float(sample.mean()), std if std > 0 else 1.0
 
@@ -354,6 +382,8 @@ def train_denoiser(
         tmovies = []
     if cfg.method == "deepcad" and any(m.axes[0] != "T" for m in movies):
         raise InputError("deepcad pairs neighbouring frames: the recording needs a T axis")
+    for m in [*movies, *tmovies]:
+        _check_finite(m)
     in_norm = _norm_stats(movies[0])
     out_norm = _norm_stats(tmovies[0]) if cfg.method == "care" else in_norm
     items: list[tuple[Any, ...]] = (

@@ -239,8 +239,7 @@ def stream_blocks(
     n = movie.shape[0]
     with _progress(progress, n, label) as advance:
         for owned, inner, raw in _read_blocks(movie, block, halo):
-            where = f" in {first} {owned.start}..{owned.stop - 1}"
-            check_finite(raw, path=movie.source, where=where)
+            check_finite(raw, path=movie.source, axis=first, start=owned.start - inner.start)
             out = cast_output(np.asarray(fn(raw))[inner], out_dtype)
             del raw
             _release_pages(movie.data)

@@ -234,8 +234,49 @@ def as_movie(data: Any, axes: str | None = None) -> Movie:
     return Movie(data, axes=axes)
 
 
-def check_finite(block: NDArray[Any], *, path: str | Path | None = None, where: str = "") -> None:
-    """Raise :class:`InputError` when a block holds NaN or infinite values."""
-    if np.issubdtype(block.dtype, np.floating) and not np.isfinite(block).all():
-        n = int(np.size(block) - np.count_nonzero(np.isfinite(block)))
-        raise InputError(f"contains {n} NaN/infinite value(s){where}", path)
+def check_finite(
+    block: NDArray[Any],
+    *,
+    path: str | Path | None = None,
+    where: str = "",
+    axis: str | None = None,
+    start: int = 0,
+) -> None:
+    """Raise :class:`InputError` when a block holds NaN or infinite values.
+
+    Parameters
+    ----------
+    block : ndarray
+        Planes read from a recording (integer blocks always pass).
+    path : str or Path, optional
+        The recording, for the message.
+    where : str
+        Text appended to the message, e.g. ``" in T 0..63"``.
+    axis : str, optional
+        Letter of the block's first axis: the message then names the planes that hold the
+        values (``start`` is the index of the block's first plane in the recording).
+    start : int
+        See ``axis``.
+    """
+    if not np.issubdtype(block.dtype, np.floating):
+        return
+    finite = np.isfinite(block)
+    if finite.all():
+        return
+    n = int(finite.size - np.count_nonzero(finite))
+    if axis is not None and block.ndim > 0:
+        bad = np.flatnonzero(~finite.reshape(block.shape[0], -1).all(axis=1)) + start
+        where = f" in {axis} {_plane_ranges(bad)}"
+    raise InputError(f"contains {n} NaN/infinite value(s){where}", path)
+
+
+def _plane_ranges(planes: NDArray[Any], most: int = 4) -> str:
+    """``[3, 4, 5, 9]`` -> ``"3..5, 9"`` (at most ``most`` ranges, then how many more)."""
+    runs: list[list[int]] = []
+    for i in planes.tolist():
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    text = ", ".join(f"{a}" if a == b else f"{a}..{b}" for a, b in runs[:most])
+    return text + (f" and {len(runs) - most} more ranges" if len(runs) > most else "")

@@ -19,6 +19,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from cascope.config.segment import SegmentPreprocessConfig
 from cascope.errors import InputError
+from cascope.io import check_finite
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ def preprocess_volume(
         raise InputError(f"expected a (Z, Y, X) stack, got shape {src.shape}")
     if not np.issubdtype(src.dtype, np.number):
         raise InputError(f"expected a numeric stack, got dtype {src.dtype}")
+    check_finite(src, axis="Z")
     x = src.astype(np.float32)
     sigma = cfg.noise_sigma
     if cfg.slice_denoiser == "bm3d":

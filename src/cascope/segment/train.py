@@ -170,10 +170,16 @@ def segmentation_pairing(augment: AugmentConfig | None = None) -> Pairing:
 
 
 def normalize_volume(volume: ArrayLike) -> tuple[NDArray[np.float32], dict[str, float]]:
-    """Map the 1st percentile to 0 and the 99.8th to 1 (per volume, as at prediction)."""
+    """Map the 1st percentile to 0 and the 99.8th to 1 (per volume, as at prediction).
+
+    A volume holding NaN or infinite values is refused (:class:`~cascope.errors.InputError`
+    naming the planes): its percentiles, and so every voxel, would be NaN.
+    """
+    from cascope.io import check_finite
     from cascope.preprocess import percentile_normalization
 
     arr = np.asarray(volume)
+    check_finite(arr, axis="Z")
     norm = percentile_normalization(arr, low=NORM_LOW, high=NORM_HIGH)
     return norm.apply(arr), {"offset": norm.offset, "scale": norm.scale}
 
