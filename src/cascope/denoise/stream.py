@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from cascope._progress import progress_bar
 from cascope.config.denoise_classical import ClassicalDenoiseConfig
 from cascope.denoise.classical import denoise_array, estimate_noise_sigma, stack_axis
 from cascope.errors import CascopeError, InputError
@@ -160,37 +161,6 @@ def _read_blocks(
         yield item
 
 
-@contextlib.contextmanager
-def _progress(enabled: bool, total: int, label: str) -> Iterator[Callable[[int], None]]:
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    # a bar only on a terminal: in logs and pipes it would add lines around a one-line error
-    if not enabled or not console.is_terminal:
-        yield lambda n: None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    ) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
-
-
 def stream_blocks(
     movie: Movie,
     fn: Callable[[NDArray[Any]], NDArray[Any]],
@@ -237,7 +207,7 @@ def stream_blocks(
     first = movie.axes[0]
     result = None if out_writer is not None else np.empty(movie.shape, dtype=out_dtype)
     n = movie.shape[0]
-    with _progress(progress, n, label) as advance:
+    with progress_bar(label, n, enabled=progress) as update:
         for owned, inner, raw in _read_blocks(movie, block, halo):
             check_finite(raw, path=movie.source, axis=first, start=owned.start - inner.start)
             out = cast_output(np.asarray(fn(raw))[inner], out_dtype)
@@ -248,7 +218,7 @@ def stream_blocks(
             else:
                 assert result is not None
                 result[owned] = out
-            advance(owned.stop - owned.start)
+            update(owned.stop)
     return result
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from cascope._progress import progress_bar
 from cascope.tiling.cover import Blend
 from cascope.tiling.predict import (
     BatchPredictor,
@@ -291,16 +292,13 @@ def _stream(
     if load is not None:
         blocks = ((owned, inner, load(arr)) for owned, inner, arr in blocks)
     source = _prefetched(blocks) if background_io else blocks
-    bar, task = _bar(progress, n)
-    try:
-        with _written_behind(writer, enabled=background_io) as write:
-            for owned, inner, arr in source:
-                write(compute(arr, inner), owned.start)
-                if bar is not None:
-                    bar.update(task, completed=owned.stop)
-    finally:
-        if bar is not None:
-            bar.stop()
+    with (
+        progress_bar("predicting", n, enabled=progress) as update,
+        _written_behind(writer, enabled=background_io) as write,
+    ):
+        for owned, inner, arr in source:
+            write(compute(arr, inner), owned.start)
+            update(owned.stop)
 
 
 @contextlib.contextmanager
@@ -404,13 +402,3 @@ def _prefetched(it: Iterator[Any]) -> Iterator[Any]:
                 q.get_nowait()
             except queue.Empty:
                 thread.join(timeout=0.1)
-
-
-def _bar(enabled: bool, total: int) -> tuple[Any, Any]:
-    if not enabled:
-        return None, None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    bar = Progress("[bold]predicting", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    bar.start()
-    return bar, bar.add_task("predict", total=total)

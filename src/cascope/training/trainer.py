@@ -19,7 +19,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cascope._progress import progress_bar
 from cascope.config.training import TrainingConfig
 from cascope.training.losses import Loss
 from cascope.training.samplers import Batch, Sampler
@@ -333,7 +334,10 @@ class Trainer:
                 log.warning("no checkpoint to resume from; starting a new run")
             seed_everything(self.config.seed)
         total = self.config.steps
-        with _progress(progress, total, self._step) as advance:
+        fields = ("loss", "val")
+        with progress_bar(
+            "training", total, enabled=progress, completed=self._step, fields=fields
+        ) as update:
             while self._step < total:
                 step = self._step + 1
                 loss = self.train_step(self.sampler.sample(self.config.batch_size), step)
@@ -349,7 +353,8 @@ class Trainer:
                     step % self.config.checkpoint_every == 0 or step == total or stop
                 ):
                     self.save_checkpoint()
-                advance(step, loss, self.result.best_val)
+                best = self.result.best_val
+                update(step, loss=f"{loss:.4g}", val="-" if best is None else f"{best:.4g}")
                 if stop:
                     self.result.stopped_early = True
                     log.info("early stop at step %d", step)
@@ -368,6 +373,8 @@ class Trainer:
             return False
         self.result.val_losses.append((step, val))
         best = self.result.best_val
+        last = self.result.losses[-1] if self.result.losses else float("nan")
+        log.info("step %d/%d: loss %.4g, validation loss %.4g", step, self.config.steps, last, val)
         factor = self.config.divergence
         if (
             best is not None
@@ -520,43 +527,3 @@ def channels_last_format(
     if ndim == 2:
         return torch.channels_last
     return None
-
-
-@contextlib.contextmanager
-def _progress(
-    enabled: bool, total: int, done: int
-) -> Iterator[Callable[[int, float, float | None], None]]:
-    """Yield ``advance(step, loss, best_val)``; a rich bar with loss and ETA when enabled."""
-    if not enabled:
-        yield lambda step, loss, best: None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(
-        TextColumn("[bold]training"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"),
-        TextColumn("val {task.fields[val]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    ) as bar:
-        task = bar.add_task("train", total=total, completed=done, loss="-", val="-")
-
-        def advance(step: int, loss: float, best: float | None) -> None:
-            bar.update(
-                task,
-                completed=step,
-                loss=f"{loss:.4g}",
-                val="-" if best is None else f"{best:.4g}",
-            )
-
-        yield advance
