@@ -200,3 +200,60 @@ def test_memory_mapped_input_pages_are_released(tmp_path, rng):
     assert not _release_pages(data)
     out = denoise_movie(Movie(ro, axes="TYX"), "gaussian", block=5)
     np.testing.assert_array_equal(out, denoise_movie(data, "gaussian", axes="TYX", block=5))
+
+
+def test_filter_blocks_are_written_while_the_next_is_filtered(rng, tmp_path, monkeypatch):
+    import threading
+
+    import tifffile
+    from typer.testing import CliRunner
+
+    from cascope.cli import app
+    from cascope.denoise import stream
+
+    data = rng.poisson(50, (20, 16, 16)).astype(np.uint16)
+    whole = denoise_array(data, axes="TYX", method="gaussian", mode="3d", sigma=1.0)
+    cfg = ClassicalDenoiseConfig(method="gaussian", mode="3d", sigma=1.0, block=4)
+    second_block = threading.Event()
+    filtered = []
+
+    def counted(raw: np.ndarray, **options: Any) -> np.ndarray:
+        filtered.append(len(raw))
+        if len(filtered) == 2:
+            second_block.set()
+        return denoise_array(raw, **options)
+
+    monkeypatch.setattr(stream, "denoise_array", counted)
+
+    class WaitsForTheSecondBlock:
+        """Writes the first block only once the filter has started on the second."""
+
+        def __init__(self, wait_s: float) -> None:
+            self.out, self.wait_s, self.overlapped = np.zeros(data.shape, np.float32), wait_s, None
+
+        def write(self, block: np.ndarray, start: int) -> None:
+            if start == 0:
+                self.overlapped = second_block.wait(self.wait_s)
+            self.out[start : start + len(block)] = block
+
+    results = {}
+    for background in (True, False):
+        second_block.clear()
+        filtered.clear()
+        # in turn, the first write would wait forever: give up after a short while
+        writer = WaitsForTheSecondBlock(60 if background else 0.5)
+        update = {"background_io": background}
+        denoise_movie(data, axes="TYX", config=cfg.model_copy(update=update), out_writer=writer)
+        results[background] = writer
+    assert results[True].overlapped is True and results[False].overlapped is False
+    for writer in results.values():  # the streamed result is the one-shot result either way
+        np.testing.assert_allclose(writer.out, whole, rtol=1e-6, atol=1e-4)
+    # and the command line's --serial-io gives the same file
+    tifffile.imwrite(tmp_path / "in.tif", data)
+    files = {}
+    for name, extra in (("bg.tif", []), ("serial.tif", ["--serial-io"])):
+        args = ["denoise", str(tmp_path / "in.tif"), "-o", str(tmp_path / name)]
+        res = CliRunner().invoke(app, [*args, "--method", "gaussian", "--block", "4", *extra])
+        assert res.exit_code == 0, res.output
+        files[name] = tifffile.imread(tmp_path / name)
+    np.testing.assert_array_equal(files["bg.tif"], files["serial.tif"])

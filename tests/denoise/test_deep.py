@@ -235,7 +235,7 @@ def test_cli_train_kill_resume_and_denoise(tmp_path):
     expected = model.predict(noisy, config=cfg, device="cpu")
     np.testing.assert_allclose(tifffile.imread(tmp_path / "t.tif"), expected, atol=1e-5)
     assert np.abs(expected - written).max() > 1e-3  # the tile changed what the network saw
-    for extra in (["--tta"], tiled, ["--serial-io"]):
+    for extra in (["--tta"], tiled):
         res = runner.invoke(app, ["denoise", str(src), "-o", str(tmp_path / "g.tif"), *extra])
         assert res.exit_code != 0 and "for networks only" in str(res.exception)
         assert extra[0] in str(res.exception) and not (tmp_path / "g.tif").exists()

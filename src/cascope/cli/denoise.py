@@ -140,9 +140,9 @@ def register(app: typer.Typer) -> None:
         serial_io: bool = typer.Option(
             False,
             "--serial-io",
-            help="Networks: read, compute and write one block after the other, instead of "
-            "reading and writing in background threads while the network computes (two "
-            "blocks less memory).",
+            help="Read, compute and write one block after the other, instead of reading and "
+            "writing in background threads while the filter or network computes (two blocks "
+            "less memory).",
         ),
         force: bool = typer.Option(False, "--force", help="Replace an existing output file."),
     ) -> None:
@@ -186,7 +186,6 @@ def register(app: typer.Typer) -> None:
             "--batch-size": batch_size,
             "--compile": compile_network,
             "--blend-on": blend_on,
-            "--serial-io": serial_io,
         }
         given = [name for name, v in network_only.items() if v]
         if given:
@@ -208,6 +207,7 @@ def register(app: typer.Typer) -> None:
                 "offset": offset,
                 "block": block,
                 "dtype": dtype,
+                "background_io": False if serial_io else None,
             }
         )
         out = denoise_file(

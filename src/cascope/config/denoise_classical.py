@@ -109,6 +109,11 @@ class ClassicalDenoiseConfig(BaseModel):
         description="Output type: 'float32' keeps the filter's float result; 'same' rounds and "
         "clips to the input's integer type (floats stay as they are).",
     )
+    background_io: bool = Field(
+        default=True,
+        description="Read the next block and write the previous one in background threads while "
+        "the filter works; off: one after the other, which holds two blocks less in memory.",
+    )
 
     @model_validator(mode="after")
     def _check_median_size(self) -> ClassicalDenoiseConfig:

@@ -13,27 +13,19 @@ import logging
 import mmap
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from cascope._progress import progress_bar
 from cascope.config.denoise_classical import ClassicalDenoiseConfig
 from cascope.denoise.classical import denoise_array, estimate_noise_sigma, stack_axis
 from cascope.errors import CascopeError, InputError
 from cascope.io import Movie, as_movie, check_finite, check_output
 from cascope.preprocess.vst import generalized_anscombe
+from cascope.tiling import ArrayWriter, BlockWriter, Fetch, stream_through
 
 logger = logging.getLogger(__name__)
-
-
-class BlockWriter(Protocol):
-    """Destination of streamed blocks: they arrive in order along the first axis."""
-
-    def write(self, block: NDArray[Any], start: int) -> None:
-        """Store ``block`` at index ``start`` of the first axis."""
-        ...
 
 
 def output_dtype(in_dtype: np.dtype[Any], choice: str) -> np.dtype[Any]:
@@ -169,6 +161,7 @@ def stream_blocks(
     halo: int,
     out_dtype: np.dtype[Any],
     out_writer: BlockWriter | None = None,
+    background_io: bool = True,
     progress: bool = False,
     label: str = "denoising",
 ) -> NDArray[Any] | None:
@@ -188,6 +181,10 @@ def stream_blocks(
         Type the blocks are converted to (integers rounded and clipped).
     out_writer : BlockWriter, optional
         Receives each finished block; when omitted the result is assembled in memory and returned.
+    background_io : bool
+        Read the next block and write the previous one in background threads while ``fn``
+        works (:func:`cascope.tiling.stream_through`); ``out_writer`` is then called from the
+        writer thread.
     progress : bool
         Show a rich progress bar (on stderr).
     label : str
@@ -204,21 +201,31 @@ def stream_blocks(
         When a block holds NaN or infinite values (nothing more is written; an atomic output
         is then discarded by its context manager).
     """
-    first = movie.axes[0]
+    if block < 1:
+        raise ValueError("block size must be at least 1")
     result = None if out_writer is not None else np.empty(movie.shape, dtype=out_dtype)
-    n = movie.shape[0]
-    with progress_bar(label, n, enabled=progress) as update:
+    writer = out_writer if out_writer is not None else ArrayWriter(result)
+
+    def checked() -> Iterator[tuple[slice, slice, NDArray[Any]]]:
         for owned, inner, raw in _read_blocks(movie, block, halo):
-            check_finite(raw, path=movie.source, axis=first, start=owned.start - inner.start)
-            out = cast_output(np.asarray(fn(raw))[inner], out_dtype)
-            del raw
-            _release_pages(movie.data)
-            if out_writer is not None:
-                out_writer.write(out, owned.start)
-            else:
-                assert result is not None
-                result[owned] = out
-            update(owned.stop)
+            start = owned.start - inner.start
+            check_finite(raw, path=movie.source, axis=movie.axes[0], start=start)
+            yield owned, inner, raw
+
+    def compute(raw: NDArray[Any], inner: slice) -> Fetch:
+        out = cast_output(np.asarray(fn(raw))[inner], out_dtype)
+        _release_pages(movie.data)
+        return lambda: out
+
+    stream_through(
+        checked(),
+        movie.shape[0],
+        compute,
+        writer,
+        background_io=background_io,
+        progress=progress,
+        label=label,
+    )
     return result
 
 
@@ -297,6 +304,7 @@ def denoise_movie(
         halo=halo,
         out_dtype=output_dtype(mv.dtype, cfg.dtype),
         out_writer=out_writer,
+        background_io=cfg.background_io,
         progress=progress,
         label=cfg.method,
     )

@@ -23,9 +23,11 @@ from cascope.tiling.predict import (
 from cascope.tiling.stream import (
     ArrayWriter,
     BlockWriter,
+    Fetch,
     TiffWriter,
     predict_streamed,
     predict_streamed_on_device,
+    stream_through,
 )
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "BatchPredictor",
     "Blend",
     "BlockWriter",
+    "Fetch",
     "TiffWriter",
     "TorchPredictor",
     "averaged_over_flips",
@@ -42,6 +45,7 @@ __all__ = [
     "predict_streamed_on_device",
     "predict_tiled",
     "predict_tiled_tensor",
+    "stream_through",
     "tile_starts",
     "torch_predictor",
 ]

@@ -161,16 +161,9 @@ def predict_streamed(
             out = out.copy()
         return lambda: out
 
-    _stream(
-        data,
-        writer,
-        compute,
-        tile=tile,
-        block=block,
-        halo=halo,
-        raw=False,
-        background_io=background_io,
-        progress=progress,
+    blocks = _blocks(data, block, _halo(tile, halo), raw=False)
+    stream_through(
+        blocks, int(data.shape[0]), compute, writer, background_io=background_io, progress=progress
     )
 
 
@@ -227,17 +220,11 @@ def predict_streamed_on_device(
         out = pred[0] if pred.shape[0] == 1 else pred
         return _to_host(postprocess(out) if postprocess is not None else out, pin=pin)
 
-    _stream(
-        data,
-        writer,
-        compute,
-        tile=tile,
-        block=block,
-        halo=halo,
-        raw=True,
-        load=load,
-        background_io=background_io,
-        progress=progress,
+    # ``load`` runs where the blocks are read: in the reader thread with ``background_io``
+    read = _blocks(data, block, _halo(tile, halo), raw=True)
+    blocks = ((owned, inner, load(arr)) for owned, inner, arr in read)
+    stream_through(
+        blocks, int(data.shape[0]), compute, writer, background_io=background_io, progress=progress
     )
 
 
@@ -264,41 +251,51 @@ def _to_host(t: torch.Tensor, *, pin: bool) -> Fetch:
     return fetch
 
 
-def _stream(
-    data: Any,
-    writer: BlockWriter,
+def stream_through(
+    blocks: Iterator[tuple[slice, slice, Any]],
+    total: int,
     compute: Callable[[Any, slice], Fetch],
+    writer: BlockWriter,
     *,
-    tile: Sequence[int],
-    block: int,
-    halo: int | None,
-    raw: bool,
-    background_io: bool,
-    progress: bool,
-    load: Callable[[NDArray[Any]], Any] | None = None,
+    background_io: bool = True,
+    progress: bool = False,
+    label: str = "predicting",
 ) -> None:
-    """Stream ``data`` through ``compute(block, owned part)`` to the writer, in order.
+    """Run blocks through ``compute`` to ``writer`` in order, reading and writing meanwhile.
 
-    Blocks are read with their halo, as float32 or (``raw``) in the stored type, in native byte
-    order and writable, as ``torch.from_numpy`` needs them, and passed through ``load``. With
-    ``background_io`` the reading and ``load`` run in a reader thread, and fetching and writing each
-    result in a writer thread.
+    With ``background_io`` a reader thread runs ``blocks`` one block ahead, and a writer thread
+    fetches and writes each result one block behind, so the three overlap; without, they take
+    turns. Errors of either thread are raised here.
+
+    Parameters
+    ----------
+    blocks : iterator
+        ``(owned, inner, block)``: the planes a block owns along the first axis, where they sit
+        in the block, and the block with its halo (as :meth:`cascope.io.Movie.iter_blocks`).
+    total : int
+        Planes in all (for the progress bar).
+    compute : callable
+        ``compute(block, inner)`` returns a :data:`Fetch` of the owned planes' result.
+    writer : BlockWriter
+        Receives ``(result, owned.start)`` in order.
+    background_io, progress
+        As in :func:`predict_streamed`.
+    label : str
+        Text of the progress bar.
     """
-    n = int(data.shape[0])
-    if block < 1:
-        raise ValueError("block must be at least 1")
-    halo = int(tile[0]) // 2 if halo is None else int(halo)
-    blocks: Iterator[tuple[slice, slice, Any]] = _blocks(data, n, block, halo, raw=raw)
-    if load is not None:
-        blocks = ((owned, inner, load(arr)) for owned, inner, arr in blocks)
     source = _prefetched(blocks) if background_io else blocks
     with (
-        progress_bar("predicting", n, enabled=progress) as update,
+        progress_bar(label, total, enabled=progress) as update,
         _written_behind(writer, enabled=background_io) as write,
     ):
         for owned, inner, arr in source:
             write(compute(arr, inner), owned.start)
             update(owned.stop)
+
+
+def _halo(tile: Sequence[int], halo: int | None) -> int:
+    """Planes of context on each side: half the tile along the streamed axis by default."""
+    return int(tile[0]) // 2 if halo is None else int(halo)
 
 
 @contextlib.contextmanager
@@ -350,9 +347,18 @@ def _written_behind(
 
 
 def _blocks(
-    data: Any, n: int, block: int, halo: int, *, raw: bool = False
+    data: Any, block: int, halo: int, *, raw: bool = False
 ) -> Iterator[tuple[slice, slice, NDArray[Any]]]:
-    for start in range(0, n, block):
+    """Blocks along the first axis with their halo, as float32 or (``raw``) in the stored type.
+
+    Raw blocks are made native-endian and writable, as ``torch.from_numpy`` needs them. The
+    block size is checked at once; the blocks are read as the iterator is advanced.
+    """
+    if block < 1:
+        raise ValueError("block must be at least 1")
+    n = int(data.shape[0])
+
+    def read(start: int) -> tuple[slice, slice, NDArray[Any]]:
         stop = min(start + block, n)
         lo, hi = max(0, start - halo), min(n, stop + halo)
         if raw:
@@ -360,7 +366,9 @@ def _blocks(
             arr = np.require(arr, arr.dtype.newbyteorder("="), requirements=["C", "W"])
         else:
             arr = np.asarray(data[lo:hi], dtype=np.float32)
-        yield slice(start, stop), slice(start - lo, stop - lo), arr
+        return slice(start, stop), slice(start - lo, stop - lo), arr
+
+    return map(read, range(0, n, block))
 
 
 def _prefetched(it: Iterator[Any]) -> Iterator[Any]:
