@@ -1,25 +1,23 @@
 """What reading and writing in background threads saves, file to file, side by side with serial I/O.
 
-On a GPU the default network is fast, and denoising a file into a file is bound by reading the
-movie and writing the result. ``cascope denoise`` therefore reads the next block in one thread
-and writes the previous one in another while the network computes (on CUDA through pinned
-memory); ``--serial-io`` does the three one after the other. This script runs both on the same
-movie, with the per-voxel work on the host and on the device (``--blend-on host|device``):
+``cascope denoise`` reads the next block in one thread and writes the previous one in another
+while a network or a filter computes (on CUDA through pinned memory); ``--serial-io`` does the
+three one after the other. This script runs both on the same movie, for a network with the
+per-voxel work on the host and on the device (``--blend-on host|device``) and for the 3d
+Gaussian filter::
 
-    cascope denoise MOVIE.tif -o OUT.tif --model M --dtype same --device D [--blend-on W]
-        [--serial-io]
+    cascope denoise MOVIE.tif -o OUT.tif --dtype same [--model M --device D --blend-on W |
+        --method gaussian --mode 3d] [--serial-io]
 
-The model is deliberately tiny (``deepcad``, depth 1, base 2, trained for a few steps), to
-make the network as small a part of the time as a CPU allows; on a GPU the default network is
-fast and the reading and writing are most of the time. Overlapping can save at most the time
-of the reading and writing themselves, which the script also measures.
-The network gets one torch thread (``--threads``), which leaves the other cores to reading and
-writing, as a GPU leaves the host's cores to them. Each setting runs ``--repeats`` times, the
-settings interleaved, each as its own process
-(wall time, and peak RSS from ``wait4``). The script also times reading the movie alone and
-writing a file of the same size alone, in this process, so the sum of the stages can be set
-against the wall time. The movie is read from the page cache in every run (it was just
-written), so the reading is the decoding, not the disk.
+Overlapping can save at most the time of the reading and writing themselves, which the script
+also measures (in this process, from the page cache: the movie was just written, so reading is
+decoding, not the disk). On a GPU the default network is fast and the reading and writing are
+most of the time. On a CPU the network is deliberately tiny (``deepcad``, depth 1, base 2,
+trained for a few steps), to make it as small a part of the time as a CPU allows, and gets one
+torch thread (``--threads``); the filter computes in one thread too (SciPy). That leaves the
+other cores to reading and writing, as a GPU leaves the host's cores to them. Each setting
+runs ``--repeats`` times, all settings interleaved, each as its own process (wall time, and
+peak RSS from ``wait4``).
 
 Usage::
 
@@ -32,6 +30,7 @@ Writes ``benchmarks/results/denoise_io_overlap[_cuda].{json,md}`` (not with ``--
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -50,12 +49,13 @@ from deepcad_memory import write_movie
 
 from cascope.pipeline import versions
 
-SETTINGS = (
-    ("host", "background"),
-    ("host", "serial"),
-    ("device", "background"),
-    ("device", "serial"),
+#: (name, options of ``cascope denoise``); each runs with and without ``--serial-io``
+WORK = (
+    ("network, per-voxel work on the host", ["--blend-on", "host"]),
+    ("network, per-voxel work on the device", ["--blend-on", "device"]),
+    ("gaussian filter, 3d", ["--method", "gaussian", "--mode", "3d"]),
 )
+IO = ("background", "serial")
 
 
 def train_tiny(movie: Path, model_dir: Path, steps: int) -> None:
@@ -99,7 +99,9 @@ def stage_times(movie: Path, out: Path, block: int) -> dict[str, float]:
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     gpu = args.device == "cuda"
-    rows: dict[tuple[str, str], list[dict[str, float]]] = {s: [] for s in SETTINGS}
+    runs: dict[tuple[str, str], list[tuple[float, float]]] = {
+        (name, io): [] for name, _ in WORK for io in IO
+    }
     with tempfile.TemporaryDirectory(prefix="cascope-io-") as tmp:
         work = Path(tmp)
         movie, out, model = work / "movie.tif", work / "out.tif", work / "model"
@@ -108,29 +110,27 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         stages = stage_times(movie, out, args.block)
         print(json.dumps(stages), flush=True)
         base = [sys.executable, "-m", "cascope", "denoise", str(movie), "-o", str(out)]
-        base += ["--model", str(model), "--device", args.device, "--dtype", "same"]
-        base += ["--block", str(args.block)]
+        base += ["--dtype", "same", "--block", str(args.block)]
+        network = ["--model", str(model), "--device", args.device]
         for rep in range(args.repeats):
-            for where, io in SETTINGS:
-                cmd = [*base, "--blend-on", where] + (["--serial-io"] if io == "serial" else [])
-                log = work / f"{where}_{io}_{rep}.log"
-                wall, rss = run_measured(cmd, log, args.threads, gpu=gpu)
+            for (name, options), io in itertools.product(WORK, IO):
+                cmd = [*base, *options] + ([] if "--method" in options else network)
+                cmd += ["--serial-io"] if io == "serial" else []
+                wall, rss = run_measured(cmd, work / f"run_{rep}.log", args.threads, gpu=gpu)
                 out.unlink()
-                rows[(where, io)].append({"wall_s": wall, "peak_rss_mib": rss})
-                print(json.dumps({"blend_on": where, "io": io, "wall_s": wall}), flush=True)
+                runs[(name, io)].append((wall, rss))
+                print(json.dumps({"work": name, "io": io, "wall_s": wall}), flush=True)
         movie_bytes = movie.stat().st_size
-    table = []
-    for (where, io), runs in rows.items():
-        walls = [r["wall_s"] for r in runs]
-        table.append(
-            {
-                "blend_on": where,
-                "io": io,
-                "wall_s": walls,
-                "median_wall_s": statistics.median(walls),
-                "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
-            }
-        )
+    table = [
+        {
+            "work": name,
+            "io": io,
+            "wall_s": [w for w, _ in got],
+            "median_wall_s": statistics.median(w for w, _ in got),
+            "peak_rss_mib": max(r for _, r in got),
+        }
+        for (name, io), got in runs.items()
+    ]
     return {
         "benchmark": "denoise_io_overlap",
         "device": args.device,
@@ -149,40 +149,42 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def markdown(r: dict[str, Any]) -> str:
-    med = {(x["blend_on"], x["io"]): x["median_wall_s"] for x in r["rows"]}
+    med = {(x["work"], x["io"]): x["median_wall_s"] for x in r["rows"]}
     where = r["gpu"] or "CPU"
     lines = [
         f"# Reading and writing in background threads vs one after the other ({where})",
         "",
         f"`cascope denoise` of a {r['frames']} x {r['size']} x {r['size']} uint16 TIFF "
         f"({r['movie_bytes'] / 1e9:.2f} GB) into a uint16 TIFF (`--dtype same`), blocks of "
-        f"{r['block']} frames, a tiny network (deepcad, depth 1, base 2) to make the network as "
-        f"small a part of the time as a CPU allows; {r['threads']} torch thread(s), the other "
-        f"cores left to the I/O threads. Each row: the median of {len(r['rows'][0]['wall_s'])} "
-        "runs, settings interleaved, each its own process.",
+        f"{r['block']} frames, with and without `--serial-io`. The network is tiny (deepcad, "
+        "depth 1, base 2) to make it as small a part of the time as a CPU allows; it gets "
+        f"{r['threads']} torch thread(s), and the filter (SciPy) computes in one, which leaves the "
+        "other cores to the I/O threads. Each row: the median of "
+        f"{len(r['rows'][0]['wall_s'])} runs, all settings interleaved, each its own process.",
         "",
-        "| per-voxel work on | I/O | wall (s), median | runs (s) | serial / background | "
-        "peak RSS (MiB) |",
+        "| work | I/O | wall (s), median | runs (s) | serial / background | peak RSS (MiB) |",
         "|---|---|---:|---:|---:|---:|",
     ]
     for x in r["rows"]:
-        ratio = med[(x["blend_on"], "serial")] / med[(x["blend_on"], "background")]
+        ratio = med[(x["work"], "serial")] / med[(x["work"], "background")]
         runs = ", ".join(f"{w:.2f}" for w in x["wall_s"])
         rel = f"{ratio:.2f}x" if x["io"] == "background" else ""
         lines.append(
-            f"| {x['blend_on']} | {x['io']} | {x['median_wall_s']:.2f} | {runs} | {rel} | "
+            f"| {x['work']} | {x['io']} | {x['median_wall_s']:.2f} | {runs} | {rel} | "
             f"{x['peak_rss_mib']:.0f} |"
         )
     s = r["stages"]
-    saved = {w: med[(w, "serial")] - med[(w, "background")] for w in ("host", "device")}
+    saved = ", ".join(
+        f"{med[(name, 'serial')] - med[(name, 'background')]:.2f} s ({name})" for name, _ in WORK
+    )
+    spread = max(max(x["wall_s"]) - min(x["wall_s"]) for x in r["rows"])
     lines += [
         "",
         f"Stages alone, in one process: reading the movie block by block {s['read_s']:.2f} s, "
         f"writing a file of its size {s['write_s']:.2f} s (from the page cache: decoding and "
-        f"encoding, not the disk). Overlapping them with the network can save at most their sum, "
-        f"{s['read_s'] + s['write_s']:.2f} s; the medians differ by {saved['host']:.2f} s (work "
-        f"on the host) and {saved['device']:.2f} s (on the device), against a run-to-run spread "
-        f"of up to {max(max(x['wall_s']) - min(x['wall_s']) for x in r['rows']):.2f} s.",
+        "encoding, not the disk). Overlapping them with the computing can save at most their "
+        f"sum, {s['read_s'] + s['write_s']:.2f} s; the medians differ by {saved}, against a "
+        f"run-to-run spread of up to {spread:.2f} s.",
         "",
         f"Versions: {', '.join(f'{k} {v}' for k, v in r['versions'].items())}.",
         f"Machine: {r['machine']}.",
