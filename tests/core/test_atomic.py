@@ -46,3 +46,63 @@ def test_nothing_written_is_an_error(tmp_path):
     with pytest.raises(OutputError, match="nothing was written"), atomic_output(tmp_path / "o.tif"):
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_force_never_replaces_a_folder_that_holds_an_input(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    movie = project / "rec1.tif"
+    movie.write_bytes(b"movie")
+    for out in (project, tmp_path):  # the folder itself, and one further up
+        with pytest.raises(OutputError, match="holds the input"):
+            check_output(out, inputs=[movie], force=True)
+    assert movie.read_bytes() == b"movie"
+
+
+def test_force_replaces_only_like_with_like(tmp_path):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    # a file output onto a folder (e.g. `-o .`), and a folder output onto a file
+    with pytest.raises(OutputError, match="is a folder, and the output is a file"):
+        with atomic_output(folder, force=True) as tmp:
+            tmp.write_text("table")
+    single = tmp_path / "model"
+    single.write_text("a file")
+    with pytest.raises(OutputError, match="is a file, and the output is a folder"):
+        with atomic_output(single, force=True) as tmp:
+            tmp.mkdir()
+    # a folder output onto a folder with other things in it
+    with pytest.raises(OutputError, match="holds notes.txt, which the output would delete"):
+        with atomic_output(folder, force=True) as tmp:
+            tmp.mkdir()
+            (tmp / "model.yaml").write_text("new")
+    assert (folder / "notes.txt").read_text() == "mine" and single.read_text() == "a file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "results"]  # no temporaries
+    # a rerun onto its own earlier output is replaced
+    store = tmp_path / "out.zarr"
+    for value in ("old", "new"):
+        with atomic_output(store, force=True) as tmp:
+            tmp.mkdir()
+            (tmp / "zarr.json").write_text(value)
+    assert (store / "zarr.json").read_text() == "new"
+
+
+def test_cli_force_onto_a_folder_keeps_the_folder(tmp_path):
+    import numpy as np
+    import tifffile
+    from typer.testing import CliRunner
+
+    from cascope.cli import app
+
+    data = np.random.default_rng(0).poisson(20, (6, 16, 16)).astype(np.uint16)
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, data)
+    runner = CliRunner()
+    res = runner.invoke(app, ["qc", str(src), "--json", str(tmp_path), "--force"])
+    assert res.exit_code != 0 and "holds the input" in str(res.exception)
+    res = runner.invoke(
+        app, ["benchmark", "denoise", str(src), "-m", "gaussian", "--json", str(src)]
+    )
+    assert res.exit_code != 0 and "overwrite the input" in str(res.exception)
+    np.testing.assert_array_equal(tifffile.imread(src), data)

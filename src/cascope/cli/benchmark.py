@@ -27,6 +27,7 @@ def register(app: typer.Typer) -> None:
         axes: str | None = typer.Option(None, "--axes", help="Axes when the file does not say."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         json_out: Path | None = typer.Option(None, "--json", help="Also write the table as JSON."),
+        force: bool = typer.Option(False, "--force", help="Replace an existing JSON file."),
     ) -> None:
         """Rank denoisers on INPUT: SI-PSNR/PSNR/SSIM with --reference, else held-out frames."""
         import json
@@ -38,7 +39,11 @@ def register(app: typer.Typer) -> None:
         from cascope.denoise.compare import benchmark_denoisers
         from cascope.denoise.deep import read_recording
         from cascope.errors import InputError
+        from cascope.io import atomic_output, check_output
 
+        inputs = [input_path] if reference is None else [input_path, reference]
+        if json_out is not None:
+            check_output(json_out, inputs=inputs, force=force)
         movie = read_recording(input_path, axes=axes)
         if movie.axes != "TYX":
             raise InputError(f"needs a (T, Y, X) movie, got axes {movie.axes!r}", input_path)
@@ -68,4 +73,5 @@ def register(app: typer.Typer) -> None:
             )
         Console().print(table)
         if json_out is not None:
-            json_out.write_text(json.dumps(rows, indent=2))
+            with atomic_output(json_out, inputs=inputs, force=force) as tmp:
+                tmp.write_text(json.dumps(rows, indent=2))

@@ -33,8 +33,14 @@ def check_output(
     """
     out = Path(path).expanduser().resolve()
     for inp in inputs:
-        if Path(inp).expanduser().resolve() == out:
+        source = Path(inp).expanduser().resolve()
+        if source == out:
             raise OutputError(f"{out}: the output would overwrite the input; choose another path")
+        if out in source.parents:
+            raise OutputError(
+                f"{out}: the output would replace the folder that holds the input {source}; "
+                "choose another path"
+            )
     if out.exists() and not force:
         raise OutputError(f"{out}: exists already; pass --force to replace it")
     return out
@@ -70,12 +76,39 @@ def atomic_output(
         if not tmp.exists():
             raise OutputError(f"{final}: nothing was written")
         if final.exists():
+            _check_replaceable(final, tmp)
             _remove(final)
         os.replace(tmp, final)
     except BaseException:
         if tmp.exists():
             _remove(tmp)
         raise
+
+
+def _check_replaceable(old: Path, new: Path) -> None:
+    """Replace only like with like: a file with a file, a folder with one of the same kind.
+
+    ``--force`` is for rerunning a command onto its own earlier output; it must never delete
+    a folder of other files (a project folder, the working directory) that a mistyped output
+    path happens to name. A folder is replaced only when everything in it would be written
+    anew (a zarr store or a model folder of the same kind).
+    """
+    if old.is_dir() != new.is_dir():
+        what = "a folder" if old.is_dir() else "a file"
+        made = "a folder" if new.is_dir() else "a file"
+        raise OutputError(
+            f"{old}: is {what}, and the output is {made}; remove it yourself or choose another path"
+        )
+    if old.is_dir() and not old.is_symlink():
+        others = sorted({p.name for p in old.iterdir()} - {p.name for p in new.iterdir()})
+        if others:
+            shown = ", ".join(others[:3]) + (
+                f" and {len(others) - 3} more" if len(others) > 3 else ""
+            )
+            raise OutputError(
+                f"{old}: holds {shown}, which the output would delete; remove the folder "
+                "yourself or choose another path"
+            )
 
 
 def _remove(p: Path) -> None:
