@@ -159,3 +159,30 @@ def test_a_refused_option_value_gives_one_line_and_no_output(tmp_path, monkeypat
     assert code == 1 and len(err.strip().splitlines()) == 1, err
     assert "dtype" in err and "'int8'" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_an_output_the_system_refuses_gives_one_line(tmp_path, monkeypatch, capsys):
+    inp = _movie(tmp_path / "movie.tif")
+    (tmp_path / "a_file").write_text("not a folder")
+    out = tmp_path / "a_file" / "den.tif"  # a path through a file
+    code, err = run_cli(["denoise", str(inp), "-o", str(out)], monkeypatch, capsys)
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert "a_file" in err and "Traceback" not in err
+    code, err = run_cli(
+        ["run", "-c", str(tmp_path / "none.yaml"), str(inp), "-o", str(tmp_path / "r")],
+        monkeypatch,
+        capsys,
+    )
+    assert code == 1 and "none.yaml: No such file or directory" in err
+
+
+@pytest.mark.parametrize("device", ["meta", "gpu0", "CPU"])
+def test_an_unknown_device_is_refused_before_any_work(tmp_path, monkeypatch, capsys, device):
+    inp = _movie(tmp_path / "movie.tif")
+    out = tmp_path / "den.tif"
+    args = ["denoise", str(inp), "-o", str(out), "--method", "n2v", "--steps", "2"]
+    code, err = run_cli(
+        [*args, "--patch", "4", "16", "16", "--device", device], monkeypatch, capsys
+    )
+    assert code == 1 and f"--device {device}: use auto, cpu or cuda" in err
+    assert not out.exists()

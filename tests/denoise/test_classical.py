@@ -257,3 +257,16 @@ def test_filter_blocks_are_written_while_the_next_is_filtered(rng, tmp_path, mon
         assert res.exit_code == 0, res.output
         files[name] = tifffile.imread(tmp_path / name)
     np.testing.assert_array_equal(files["bg.tif"], files["serial.tif"])
+
+
+@pytest.mark.parametrize(
+    ("method", "mode"),
+    [("bilateral", "2d"), ("bilateral", "3d"), ("gaussian", "3d"), ("median", "2d")],
+)
+def test_a_constant_movie_comes_out_unchanged(method, mode):
+    flat = np.full((6, 16, 16), 100, np.uint16)  # no noise at all: sigma estimates to ~0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow on the way
+        out = denoise_movie(flat, method, axes="TYX", config=ClassicalDenoiseConfig(mode=mode))
+    assert out is not None and np.isfinite(out).all()
+    np.testing.assert_allclose(out, 100, atol=1e-3)

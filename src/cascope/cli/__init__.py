@@ -28,7 +28,8 @@ def main() -> None:
     """Run the CLI; a bad input or option becomes one line and exit code 1.
 
     A :class:`~cascope.errors.CascopeError` is printed as it is; an option value that a
-    configuration refuses (a pydantic ``ValidationError``) as ``field: reason (got value)``.
+    configuration refuses (a pydantic ``ValidationError``) as ``field: reason (got value)``;
+    an operating-system error (a file that cannot be read or written) as ``path: reason``.
     """
     from pydantic import ValidationError
 
@@ -36,14 +37,29 @@ def main() -> None:
 
     try:
         app()
-    except (CascopeError, ValidationError) as err:
+    except (CascopeError, ValidationError, OSError) as err:
         from rich.console import Console
 
-        message = _option_problems(err) if isinstance(err, ValidationError) else str(err)
+        if isinstance(err, ValidationError):
+            message = _option_problems(err)
+        elif isinstance(err, OSError) and not isinstance(err, CascopeError):
+            message = _os_problem(err)
+        else:
+            message = str(err)
         Console(stderr=True).print(
             f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True
         )
         sys.exit(1)
+
+
+def _os_problem(err: OSError) -> str:
+    """Say what the operating system refused, and where: ``path: Permission denied``.
+
+    Files that cannot be written (a read-only folder, a full disk, a path through a file)
+    are problems a user fixes, as are missing files.
+    """
+    reason = err.strerror or str(err) or type(err).__name__
+    return f"{err.filename}: {reason}" if err.filename is not None else reason
 
 
 def _option_problems(err: ValidationError) -> str:

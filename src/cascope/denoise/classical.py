@@ -123,8 +123,11 @@ def estimate_noise_sigma(data: ArrayLike | Movie, *, axes: str, max_planes: int 
         for i, p in zip(lead, pos, strict=True):
             index[i] = int(p)
         plane = np.asarray(movie[tuple(index)], dtype=np.float64)
+        if plane.size == 0 or plane.min() == plane.max():
+            # a constant plane (blank, padded) has no wavelet detail: NaN or a rounding residue
+            # such as 1e-32, which would make the bilateral filter's weights overflow
+            continue
         with warnings.catch_warnings():
-            # a constant plane (blank, padded) has no non-zero wavelet detail: NaN, no warning
             warnings.simplefilter("ignore", RuntimeWarning)
             sigmas.append(float(estimate_sigma(plane)))
     # constant planes say nothing about the noise of the others; a noiseless movie gives 0,
@@ -217,7 +220,9 @@ def _bilateral_nd(
     pad = np.pad(img, [(r, r) for r in radii], mode="reflect")
     num = np.zeros_like(img)
     den = np.zeros_like(img)
-    inv_range = np.float32(-0.5 / range_sigma**2)
+    # a vanishing range (a noiseless movie) would overflow float32 and make 0 * inf = NaN; at
+    # 1e-12 every neighbour that differs at all already weighs nothing
+    inv_range = np.float32(-0.5 / max(float(range_sigma), 1e-12) ** 2)
     for offs in itertools.product(*[range(-r, r + 1) for r in radii]):
         w_space = np.float32(math.exp(-sum(o * o for o in offs) / (2.0 * spatial_sigma**2)))
         sl = tuple(slice(r + o, r + o + n) for r, o, n in zip(radii, offs, img.shape, strict=True))

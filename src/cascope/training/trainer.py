@@ -80,14 +80,28 @@ class TrainResult:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA when available, otherwise the CPU."""
+    """``"auto"`` picks CUDA when available, otherwise the CPU; else ``cpu``, ``cuda[:N]``.
+
+    Any other device (a typo, ``meta``, ``mps``) is refused with
+    :class:`~cascope.errors.InputError`: networks are tested on the CPU and on CUDA only, and
+    ``meta`` tensors hold no values at all.
+    """
+    from cascope.errors import InputError
+
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        from cascope.errors import InputError
-
-        raise InputError("--device cuda was requested but no CUDA device is available")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise InputError(f"--device {device!s}: use auto, cpu or cuda (or cuda:N)")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError("--device cuda was requested but no CUDA device is available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            count = torch.cuda.device_count()
+            raise InputError(f"--device {device!s}: this machine has {count} CUDA device(s)")
     return dev
 
 
