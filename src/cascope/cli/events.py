@@ -73,13 +73,12 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from cascope.errors import InputError
-        from cascope.io import check_output
+        from cascope.io import check_outputs
         from cascope.pipeline import detect_to_files
 
         movie = _movie(input_path, axes)
-        check_output(output, inputs=[input_path], force=force)
-        if labels_out is not None:
-            check_output(labels_out, inputs=[input_path], force=force)
+        outputs = [("--output", output, "table"), ("--labels-out", labels_out, "image")]
+        check_outputs(outputs, inputs=[input_path], force=force)
         thr: float | str = threshold
         if threshold != "auto":
             try:
@@ -119,8 +118,11 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from cascope.events.features import event_features, write_table
-        from cascope.io import read
+        from cascope.io import check_outputs, read
 
+        check_outputs(
+            [("--output", output, "table")], inputs=[input_path, labels_path], force=force
+        )
         movie = _movie(input_path)
         roi_img = None if rois is None else np.asarray(read(rois))
         table = event_features(

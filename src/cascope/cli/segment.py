@@ -115,12 +115,16 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from cascope.config.segment import LabelConfig
+        from cascope.io import check_outputs
         from cascope.morphology import write_table
         from cascope.segment import label_statistics, label_volume, sobel_edges
 
         cfg = LabelConfig.model_validate(
             {"method": method, "value": value, "connectivity": connectivity, "min_size": min_size}
         )
+        outputs = [("--output", output, "image"), ("--stats", stats, "table")]
+        outputs.append(("--edges", edges, "image"))
+        check_outputs(outputs, inputs=[input_path], force=force)
         vol, voxel = _read_volume(input_path, channel=channel, axes=axes)
         lab = label_volume(
             vol,
@@ -174,8 +178,11 @@ def register(app: typer.Typer) -> None:
         """Predict classes with blended sliding windows, then instances."""
         from rich.console import Console
 
+        from cascope.io import check_outputs
         from cascope.segment import segment_volume
 
+        outputs = [("--output", output, "image"), ("--semantic-out", semantic_out, "image")]
+        check_outputs(outputs, inputs=[input_path, model], force=force)
         vol, voxel = _read_volume(input_path, channel=channel, axes=axes)
         inst, sem = segment_volume(model, vol, min_size=min_size, device=device)
         _write(output, inst, inputs=[input_path], force=force, voxel=voxel)
@@ -200,8 +207,11 @@ def register(app: typer.Typer) -> None:
         """Per-structure length, branches, volume, diameter, tortuosity (and FRET ratio)."""
         from rich.console import Console
 
+        from cascope.io import check_outputs
         from cascope.morphology import measure_structures, plot_measurements, write_table
 
+        outputs = [("--output", output, "table"), ("--figure", figure, "file")]
+        check_outputs(outputs, inputs=[input_path, labels], force=force)
         lab, voxel = _read_volume(labels)
         vs = tuple((voxel or {}).get(a, 1.0) for a in "ZYX")
         donor = acceptor = None

@@ -326,15 +326,13 @@ def event_features(
 def write_table(
     table: pd.DataFrame, path: Any, *, force: bool = False, inputs: Sequence[Any] = ()
 ) -> None:
-    """Write an event table as Parquet (``.parquet``) or CSV (anything else), atomically.
+    """Write an event table as Parquet (``.parquet``) or CSV (``.csv``), atomically.
 
     List columns (``profile``) stay lists in Parquet and become ``;``-joined text in CSV.
     """
-    from pathlib import Path
+    from cascope.io import atomic_output, check_table_path
 
-    from cascope.io import atomic_output
-
-    p = Path(path)
+    p = check_table_path(path)
     with atomic_output(p, inputs=inputs, force=force) as tmp:
         if p.suffix.lower() == ".parquet":
             table.to_parquet(tmp, index=False)

@@ -13,12 +13,19 @@ from cascope.io._api import (
     select_channel,
     write,
 )
-from cascope.io._atomic import atomic_output, check_output
+from cascope.io._atomic import (
+    TABLE_SUFFIXES,
+    atomic_output,
+    check_output,
+    check_outputs,
+    check_table_path,
+)
 from cascope.io._movie import Movie, Volume, as_movie, check_finite, validate_axes
 from cascope.io.msct_h5 import MsctStream, read_msct_h5, write_msct_h5
 from cascope.io.zarr import read_labels
 
 __all__ = [
+    "TABLE_SUFFIXES",
     "BlockWriter",
     "Movie",
     "MsctStream",
@@ -27,6 +34,8 @@ __all__ = [
     "atomic_output",
     "check_finite",
     "check_output",
+    "check_outputs",
+    "check_table_path",
     "detect_format",
     "open_writer",
     "open_writer_like",

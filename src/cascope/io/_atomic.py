@@ -46,6 +46,61 @@ def check_output(
     return out
 
 
+#: Suffixes of the tables cascope writes (event tables, label statistics, measurements).
+TABLE_SUFFIXES = (".csv", ".parquet")
+
+
+def check_table_path(path: str | Path) -> Path:
+    """Refuse a table path whose suffix is not ``.csv`` or ``.parquet`` (InputError)."""
+    from cascope.errors import InputError
+
+    p = Path(path)
+    if p.suffix.lower() not in TABLE_SUFFIXES:
+        raise InputError("a table is written as .csv or .parquet; choose one of them", p)
+    return p
+
+
+def check_outputs(
+    outputs: Iterable[tuple[str, str | Path | None, str]],
+    *,
+    inputs: Iterable[str | Path] = (),
+    force: bool = False,
+) -> None:
+    """Check every output of one command before any work is done.
+
+    Each is checked as in :func:`check_output` and by its kind, and no two may name the same
+    file: otherwise the second would replace the first, or a bad second path would be found only
+    after the first output was written.
+
+    Parameters
+    ----------
+    outputs : iterable of (option, path, kind)
+        The option that names it (for the message, e.g. ``"--labels-out"``), the path (None:
+        not asked for) and its kind: ``"image"`` (a format :func:`cascope.io.write` writes by
+        suffix), ``"table"`` (``.csv`` or ``.parquet``) or ``"file"`` (any).
+    inputs, force
+        As in :func:`check_output`.
+    """
+    from cascope.errors import InputError
+    from cascope.io._api import detect_format
+
+    sources = list(inputs)
+    seen: dict[Path, str] = {}
+    for option, path, kind in outputs:
+        if path is None:
+            continue
+        out = check_output(path, inputs=sources, force=force)
+        if out in seen:
+            raise OutputError(f"{out}: named by both {seen[out]} and {option}; give each its own")
+        seen[out] = option
+        if kind == "image":
+            detect_format(out, for_writing=True)
+        elif kind == "table":
+            check_table_path(out)
+        elif kind != "file":
+            raise InputError(f"unknown output kind {kind!r}")
+
+
 @contextlib.contextmanager
 def atomic_output(
     path: str | Path, *, inputs: Iterable[str | Path] = (), force: bool = False

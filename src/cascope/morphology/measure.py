@@ -11,7 +11,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from cascope.errors import InputError
-from cascope.io import atomic_output
+from cascope.io import atomic_output, check_table_path
 from cascope.morphology.fret import fret_ratios
 from cascope.morphology.skeleton import skeleton_measurements
 
@@ -59,10 +59,8 @@ def measure_structures(
 
 def write_table(table: pd.DataFrame, path: str | Path, *, force: bool = False) -> Path:
     """Write a table as Parquet (``.parquet``) or CSV (``.csv``), atomically."""
-    out = Path(path)
+    out = check_table_path(path)
     suffix = out.suffix.lower()
-    if suffix not in (".parquet", ".csv"):
-        raise InputError("the table must end in .parquet or .csv", out)
     with atomic_output(out, force=force) as tmp:
         if suffix == ".parquet":
             table.to_parquet(tmp, index=False)
