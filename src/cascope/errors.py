@@ -32,3 +32,7 @@ class InputError(CascopeError, ValueError):
 
 class OutputError(CascopeError):
     """An output cannot be written: it exists already, or it would overwrite an input."""
+
+
+class TrainingDiverged(CascopeError, FloatingPointError):
+    """A training loss stopped being finite before there was a good state to go back to."""

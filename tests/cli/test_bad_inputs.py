@@ -186,3 +186,86 @@ def test_an_unknown_device_is_refused_before_any_work(tmp_path, monkeypatch, cap
     )
     assert code == 1 and f"--device {device}: use auto, cpu or cuda" in err
     assert not out.exists()
+
+
+def _model_folder(tmp: Path, monkeypatch, capsys) -> Path:
+    inp = _movie(tmp / "train.tif")
+    model = tmp / "model"
+    args = ["train", "denoiser", str(inp), "-m", "n2v", "-o", str(model), "--steps", "2"]
+    code, err = run_cli([*args, "--patch", "4", "16", "16", "--device", "cpu"], monkeypatch, capsys)
+    assert code == 0, err
+    return model
+
+
+def _float_movie(path: Path, data: np.ndarray) -> Path:
+    tifffile.imwrite(path, data, metadata={"axes": "TYX"}, photometric="minisblack")
+    return path
+
+
+def test_refused_values_and_files_give_one_line(tmp_path, monkeypatch, capsys):
+    """Each case: the command, and the words its one-line error must hold (no traceback)."""
+    inp = _movie(tmp_path / "movie.tif")
+    model = _model_folder(tmp_path, monkeypatch, capsys)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model.yaml").write_text((model / "model.yaml").read_text())
+    (broken / "weights.safetensors").write_bytes(b"not a tensor file")
+    one_frame = _float_movie(tmp_path / "one.tif", np.ones((1, 16, 16), np.float32))
+    nan_frame = np.random.default_rng(1).normal(100, 5, (6, 16, 16)).astype(np.float32)
+    nan_frame[4, 2, 2] = np.nan
+    nan_movie = _float_movie(tmp_path / "nan.tif", nan_frame)
+    flat = _float_movie(tmp_path / "flat.tif", np.full((6, 16, 16), 5.0, np.float32))
+    complex_movie = tmp_path / "complex.tif"
+    tifffile.imwrite(complex_movie, np.ones((4, 8, 8), np.complex64))
+    (tmp_path / "bad.yaml").write_text("input: [unclosed\n")
+    out = tmp_path / "out.tif"
+    train = ["train", "denoiser", str(inp), "-o", str(tmp_path / "m2"), "--steps", "2"]
+    cases = [
+        (["denoise", str(inp), "-o", str(out), "-m", "n2v", "--patch", "0", "16", "16"], "patch.0"),
+        (
+            ["denoise", str(inp), "-o", str(out), "--model", str(model), "--tile", "4", "-8", "8"],
+            "tile.1",
+        ),
+        (
+            [*train[:2], str(one_frame), *train[3:], "-m", "deepcad", "--patch", "4", "16", "16"],
+            "at least 2",
+        ),
+        (
+            [*train, "-m", "deepcad", "--patch", "4", "16", "16", "--lr", "1e6"],
+            "lower the learning rate",
+        ),
+        (["denoise", str(inp), "-o", str(out), "--model", str(broken)], "corrupt or truncated"),
+        (["run", "-c", str(tmp_path / "bad.yaml"), "-o", str(tmp_path / "r")], "is not valid YAML"),
+        (["evaluate", "denoise", str(flat), "-r", str(flat)], "positive data range"),
+        (["evaluate", "denoise", str(nan_movie), "-r", str(flat)], "NaN/infinite"),
+        (["detect", str(inp), "-o", str(tmp_path / "e.csv"), "--frame-rate", "0"], "--frame-rate"),
+        (["detect", str(inp), "-o", str(tmp_path / "e.csv"), "--threshold", "nan"], "finite"),
+        (["qc", str(nan_movie)], "NaN/infinite value(s) in T 4"),
+        (["qc", str(complex_movie), "--axes", "TYX"], "not intensities"),
+    ]
+    for args, words in cases:
+        code, err = run_cli(args, monkeypatch, capsys)
+        assert code == 1, (args, err)
+        assert words in err and len(err.strip().splitlines()) == 1, (args, err)
+    assert not out.exists() and not (tmp_path / "e.csv").exists()
+
+
+def test_resuming_with_another_network_names_the_checkpoint(tmp_path, monkeypatch, capsys):
+    inp = _movie(tmp_path / "movie.tif")
+    model = tmp_path / "model"
+    base = ["train", "denoiser", str(inp), "-o", str(model), "--steps", "2"]
+    base += ["--patch", "4", "16", "16", "--device", "cpu"]
+    code, err = run_cli([*base, "-m", "n2v"], monkeypatch, capsys)
+    assert code == 0, err
+    code, err = run_cli([*base, "-m", "deepcad", "--resume", "--force"], monkeypatch, capsys)
+    assert code == 1 and "written by a different network" in err and "last.pt" in err, err
+
+
+def test_a_config_without_input_runs_on_the_movie_given(tmp_path, monkeypatch, capsys):
+    inp = _movie(tmp_path / "movie.tif")
+    cfg = tmp_path / "pipeline.yaml"
+    cfg.write_text("qc: false\ndenoise:\n  method: gaussian\nevents: null\n")
+    out = tmp_path / "results"
+    code, err = run_cli(["run", str(inp), "-c", str(cfg), "-o", str(out)], monkeypatch, capsys)
+    assert code == 0, err
+    assert tifffile.imread(out / "denoised.tif").shape == (20, 24, 24)

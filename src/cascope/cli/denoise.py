@@ -168,6 +168,7 @@ def register(app: typer.Typer) -> None:
                 patch=patch,
                 device=device,
                 axes=axes,
+                dataset=dataset,
                 dtype=dtype,
                 force=force,
                 block=block,
@@ -235,6 +236,7 @@ def _denoise_deep(
     dtype: str,
     force: bool,
     block: int,
+    dataset: str | None = None,
     tta: bool = False,
     amp: str = "auto",
     predict_options: dict[str, Any] | None = None,
@@ -276,6 +278,7 @@ def _denoise_deep(
             }
         ),
         axes=axes,
+        dataset=dataset,
         device=device,
         force=force,
         progress=True,

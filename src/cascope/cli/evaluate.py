@@ -16,9 +16,11 @@ _FORCE = typer.Option(False, "--force", help="Replace an existing JSON file.")
 def _read_array(path: Path, axes: str | None) -> Any:
     import numpy as np
 
-    from cascope.io import read
+    from cascope.io import check_finite, read
 
-    return np.asarray(read(path, axes=axes).to_numpy())
+    data = np.asarray(read(path, axes=axes).to_numpy())
+    check_finite(data, path=path)  # a NaN would make every score NaN
+    return data
 
 
 def _same_shape(a: Any, b: Any, pa: Path, pb: Path) -> None:
@@ -93,11 +95,19 @@ def register(app: typer.Typer) -> None:
         import numpy as np
 
         from cascope import metrics
+        from cascope.errors import InputError
 
         p = _read_array(pred, axes).astype(np.float64)
         r = _read_array(reference, axes).astype(np.float64)
         _same_shape(p, r, pred, reference)
         rng = float(np.ptp(r)) if data_range is None else data_range
+        if not rng > 0:
+            what = f"--data-range {data_range:g}" if data_range is not None else "the reference"
+            raise InputError(
+                f"{what}: PSNR and SSIM need a positive data range (a constant reference has "
+                "none: give --data-range)",
+                reference,
+            )
         frames = p.ndim >= 3
         si = (
             metrics.si_psnr_per_frame(p, r)

@@ -70,6 +70,8 @@ def register(app: typer.Typer) -> None:
         (for ``--labels-out`` or ``--features``) is kept on disk beside the output, so memory
         does not grow with the length of the movie.
         """
+        import math
+
         from rich.console import Console
 
         from cascope.errors import InputError
@@ -87,6 +89,14 @@ def register(app: typer.Typer) -> None:
                 raise InputError(
                     f"--threshold must be 'auto' or a number, got {threshold!r}"
                 ) from None
+            if not math.isfinite(thr):
+                raise InputError(f"--threshold must be a finite number, got {threshold!r}")
+            if model is not None and not 0 < thr < 1:
+                raise InputError(
+                    f"--threshold {threshold}: with --model it is a probability, between 0 and 1"
+                )
+        if frame_rate is not None and not (math.isfinite(frame_rate) and frame_rate > 0):
+            raise InputError(f"--frame-rate must be a positive number of Hz, got {frame_rate:g}")
         table = detect_to_files(
             movie,
             output,

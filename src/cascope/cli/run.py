@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
         from cascope.pipeline import run_pipeline
 
         if config is not None:
-            cfg = PipelineConfig.from_yaml(config)
+            cfg = PipelineConfig.from_yaml(config, input=input_path)
         elif input_path is not None:
             cfg = PipelineConfig(input=input_path)
         else:

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cascope.config._types import Size3
 from cascope.config.training import CHANNELS_LAST_HELP, TrainingConfig
 
 #: Data-pairing strategies over the one trainer.
@@ -44,7 +45,7 @@ class DeepDenoiseConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: DeepMethod = Field(default="deepcad", description="Pairing strategy.")
-    patch: tuple[int, int, int] = Field(
+    patch: Size3 = Field(
         default=(32, 64, 64),
         description="Network input patch (T|Z, Y, X); deepcad crops twice the T length and "
         "interleaves; n2v (2D) uses only (Y, X).",
@@ -131,7 +132,7 @@ class DeepPredictConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    tile: tuple[int, int, int] = Field(
+    tile: Size3 = Field(
         default=(32, 128, 128),
         description="Tile (T|Z, Y, X) fed to the network (clipped to the data).",
     )

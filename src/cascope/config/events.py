@@ -6,9 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cascope.config._types import Size3
 from cascope.config.training import TrainingConfig
-
-Triple = tuple[int, int, int]
 
 
 class PUConfig(BaseModel):
@@ -75,8 +74,8 @@ class EventTrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    window: Triple = Field(default=(32, 32, 32), description="Training crop (T, Y, X).")
-    cache: Triple = Field(
+    window: Size3 = Field(default=(32, 32, 32), description="Training crop (T, Y, X).")
+    cache: Size3 = Field(
         default=(64, 64, 64),
         description="Positive crops lie at a random place inside this box centred on an event.",
     )
@@ -104,13 +103,13 @@ class DetectConfig(BaseModel):
     threshold: float | Literal["auto"] = Field(
         default="auto", description="Probability threshold; 'auto' uses the model's own."
     )
-    tile: Triple = Field(default=(32, 64, 64), description="Prediction tile (T, Y, X).")
+    tile: Size3 = Field(default=(32, 64, 64), description="Prediction tile (T, Y, X).")
     overlap: float = Field(default=0.25, ge=0, lt=1, description="Tile overlap fraction.")
     block: int = Field(default=256, ge=1, description="Frames per streamed block.")
     halo: int = Field(
         default=32, ge=0, description="Context frames each side of a block (longest event)."
     )
-    min_size: Triple = Field(
+    min_size: Size3 = Field(
         default=(2, 3, 3), description="Smallest event bounding box (frames, pixels, pixels)."
     )
     batch_size: int = Field(default=4, ge=1, description="Tiles per network call.")

@@ -8,6 +8,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from cascope.config._types import Size3
 from cascope.config.denoise_classical import ClassicalDenoiseConfig
 
 DenoiseMethod = Literal[
@@ -36,7 +37,7 @@ class DenoiseStep(BaseModel):
     steps: int = Field(
         default=1000, ge=1, description="Training steps of a network trained on the recording."
     )
-    patch: tuple[int, int, int] = Field(
+    patch: Size3 = Field(
         default=(32, 64, 64), description="Training patch (T, Y, X) of such a network."
     )
     dtype: Literal["same", "float32"] = Field(
@@ -92,10 +93,23 @@ class PipelineConfig(BaseModel):
     device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda' for networks.")
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> PipelineConfig:
-        """Read a YAML file; relative paths in it are taken relative to the file's folder."""
+    def from_yaml(cls, path: str | Path, *, input: str | Path | None = None) -> PipelineConfig:
+        """Read a YAML file; relative paths in it are taken relative to the file's folder.
+
+        ``input`` (a path relative to the working directory) replaces the file's own input, so
+        a config without one can be run on any movie.
+        """
+        from cascope.errors import InputError
+
         p = Path(path)
-        doc = yaml.safe_load(p.read_text()) or {}
+        try:
+            doc = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise InputError(f"is not valid YAML: {' '.join(str(err).split())}", p) from err
+        if not isinstance(doc, dict):
+            raise InputError("is not a pipeline configuration (expected key: value lines)", p)
+        if input is not None:
+            doc["input"] = str(Path(input).expanduser().resolve())
         cfg = cls.model_validate(doc)
         return cfg.resolved(p.parent)
 

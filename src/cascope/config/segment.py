@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cascope.config._types import Size3
 from cascope.config.training import TrainingConfig
 
 
@@ -114,9 +115,7 @@ class SegmenterConfig(BaseModel):
     blocks: int = Field(
         default=4, ge=1, le=5, description="VGG16-U-Net: VGG16 blocks used (5 = all)."
     )
-    patch: tuple[int, int, int] = Field(
-        default=(16, 64, 64), description="Training patch (z, y, x) in voxels."
-    )
+    patch: Size3 = Field(default=(16, 64, 64), description="Training patch (z, y, x) in voxels.")
     class_weights: tuple[float, float, float] = Field(
         default=(0.2, 1.0, 2.0), description="Loss weights of background, axon, border."
     )

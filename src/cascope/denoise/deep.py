@@ -380,8 +380,16 @@ def train_denoiser(
         raise InputError(f"method {cfg.method!r} is self-supervised and takes no targets")
     else:
         tmovies = []
-    if cfg.method == "deepcad" and any(m.axes[0] != "T" for m in movies):
-        raise InputError("deepcad pairs neighbouring frames: the recording needs a T axis")
+    if cfg.method == "deepcad":
+        for m in movies:
+            if m.axes[0] != "T":
+                raise InputError("deepcad pairs neighbouring frames: the recording needs a T axis")
+            if m.shape[0] < 2:
+                raise InputError(
+                    f"deepcad pairs neighbouring frames: it needs at least 2, got {m.shape[0]} "
+                    "(n2v learns from single frames)",
+                    m.source,
+                )
     for m in [*movies, *tmovies]:
         _check_finite(m)
     in_norm = _norm_stats(movies[0])

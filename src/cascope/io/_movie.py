@@ -98,6 +98,13 @@ class Movie:
 
     def __post_init__(self) -> None:
         self.axes = validate_axes(self.axes, len(self.data.shape), path=self.source)
+        kind = np.dtype(getattr(self.data, "dtype", np.float64)).kind
+        if kind not in "biuf":  # complex, text, objects: no intensities to work on
+            raise InputError(
+                f"holds {np.dtype(self.data.dtype)} values, not intensities (integers or "
+                "floats); convert it first, e.g. to the magnitude of complex values",
+                self.source,
+            )
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -140,11 +140,19 @@ def load_model(
     arch = doc["architecture"]
     model = build_model(str(arch.get("name")), arch.get("params") or {})
     if w_path.is_file():
-        state = load_file(str(w_path), device="cpu")
+        source = w_path
     elif (folder / "weights.pt").is_file():
-        state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
+        source = folder / "weights.pt"
     else:
         raise InputError(f"no {WEIGHTS} in the model folder", folder)
+    try:
+        if source == w_path:
+            state = load_file(str(w_path), device="cpu")
+        else:
+            state = torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated or corrupt: safetensors and torch raise their own types
+        detail = " ".join(str(err).split())[:200]
+        raise InputError(f"cannot be read (corrupt or truncated?): {detail}", source) from err
     try:
         model.load_state_dict(state)
     except RuntimeError as err:

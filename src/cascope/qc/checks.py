@@ -15,7 +15,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from cascope.config.qc import QCConfig
 from cascope.errors import InputError
-from cascope.io import Movie, as_movie
+from cascope.io import Movie, as_movie, check_finite
 from cascope.qc.noise import NoiseModel, fit_noise_model
 
 logger = logging.getLogger(__name__)
@@ -115,7 +115,10 @@ def _frame_view(movie: Movie, channel: int | None) -> tuple[str | None, int, Any
                 index[k] = channel or 0
             else:
                 kept.append(letter)
-        block = np.asarray(movie[tuple(index)], dtype=np.float64)
+        raw = np.asarray(movie[tuple(index)])
+        # a NaN or infinite value would turn every statistic into NaN (and the JSON invalid)
+        check_finite(raw, path=movie.source, where=f" in {frame_axis or 'the frame'} {i}")
+        block = raw.astype(np.float64, copy=False)
         # other planes (Z of a TZYX movie) are stacked along Y into one tall frame
         block = np.moveaxis(block, [kept.index("Y"), kept.index("X")], [-2, -1])
         return block.reshape(-1, block.shape[-1])

@@ -262,7 +262,13 @@ class Trainer:
                 self._bf16_fault(step)
         if not torch.isfinite(loss):
             if not self._can_roll_back():
-                raise FloatingPointError(f"training loss became {loss.item()} at step {step}")
+                from cascope.errors import TrainingDiverged
+
+                raise TrainingDiverged(
+                    f"the training loss became {loss.item()} at step {step}, before a validation "
+                    "gave a state to go back to; lower the learning rate (it was "
+                    f"{self._lr(step):.3g})"
+                )
             self._roll_back(step, f"the training loss became {loss.item()}")
             return float(loss.detach())
         if self.config.grad_clip is not None:
@@ -471,8 +477,21 @@ class Trainer:
         path = self._checkpoint_path()
         if path is None or not path.is_file():
             raise FileNotFoundError(f"no checkpoint at {path}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        self.model.load_state_dict(state["model"])
+        from cascope.errors import InputError
+
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # truncated, not a checkpoint, or unsafe to load
+            detail = " ".join(str(err).split())[:200]
+            raise InputError(f"cannot be read as a checkpoint: {detail}", path) from err
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as err:  # other layers or widths: another method or architecture
+            raise InputError(
+                "was written by a different network (another method, depth or width); resume "
+                "with the settings of that run, or start afresh without --resume",
+                path,
+            ) from err
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         self.sampler.load_state_dict(state["sampler"])
