@@ -62,14 +62,14 @@ def versions() -> dict[str, str]:
     return out
 
 
-def read_movie(path: str | Path, *, axes: str | None = None) -> Movie:
+def read_movie(path: str | Path, *, axes: str | None = None, dataset: str | None = None) -> Movie:
     """Open a (T, Y, X) recording lazily; a simulation folder means its ``noisy.tif``."""
     from cascope.io import read
 
     path = Path(path)
     if path.is_dir() and (path / "noisy.tif").is_file():
         path = path / "noisy.tif"
-    movie = read(path, axes=axes)
+    movie = read(path, axes=axes, dataset=dataset)
     if movie.axes != "TYX":
         raise InputError(
             f"expected a (T, Y, X) movie, got axes {movie.axes!r} (give the axes when the file "

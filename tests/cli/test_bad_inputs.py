@@ -269,3 +269,32 @@ def test_a_config_without_input_runs_on_the_movie_given(tmp_path, monkeypatch, c
     code, err = run_cli(["run", str(inp), "-c", str(cfg), "-o", str(out)], monkeypatch, capsys)
     assert code == 0, err
     assert tifffile.imread(out / "denoised.tif").shape == (20, 24, 24)
+
+
+def test_dataset_reaches_networks_and_detection(tmp_path, monkeypatch, capsys):
+    import h5py
+
+    rng = np.random.default_rng(2)
+    movie = rng.poisson(100, (12, 16, 16)).astype(np.uint16)
+    path = tmp_path / "two.h5"
+    with h5py.File(path, "w") as fh:  # two datasets: the choice must be made, and be honoured
+        fh.create_dataset("raw", data=movie)
+        fh.create_dataset("other", data=np.zeros((3, 4, 4), np.uint16))
+    where = ["--dataset", "raw", "--axes", "TYX"]
+    small = ["--steps", "2", "--patch", "4", "16", "16", "--device", "cpu"]
+    model = tmp_path / "model"
+    commands = [
+        ["train", "denoiser", str(path), "-m", "n2v", "-o", str(model), *small, *where],
+        ["denoise", str(path), "-o", str(tmp_path / "a.tif"), "-m", "n2v", *small, *where],
+        ["denoise", str(path), "-o", str(tmp_path / "b.tif"), "--model", str(model), *where],
+        ["detect", str(path), "-o", str(tmp_path / "e.csv"), *where],
+    ]
+    for args in commands:
+        code, err = run_cli(args, monkeypatch, capsys)
+        assert code == 0, (args, err)
+    for name in ("a.tif", "b.tif"):
+        assert tifffile.imread(tmp_path / name).shape == movie.shape
+    # without --dataset the file is ambiguous
+    ambiguous = ["denoise", str(path), "-o", str(tmp_path / "c.tif"), "--model", str(model)]
+    code, err = run_cli([*ambiguous, "--axes", "TYX"], monkeypatch, capsys)
+    assert code == 1 and "choose a dataset" in err and "raw" in err, err

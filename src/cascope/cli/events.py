@@ -8,11 +8,11 @@ from typing import Any
 import typer
 
 
-def _movie(path: Path, axes: str | None = None) -> Any:
+def _movie(path: Path, axes: str | None = None, dataset: str | None = None) -> Any:
     """Open a (T, Y, X) recording lazily; a simulation folder means its ``noisy.tif``."""
     from cascope.pipeline import read_movie
 
-    return read_movie(path, axes=axes)
+    return read_movie(path, axes=axes, dataset=dataset)
 
 
 def _labels(path: Path, *, lazy: bool = False) -> Any:
@@ -61,6 +61,7 @@ def register(app: typer.Typer) -> None:
         frame_rate: float | None = typer.Option(None, "--frame-rate", help="Hz (for seconds)."),
         block: int = typer.Option(256, "--block", help="Frames per streamed block."),
         axes: str | None = typer.Option(None, "--axes", help="Axes when the file lacks them."),
+        dataset: str | None = typer.Option(None, "--dataset", help="Dataset in an HDF5 file."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         force: bool = typer.Option(False, "--force", help="Replace existing outputs."),
     ) -> None:
@@ -78,7 +79,7 @@ def register(app: typer.Typer) -> None:
         from cascope.io import check_outputs
         from cascope.pipeline import detect_to_files
 
-        movie = _movie(input_path, axes)
+        movie = _movie(input_path, axes, dataset)
         outputs = [("--output", output, "table"), ("--labels-out", labels_out, "image")]
         check_outputs(outputs, inputs=[input_path], force=force)
         thr: float | str = threshold

@@ -39,6 +39,9 @@ def register(app: typer.Typer) -> None:
         lr: float | None = typer.Option(None, "--lr", help="Adam learning rate (default 1e-3)."),
         seed: int = typer.Option(0, "--seed", help="Random seed."),
         axes: str | None = typer.Option(None, "--axes", help="Axes when the file does not say."),
+        dataset: str | None = typer.Option(
+            None, "--dataset", help="Dataset in HDF5 inputs (and targets)."
+        ),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         amp: str = typer.Option("auto", "--amp", help=AMP_HELP),
         checkpoint_every: int = typer.Option(
@@ -76,8 +79,10 @@ def register(app: typer.Typer) -> None:
         cfg = DeepDenoiseConfig.model_validate(
             {"method": method, "patch": patch, "depth": depth, "base": base, "training": training}
         )
-        movies = [read_recording(p, axes=axes) for p in inputs]
-        targets = [read_recording(p, axes=axes) for p in target] if target else None
+        movies = [read_recording(p, axes=axes, dataset=dataset) for p in inputs]
+        targets = (
+            [read_recording(p, axes=axes, dataset=dataset) for p in target] if target else None
+        )
         ckpt = output.with_name(output.name + ".ckpt")
         model, result = train_denoiser(
             movies,
