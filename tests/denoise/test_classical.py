@@ -270,3 +270,14 @@ def test_a_constant_movie_comes_out_unchanged(method, mode):
         out = denoise_movie(flat, method, axes="TYX", config=ClassicalDenoiseConfig(mode=mode))
     assert out is not None and np.isfinite(out).all()
     np.testing.assert_allclose(out, 100, atol=1e-3)
+
+
+def test_an_offset_above_the_recording_is_refused(rng):
+    movie = rng.poisson(20, (8, 16, 16)).astype(np.uint16) + 100  # values about 100-140
+    for offset in (1000.0, 200.0):  # every value, or nearly every one, below the offset
+        cfg = ClassicalDenoiseConfig(method="bilateral", vst={"gain": 1.0, "offset": offset})
+        with pytest.raises(InputError, match="below the camera offset"):
+            denoise_movie(movie, axes="TYX", config=cfg)
+    cfg = ClassicalDenoiseConfig(method="bilateral", vst={"gain": 1.0, "offset": 100.0})
+    out = denoise_movie(movie, axes="TYX", config=cfg)
+    assert out is not None and np.ptp(out) > 5  # a fitting offset: the movie is not flattened

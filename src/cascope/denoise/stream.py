@@ -106,6 +106,33 @@ def resolve_noise_sigma(movie: Movie, config: ClassicalDenoiseConfig) -> Classic
     return config.model_copy(update={"noise_sigma": sigma})
 
 
+def check_vst_offset(movie: Movie, config: ClassicalDenoiseConfig, limit: float = 0.25) -> None:
+    """Refuse camera settings under which most of the recording would lie below zero photons.
+
+    The variance-stabilising transform clips values below ``offset`` (less the read noise) to
+    zero photons; a few dark pixels do that, but when more than ``limit`` of the sampled values
+    do, the offset (or the gain) does not belong to this recording, and the filtered movie
+    would come out flat.
+    """
+    if config.vst is None:
+        return
+    v = config.vst
+    n = movie.shape[0]
+    picks = np.unique(np.linspace(0, n - 1, min(16, n)).round().astype(int))
+    sample = np.stack([np.asarray(movie[int(i)], np.float64) for i in picks])
+    clipped = float(
+        np.mean(v.gain * (sample - v.offset) + 0.375 * v.gain**2 + v.read_noise**2 <= 0)
+    )
+    if clipped > limit:
+        low = float(np.percentile(sample, 1))
+        raise InputError(
+            f"{100 * clipped:.0f} % of the values lie below the camera offset ({v.offset:g}; the "
+            f"recording's 1st percentile is {low:.4g}): measure the offset on a dark frame, or "
+            "leave --gain out",
+            movie.source,
+        )
+
+
 def stream_halo(axes: str, config: ClassicalDenoiseConfig) -> int:
     """Return the planes of context a block needs along the first axis for the filter."""
     if config.effective_mode == "2d" or axes[0] not in "TZ":
@@ -290,6 +317,7 @@ def denoise_movie(
         cfg = ClassicalDenoiseConfig.model_validate({**cfg.model_dump(), **updates})
     if mv.shape[0] == 0 or 0 in mv.shape:
         raise InputError(f"the recording is empty (shape {mv.shape})", mv.source)
+    check_vst_offset(mv, cfg)
     cfg = resolve_noise_sigma(mv, cfg)
     halo = stream_halo(mv.axes, cfg)
     logger.info("denoising %s with %s, block %d, halo %d", mv, cfg.method, cfg.block, halo)
