@@ -180,7 +180,9 @@ def register(app: typer.Typer) -> None:
         from cascope.errors import CascopeError
 
         if method not in CLASSICAL:
-            raise CascopeError(f"--method {method!r} is not one of {', '.join(CLASSICAL)}")
+            raise CascopeError(
+                f"--method {method!r} is not one of {', '.join((*CLASSICAL, *DEEP))}"
+            )
         network_only = {
             "--tta": tta,
             "--tile": tile,

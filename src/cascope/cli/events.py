@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
         labels_out: Path | None = typer.Option(None, "--labels-out", help="Event label movie."),
         features: bool = typer.Option(False, "--features", help="Add every event feature."),
         frame_rate: float | None = typer.Option(None, "--frame-rate", help="Hz (for seconds)."),
-        block: int = typer.Option(256, "--block", help="Frames per streamed block."),
+        block: int = typer.Option(256, "--block", min=1, help="Frames per streamed block."),
         axes: str | None = typer.Option(None, "--axes", help="Axes when the file lacks them."),
         dataset: str | None = typer.Option(None, "--dataset", help="Dataset in an HDF5 file."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),

@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
         method: str = typer.Option("otsu", help="constant, otsu, triangle or li."),
         value: float | None = typer.Option(None, help="Threshold for --method constant."),
         connectivity: int = typer.Option(26, help="6, 18 or 26."),
-        min_size: int = typer.Option(1000, help="Smallest component kept (voxels)."),
+        min_size: int = typer.Option(1000, min=0, help="Smallest component kept (voxels)."),
         stats: Path | None = typer.Option(
             None, help="Also write per-label statistics (.csv or .parquet)."
         ),
@@ -171,7 +171,7 @@ def register(app: typer.Typer) -> None:
         semantic_out: Path | None = typer.Option(None, help="Also write the classes 0/1/2."),
         channel: int | None = typer.Option(None, help="Channel to use in a multichannel file."),
         axes: str | None = typer.Option(None, help=AXES_HELP),
-        min_size: int | None = typer.Option(None, help="Smallest instance kept (voxels)."),
+        min_size: int | None = typer.Option(None, min=0, help="Smallest instance kept (voxels)."),
         device: str = typer.Option("auto", help="auto, cpu or cuda."),
         force: bool = typer.Option(False, help="Replace existing outputs."),
     ) -> None:
