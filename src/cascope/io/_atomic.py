@@ -81,7 +81,6 @@ def check_outputs(
     inputs, force
         As in :func:`check_output`.
     """
-    from cascope.errors import InputError
     from cascope.io._api import detect_format
 
     sources = list(inputs)
@@ -98,7 +97,7 @@ def check_outputs(
         elif kind == "table":
             check_table_path(out)
         elif kind != "file":
-            raise InputError(f"unknown output kind {kind!r}")
+            raise ValueError(f"unknown output kind {kind!r}")
 
 
 @contextlib.contextmanager
