@@ -106,6 +106,20 @@ def resolve_noise_sigma(movie: Movie, config: ClassicalDenoiseConfig) -> Classic
     return config.model_copy(update={"noise_sigma": sigma})
 
 
+def check_planes(movie: Movie) -> None:
+    """Refuse recordings whose last two axes are not Y and X (InputError).
+
+    The filters work on (Y, X) planes streamed along the first axis; a colour image (``YXC``)
+    or axes given in another order (``YXT``) would be cut into the wrong planes.
+    """
+    if not movie.axes.endswith("YX"):
+        hint = "; a colour image needs one channel picked first" if "C" in movie.axes else ""
+        raise InputError(
+            f"axes {movie.axes!r}: the last two axes must be Y and X (e.g. TYX, ZYX, TZYX){hint}",
+            movie.source,
+        )
+
+
 def check_vst_offset(movie: Movie, config: ClassicalDenoiseConfig, limit: float = 0.25) -> None:
     """Refuse camera settings under which most of the recording would lie below zero photons.
 
@@ -315,6 +329,7 @@ def denoise_movie(
         updates["block"] = block
     if updates:
         cfg = ClassicalDenoiseConfig.model_validate({**cfg.model_dump(), **updates})
+    check_planes(mv)
     if mv.shape[0] == 0 or 0 in mv.shape:
         raise InputError(f"the recording is empty (shape {mv.shape})", mv.source)
     check_vst_offset(mv, cfg)
@@ -384,6 +399,7 @@ def denoise_file(
     # zero-length inputs and wrong axes
     check_output(output_path, inputs=[src], force=force)
     movie = io.read(src, axes=axes, dataset=dataset)
+    check_planes(movie)
     cfg = resolve_noise_sigma(movie, config)
     dtype = output_dtype(movie.dtype, cfg.dtype)
     with io.open_writer_like(output_path, movie, dtype, force=force, inputs=[src]) as writer:
