@@ -218,6 +218,8 @@ def test_refused_values_and_files_give_one_line(tmp_path, monkeypatch, capsys):
     complex_movie = tmp_path / "complex.tif"
     tifffile.imwrite(complex_movie, np.ones((4, 8, 8), np.complex64))
     (tmp_path / "bad.yaml").write_text("input: [unclosed\n")
+    background_subtracted = tifffile.imread(inp).astype(np.float32) - 1000  # all below zero
+    negative = _float_movie(tmp_path / "negative.tif", background_subtracted)
     rgb = tmp_path / "rgb.tif"
     tifffile.imwrite(rgb, np.zeros((16, 16, 3), np.uint8), photometric="rgb")
     out = tmp_path / "out.tif"
@@ -245,6 +247,7 @@ def test_refused_values_and_files_give_one_line(tmp_path, monkeypatch, capsys):
         (["qc", str(nan_movie)], "NaN/infinite value(s) in T 4"),
         (["qc", str(complex_movie), "--axes", "TYX"], "not intensities"),
         (["denoise", str(rgb), "-o", str(out), "-m", "gaussian"], "needs one channel picked"),
+        (["detect", str(negative), "-o", str(tmp_path / "e.csv")], "needs positive intensities"),
         (["denoise", str(inp), "-o", str(out), "-m", "median", "--axes", "YXT"], "must be Y and X"),
     ]
     for args, words in cases:

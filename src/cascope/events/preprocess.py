@@ -222,8 +222,11 @@ def preprocess(
         trace[s : s + len(frames)] = frames[:, fg].mean(axis=1)
     baseline = als_baseline(trace, lam=lam, p=p)
     f = float(mean_image[fg].mean())
-    if not abs(f) > 0:
-        raise InputError("the mean foreground intensity is zero; is the movie empty?")
+    if not f > 0:
+        raise InputError(
+            f"the mean foreground intensity is {f:.4g}: event detection works on dF/F, which "
+            "needs positive intensities (add back an offset or background that was subtracted)"
+        )
     return Normalization(fg, f, baseline, trace, mean_image)
 
 
