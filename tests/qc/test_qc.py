@@ -90,6 +90,9 @@ def test_samples_a_bounded_number_of_frames(rng):
     photons = np.repeat(_scene(rng, shape=(32, 32))[None], 500, axis=0)
     rep = run_qc(Movie(_acquire(rng, photons, 2.0, 3.0), axes="TYX"), config=QCConfig(max_pairs=5))
     assert rep.frames_sampled == 10
+    # a short movie: its pairs overlap, and each frame counts once
+    short = run_qc(Movie(_acquire(rng, photons[:12], 2.0, 3.0), axes="TYX"))
+    assert short.frames_sampled == 12
 
 
 def test_single_image_and_channels(rng):

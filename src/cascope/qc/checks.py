@@ -344,7 +344,7 @@ def run_qc(
         dtype=movie.dtype.name,
         axes=movie.axes,
         frame_axis=frame_axis,
-        frames_sampled=n_read,
+        frames_sampled=len({*starts, *(s + 1 for s in starts if n >= 2)}),
         background_added=bg is not None,
         value_min=vmin,
         value_max=vmax,
