@@ -239,6 +239,10 @@ def test_refused_values_and_files_give_one_line(tmp_path, monkeypatch, capsys):
             "lower the learning rate",
         ),
         (["denoise", str(inp), "-o", str(out), "--model", str(broken)], "corrupt or truncated"),
+        (
+            ["denoise", str(inp), "-o", str(out), "--model", str(model), "-m", "median"],
+            "one of them",
+        ),
         (["run", "-c", str(tmp_path / "bad.yaml"), "-o", str(tmp_path / "r")], "is not valid YAML"),
         (["evaluate", "denoise", str(flat), "-r", str(flat)], "positive data range"),
         (["evaluate", "denoise", str(nan_movie), "-r", str(flat)], "NaN/infinite"),

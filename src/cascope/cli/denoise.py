@@ -57,12 +57,12 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(
             ..., "--output", "-o", help="Output file (.tif, .ome.zarr, .h5); never the input."
         ),
-        method: str = typer.Option(
-            "gaussian",
+        method: str | None = typer.Option(
+            None,
             "--method",
             "-m",
-            help=f"Denoiser: {', '.join(CLASSICAL)}; or {', '.join(DEEP)} (trains a network "
-            "on INPUT first).",
+            help=f"Denoiser: {', '.join(CLASSICAL)} (default gaussian); or {', '.join(DEEP)} "
+            "(trains a network on INPUT first). Not with --model, whose method it is.",
         ),
         model: Path | None = typer.Option(
             None, "--model", help="Trained denoising model folder (cascope train denoiser)."
@@ -150,7 +150,14 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from cascope.denoise.stream import denoise_file
+        from cascope.errors import CascopeError
 
+        if model is not None and method is not None:
+            raise CascopeError(
+                f"--method {method} and --model: the model was trained with its own method; "
+                "give one of them"
+            )
+        method = method or "gaussian"
         network_options = {
             "tile": tile,
             "batch_size": batch_size,
@@ -177,8 +184,6 @@ def register(app: typer.Typer) -> None:
                 predict_options=network_options,
             )
             return
-        from cascope.errors import CascopeError
-
         if method not in CLASSICAL:
             raise CascopeError(
                 f"--method {method!r} is not one of {', '.join((*CLASSICAL, *DEEP))}"
