@@ -216,7 +216,7 @@ def detect_to_files(
         labels: Any = None
         if model is None:
             k = 4.0 if threshold == "auto" else float(threshold)
-            labels, table = detect_threshold_baseline(movie.to_numpy(), k=k)
+            labels, table = detect_threshold_baseline(movie, k=k)
         else:
             from cascope.config.events import DetectConfig
             from cascope.events.train import detect_events, load_event_model

@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from cascope.errors import InputError
+from cascope.io import check_finite
 
 _BLOCK = 64
 
@@ -211,9 +212,8 @@ def preprocess(
     if shape[0] < 1 or shape[1] < 2 or shape[2] < 2:
         raise InputError(f"the movie is too small for event detection: {shape}")
     total = np.zeros(shape[1:], np.float64)
-    for _, frames in _frames(data, block):
-        if not np.isfinite(frames).all():
-            raise InputError("the movie contains NaN or infinite values")
+    for start, frames in _frames(data, block):
+        check_finite(frames, path=getattr(data, "source", None), axis="T", start=start)
         total += frames.sum(axis=0)
     mean_image = total / shape[0]
     fg = triangle_foreground(mean_image)
