@@ -195,3 +195,18 @@ def test_training_refuses_a_nan_plane_that_the_normalisation_does_not_sample():
     cfg = DeepDenoiseConfig(patch=(4, 16, 16), depth=1, base=2, training=TrainingConfig(steps=1))
     with pytest.raises(InputError, match=r"in T 1$"):
         train_denoiser(Movie(noisy, axes="TYX"), config=cfg, device="cpu")
+
+
+def test_bright_uint16_movies_cross_to_the_device_intact(device):
+    # above 32767 the bytes of uint16 read as negative int16: the device path must not
+    noisy = _movie(7, shape=(16, 33, 29)).astype(np.uint16) * 40 + 30000
+    assert noisy.max() > 40000
+    model = _model("deepcad", noisy)
+    results = {}
+    for where in ("host", "device"):
+        cfg = DeepPredictConfig(tile=(8, 32, 32), block=6, dtype="same", blend_on=where)
+        results[where] = model.predict(noisy, config=cfg, device=device)
+    assert results["device"].dtype == np.uint16
+    diff = np.abs(results["device"].astype(np.int64) - results["host"])
+    assert diff.max() <= 1 and np.mean(diff > 0) < 1e-3
+    assert abs(float(results["device"].mean()) - float(noisy.mean())) < 0.05 * noisy.mean()

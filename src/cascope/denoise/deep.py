@@ -213,12 +213,16 @@ def _restore_on_device(block: torch.Tensor, dtype: np.dtype[Any]) -> torch.Tenso
     """Convert a float block to ``dtype`` on its device where that is cheap to copy back.
 
     As :func:`cascope.denoise.stream.cast_output`: integers are rounded and clipped. Integers of
-    up to 16 bits are made on the device, so only they cross to the host; other types cross as
-    float32 and are cast there (:class:`_CastOnHost`), as on the host path.
+    up to 16 bits are made on the device, so only they cross to the host (uint16 as int32, as
+    CUDA has few kernels for torch's unsigned types, then narrowed on the host); other types
+    cross as float32 and are cast there (:class:`_CastOnHost`), as on the host path.
     """
     if np.issubdtype(dtype, np.integer) and dtype.itemsize <= 2:
         info = np.iinfo(dtype)
-        target = torch.from_numpy(np.empty(0, dtype.newbyteorder("="))).dtype
+        if dtype.kind == "u" and dtype.itemsize > 1:
+            target = torch.int32
+        else:
+            target = torch.from_numpy(np.empty(0, dtype.newbyteorder("="))).dtype
         return block.round().clamp_(info.min, info.max).to(target)
     return block
 
@@ -232,7 +236,11 @@ class _CastOnHost:
     def write(self, block: NDArray[Any], start: int) -> None:
         from cascope.denoise.stream import cast_output
 
-        if block.dtype != self.dtype:
+        if block.dtype == self.dtype:
+            pass
+        elif block.dtype.kind in "iu" and self.dtype.kind in "iu":  # clamped on the device
+            block = block.astype(self.dtype)
+        else:
             block = cast_output(block, self.dtype)
         self.writer.write(block, start)
 

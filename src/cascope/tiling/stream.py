@@ -207,12 +207,18 @@ def predict_streamed_on_device(
     """
     pin = background_io and predict.device.type == "cuda"
 
-    def load(arr: NDArray[Any]) -> torch.Tensor:
+    def load(arr: NDArray[Any]) -> tuple[torch.Tensor, int]:
+        bits = 8 * arr.itemsize if arr.dtype.kind == "u" and arr.itemsize > 1 else 0
+        if bits:  # the same bytes as a signed type: CUDA has few kernels for unsigned ones
+            arr = arr.view(arr.dtype.str.replace("u", "i"))
         x = torch.from_numpy(arr)
-        return x.pin_memory() if pin else x
+        return (x.pin_memory() if pin else x), bits
 
-    def compute(x: torch.Tensor, inner: slice) -> Fetch:
+    def compute(loaded: tuple[torch.Tensor, int], inner: slice) -> Fetch:
+        x, bits = loaded
         x = x.to(predict.device, non_blocking=pin)
+        if bits:  # the unsigned values again, in the next wider signed type
+            x = x.to(torch.int32 if bits == 16 else torch.int64) & ((1 << bits) - 1)
         x = preprocess(x) if preprocess is not None else x.float()
         pred = predict_tiled_tensor(
             predict.tensors, x[None], tile=tile, overlap=overlap, batch_size=batch_size, blend=blend
