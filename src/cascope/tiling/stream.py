@@ -208,7 +208,7 @@ def predict_streamed_on_device(
     pin = background_io and predict.device.type == "cuda"
 
     def load(arr: NDArray[Any]) -> tuple[torch.Tensor, int]:
-        bits = 8 * arr.itemsize if arr.dtype.kind == "u" and arr.itemsize > 1 else 0
+        bits = 8 * arr.itemsize if arr.dtype.kind == "u" and arr.itemsize in (2, 4) else 0
         if bits:  # the same bytes as a signed type: CUDA has few kernels for unsigned ones
             arr = arr.view(arr.dtype.str.replace("u", "i"))
         x = torch.from_numpy(arr)
