@@ -250,6 +250,8 @@ def test_refused_values_and_files_give_one_line(tmp_path, monkeypatch, capsys):
         (["detect", str(inp), "-o", str(tmp_path / "e.csv"), "--threshold", "nan"], "finite"),
         (["qc", str(nan_movie)], "NaN/infinite value(s) in T 4"),
         (["qc", str(complex_movie), "--axes", "TYX"], "not intensities"),
+        (["qc", str(inp), "--channel", "5"], "the recording has one channel"),
+        (["info", str(inp), "--dataset", "raw"], "for HDF5 and Zarr files only"),
         (["denoise", str(rgb), "-o", str(out), "-m", "gaussian"], "needs one channel picked"),
         (["detect", str(negative), "-o", str(tmp_path / "e.csv")], "needs positive intensities"),
         (["denoise", str(inp), "-o", str(out), "-m", "median", "--axes", "YXT"], "must be Y and X"),

@@ -133,6 +133,8 @@ def read(
             raise InputError("does not exist", p)
         if p.is_file() and p.stat().st_size == 0:
             raise InputError("the file is empty (0 bytes)", p)
+    if dataset is not None and fmt not in ("hdf5", "zarr"):
+        raise InputError(f"dataset={dataset!r} (--dataset) is for HDF5 and Zarr files only", p)
     if axes is not None:
         bad = sorted(set(axes.upper()) - set("TCZYX"))
         if bad or len(set(axes.upper())) != len(axes):

@@ -102,6 +102,8 @@ def _frame_view(movie: Movie, channel: int | None) -> tuple[str | None, int, Any
             raise InputError(f"the recording has {n_c} channels: choose one", movie.source)
         if channel is not None and not 0 <= channel < n_c:
             raise InputError(f"channel {channel} out of range (0..{n_c - 1})", movie.source)
+    elif channel not in (None, 0):
+        raise InputError(f"channel {channel}: the recording has one channel", movie.source)
     frame_axis = "T" if "T" in axes else ("Z" if "Z" in axes else None)
     n = movie.shape[axes.index(frame_axis)] if frame_axis else 1
 
