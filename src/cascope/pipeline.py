@@ -216,7 +216,9 @@ def detect_to_files(
         labels: Any = None
         if model is None:
             k = 4.0 if threshold == "auto" else float(threshold)
-            labels, table = detect_threshold_baseline(movie, k=k)
+            # read once into memory; the in-memory movie keeps the file's name for errors
+            in_memory = movie.with_data(movie.to_numpy())
+            labels, table = detect_threshold_baseline(in_memory, k=k)
         else:
             from cascope.config.events import DetectConfig
             from cascope.events.train import detect_events, load_event_model

@@ -97,13 +97,18 @@ def resolve_noise_sigma(movie: Movie, config: ClassicalDenoiseConfig) -> Classic
         sigma = estimate_noise_sigma(movie, axes=movie.axes)
     else:
         v = config.vst
-        n = movie.shape[0]
-        picks = np.unique(np.linspace(0, n - 1, min(16, n)).round().astype(int))
-        sample = np.stack([movie[int(i)] for i in picks])
+        sample = _sample_planes(movie)
         stab = generalized_anscombe(sample, gain=v.gain, read_noise=v.read_noise, offset=v.offset)
         sigma = estimate_noise_sigma(stab, axes=movie.axes)
     logger.info("estimated noise sigma %.4g for %s", sigma, config.method)
     return config.model_copy(update={"noise_sigma": sigma})
+
+
+def _sample_planes(movie: Movie, n_planes: int = 16) -> NDArray[Any]:
+    """Up to ``n_planes`` evenly spaced planes along the first axis, stacked (never the movie)."""
+    n = movie.shape[0]
+    picks = np.unique(np.linspace(0, n - 1, min(n_planes, n)).round().astype(int))
+    return np.stack([np.asarray(movie[int(i)]) for i in picks])
 
 
 def check_planes(movie: Movie) -> None:
@@ -131,9 +136,7 @@ def check_vst_offset(movie: Movie, config: ClassicalDenoiseConfig, limit: float 
     if config.vst is None:
         return
     v = config.vst
-    n = movie.shape[0]
-    picks = np.unique(np.linspace(0, n - 1, min(16, n)).round().astype(int))
-    sample = np.stack([np.asarray(movie[int(i)], np.float64) for i in picks])
+    sample = _sample_planes(movie).astype(np.float64)
     clipped = float(
         np.mean(v.gain * (sample - v.offset) + 0.375 * v.gain**2 + v.read_noise**2 <= 0)
     )
