@@ -249,6 +249,10 @@ def test_refused_values_and_files_give_one_line(tmp_path, monkeypatch, capsys):
         (["detect", str(inp), "-o", str(tmp_path / "e.csv"), "--frame-rate", "0"], "--frame-rate"),
         (["detect", str(inp), "-o", str(tmp_path / "e.csv"), "--threshold", "nan"], "finite"),
         (["qc", str(nan_movie)], "NaN/infinite value(s) in T 4"),
+        (
+            ["preprocess", str(nan_movie), "-o", str(out), "--axes", "ZYX"],
+            "nan.tif: contains 1 NaN/infinite value(s) in Z 4",
+        ),
         (["qc", str(complex_movie), "--axes", "TYX"], "not intensities"),
         (["qc", str(inp), "--channel", "5"], "the recording has one channel"),
         (["info", str(inp), "--dataset", "raw"], "for HDF5 and Zarr files only"),

@@ -244,14 +244,21 @@ def test_the_denoisers_roll_back_by_default_other_trainings_do_not():
     assert EventTrainConfig().training.divergence is None
 
 
-def test_mixed_precision_and_memory_format_on_the_cpu():
+def test_mixed_precision_and_memory_format_on_the_cpu(caplog):
     from cascope.training import autocast_dtype
     from cascope.training.trainer import channels_last_format
 
     cpu = torch.device("cpu")
-    assert autocast_dtype(cpu, "auto") is None
-    assert autocast_dtype(cpu, "bf16") == torch.bfloat16
-    assert autocast_dtype(cpu, "fp16") is None and autocast_dtype(cpu, "off") is None
+    with caplog.at_level("WARNING", logger="cascope.training.trainer"):
+        assert autocast_dtype(cpu, "auto") is None
+        assert autocast_dtype(cpu, "bf16") == torch.bfloat16
+        assert autocast_dtype(cpu, "off") is None
+        assert not caplog.records
+        # fp16 has no CPU kernels worth using: float32, and the user is told so
+        assert autocast_dtype(cpu, "fp16") is None
+    assert [r.getMessage() for r in caplog.records] == [
+        "fp16 is for CUDA only: the CPU computes in float32"
+    ]
     net3d, net2d = UNet(1, 1, ndim=3, depth=2, base=4), UNet(1, 1, ndim=2, depth=2, base=4)
     assert channels_last_format(net3d, cpu) == torch.channels_last_3d
     assert channels_last_format(net2d, cpu) == torch.channels_last

@@ -21,7 +21,7 @@ def _read_volume(
     import numpy as np
 
     from cascope.errors import InputError
-    from cascope.io import read
+    from cascope.io import check_finite, read
 
     movie = read(path, axes=axes, channel=channel)
     axes = movie.axes
@@ -41,6 +41,7 @@ def _read_volume(
     data = np.asarray(movie)
     if axes == "YX":
         data = data[None]
+    check_finite(data, path=path, axis="Z")  # here the message can name the file
     return data, movie.voxel_size
 
 

@@ -143,6 +143,8 @@ def autocast_dtype(device: torch.device, amp: str) -> torch.dtype | None:
         return torch.float16
     if device.type == "cpu" and amp == "bf16":
         return torch.bfloat16
+    if amp == "fp16":
+        log.warning("fp16 is for CUDA only: the %s computes in float32", device.type.upper())
     return None
 
 
