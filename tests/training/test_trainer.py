@@ -159,11 +159,13 @@ def _denoising_setup(rng):
     return model, s, v
 
 
-def _run_with_blow_up(rng, tmp_path=None, stop_at=None, resume=False, **options):
-    """Train with the weights wrecked once after step 12 (a simulated divergence)."""
+def _run_with_blow_up(
+    rng, tmp_path=None, stop_at=None, resume=False, wreck=lambda step: step == 12, **options
+):
+    """Train with the weights wrecked after the steps ``wreck`` picks (a simulated divergence)."""
     model, s, v = _denoising_setup(rng)
-    options = {"divergence": 2.0, **options}
-    cfg = TrainingConfig(steps=30, val_every=5, lr=3e-3, checkpoint_every=4, **options)
+    options = {"divergence": 2.0, "steps": 30, **options}
+    cfg = TrainingConfig(val_every=5, lr=3e-3, checkpoint_every=4, **options)
     trainer = Trainer(
         model, s, get_loss("l2"), config=cfg, val_sampler=v, device="cpu", checkpoint_dir=tmp_path
     )
@@ -171,7 +173,7 @@ def _run_with_blow_up(rng, tmp_path=None, stop_at=None, resume=False, **options)
 
     def on_step(step, loss):
         lrs.append(trainer.optimizer.param_groups[0]["lr"])
-        if step == 12:
+        if wreck(step):
             with torch.no_grad():
                 for p in model.parameters():
                     p.mul_(50.0)
@@ -196,6 +198,29 @@ def test_a_run_that_blows_up_goes_back_to_its_best_state_at_half_the_rate(rng):
     assert free.rollbacks == [] and set(free_lrs) == {3e-3}
     assert dict(free.val_losses)[30] > 2 * vals[30]
     np.testing.assert_array_equal(free.losses[:15], res.losses[:15])
+
+
+def test_a_blow_up_before_the_first_validation_goes_back_to_the_untrained_network(rng):
+    res, lrs = _run_with_blow_up(rng, wreck=lambda step: step == 3)
+    vals = dict(res.val_losses)
+    # the untrained network was validated first: the wrecked step-5 network compares with it
+    assert res.val_losses[0][0] == 0 and vals[5] > 2 * vals[0]
+    assert res.rollbacks == [5] and lrs[5:] == [1.5e-3] * 25
+    assert res.best_step == 30 and vals[30] < vals[0] < vals[5]
+
+
+def test_a_run_that_keeps_blowing_up_stops_and_says_what_to_do(rng):
+    from cascope.errors import TrainingDiverged
+    from cascope.training.trainer import MAX_ROLLBACKS_IN_ROW
+
+    seed = int(rng.integers(1 << 30))
+    with pytest.raises(TrainingDiverged, match=f"{MAX_ROLLBACKS_IN_ROW} times.*lower the learn"):
+        _run_with_blow_up(np.random.default_rng(seed), wreck=lambda step: True, steps=100)
+    # one blow-up at the end of a run: nothing better than the untrained network to give back
+    with pytest.raises(TrainingDiverged, match="never came back below the untrained network"):
+        _run_with_blow_up(np.random.default_rng(seed), wreck=lambda step: step == 3, steps=5)
+    done, _ = _run_with_blow_up(np.random.default_rng(seed), wreck=lambda step: step == 3)
+    assert done.rollbacks == [5]  # the same blow-up with steps left to recover is no error
 
 
 def test_a_non_finite_loss_rolls_back_or_stops_with_a_message(rng):
@@ -330,3 +355,19 @@ def test_bf16_faults_on_the_cpu_are_redone_in_float32_then_the_run_stays_there(r
     t, resumed = run("bf16", "killed", resume=True)
     assert t.amp_dtype is None and resumed.float32_steps == res.float32_steps
     np.testing.assert_array_equal(resumed.losses, ref.losses)
+
+
+def test_a_run_that_never_beats_the_untrained_network_says_so(rng, caplog):
+    model, s, v = _denoising_setup(rng)
+    cfg = TrainingConfig(steps=5, val_every=5, lr=1e-12, divergence=2.0, min_delta=0.01)
+    trainer = Trainer(model, s, get_loss("l2"), config=cfg, val_sampler=v, device="cpu")
+    with caplog.at_level("WARNING", logger="cascope.training.trainer"):
+        res = trainer.fit()
+    assert res.best_step == 0 and "the result is the untrained network" in caplog.text
+    trainer = Trainer(
+        *_denoising_setup(rng)[:2], get_loss("l2"), config=cfg.model_copy(update={"lr": 3e-3}),
+        val_sampler=v, device="cpu",
+    )  # fmt: skip
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cascope.training.trainer"):
+        assert trainer.fit().best_step == 5 and not caplog.text

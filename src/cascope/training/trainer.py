@@ -3,9 +3,12 @@
 A checkpoint (``last.pt`` in the checkpoint folder) holds the model, optimiser and grad-scaler
 states, the torch/NumPy/Python random states, the sampler's state and the loss history, so a run
 killed after a checkpoint and resumed continues with exactly the losses it would have had.
-With ``divergence`` set (the denoisers set it), a run that blows up (a validation loss that many
-times the best one, or a loss that is not finite) goes back to its best weights and optimiser
-state with the learning rate halved, instead of spending its remaining steps on a broken network.
+With ``divergence`` set (the denoisers set it), the untrained network is validated before the
+first step, and a run that blows up (a validation loss that many times the best one, the
+untrained network's included, or a loss that is not finite) goes back to its best weights and
+optimiser state with the learning rate halved, instead of spending its remaining steps on a
+broken network. A run that keeps blowing up, or ends no better than it started after blowing
+up, stops with :class:`~cascope.errors.TrainingDiverged`.
 Checkpoints contain tensors and plain data only and are read with ``weights_only=True``.
 """
 
@@ -48,7 +51,8 @@ class TrainResult:
         Training loss of every step, ``losses[i]`` for step ``i + 1`` (including steps done
         before a resume).
     val_losses : list of (int, float)
-        ``(step, validation loss)`` pairs.
+        ``(step, validation loss)`` pairs; step 0 is the untrained network (validated when
+        ``divergence`` is set).
     best_step : int or None
         Step of the lowest validation loss.
     best_val : float or None
@@ -107,6 +111,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 #: Non-finite bfloat16 steps on the CPU after which a run continues in float32.
 BF16_CPU_RETRIES = 3
+
+#: Rollbacks without a better validation in between after which a run stops (the learning
+#: rate has been halved that many times: 1/256 of the one asked for).
+MAX_ROLLBACKS_IN_ROW = 8
 
 
 def cpu_has_native_bf16() -> bool:
@@ -355,6 +363,8 @@ class Trainer:
             if resume:
                 log.warning("no checkpoint to resume from; starting a new run")
             seed_everything(self.config.seed)
+            if self.config.divergence is not None:  # the guard's first yardstick
+                self._after_validation(0, self.validate())
         total = self.config.steps
         fields = ("loss", "val")
         with progress_bar(
@@ -384,6 +394,14 @@ class Trainer:
                 if stop_at is not None and step >= stop_at:
                     self.result.seconds = time.perf_counter() - t0
                     return self.result
+        if self.result.best_step == 0 and self.result.rollbacks:
+            self._diverged("and never came back below the untrained network's validation loss")
+        if self.result.best_step == 0 and self.config.restore_best:
+            log.warning(
+                "no validation after training beat the untrained network's (%.4g); the result "
+                "is the untrained network: train for more steps",
+                self.result.best_val,
+            )
         if self.config.restore_best and self._best_state is not None:
             self.model.load_state_dict(self._best_state)
         self.model.eval()
@@ -396,7 +414,12 @@ class Trainer:
         self.result.val_losses.append((step, val))
         best = self.result.best_val
         last = self.result.losses[-1] if self.result.losses else float("nan")
-        log.info("step %d/%d: loss %.4g, validation loss %.4g", step, self.config.steps, last, val)
+        if step == 0:
+            log.info("untrained network: validation loss %.4g", val)
+        else:
+            log.info(
+                "step %d/%d: loss %.4g, validation loss %.4g", step, self.config.steps, last, val
+            )
         factor = self.config.divergence
         if (
             best is not None
@@ -418,6 +441,15 @@ class Trainer:
             self._bad_validations += 1
         return self.config.patience > 0 and self._bad_validations >= self.config.patience
 
+    def _diverged(self, how: str) -> None:
+        from cascope.errors import TrainingDiverged
+
+        at = ", ".join(map(str, self.result.rollbacks))
+        raise TrainingDiverged(
+            f"the training blew up (at steps {at}) {how}; lower the learning rate (it was "
+            f"{self.config.lr:.3g})"
+        )
+
     def _can_roll_back(self) -> bool:
         return self.config.divergence is not None and self._best_state is not None
 
@@ -436,6 +468,9 @@ class Trainer:
             self.result.best_step,
             self.config.lr * self._lr_scale,
         )
+        best = self.result.best_step or 0
+        if sum(s > best for s in self.result.rollbacks) >= MAX_ROLLBACKS_IN_ROW:
+            self._diverged(f"{MAX_ROLLBACKS_IN_ROW} times without a better validation between")
 
     # ---------------------------------------------------------------- checkpoints
     def _checkpoint_path(self) -> Path | None:
