@@ -13,11 +13,18 @@ same computation, so when none fires the second run is skipped and the table say
 Usage::
 
     python benchmarks/training_divergence.py [--photons 4 20] [--seeds 0 1] [--batch 1]
-        [--steps 960] [--threads 2] [--append] [--quick]
+        [--steps 960] [--lr 1e-3] [--threads 2] [--append] [--name NAME] [--quick]
+
+A learning rate too high for the network blows the run up within the first steps, before any
+validation; the trainer then compares with the untrained network, validated before the first
+step::
+
+    python benchmarks/training_divergence.py --photons 20 --batch 2 --steps 480 --lr 3e-3 \
+        --name training_divergence_lr3e-3
 
 Whether a run diverges depends on its exact trajectory (seed, thread count, library versions);
 the table reports what happened in this run. Results:
-``benchmarks/results/training_divergence.{json,md}``.
+``benchmarks/results/training_divergence.{json,md}`` (``NAME.{json,md}`` with ``--name``).
 """
 
 from __future__ import annotations
@@ -105,7 +112,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _val_curve(r: dict[str, Any]) -> str:
-    return ", ".join(f"{v:.3g}" for _, v in r["val_losses"])
+    return ", ".join(("untrained: " if s == 0 else "") + f"{v:.3g}" for s, v in r["val_losses"])
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -169,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="Add these (photons, seed) rows to the saved results instead of replacing them.",
     )
+    ap.add_argument(
+        "--name",
+        default="training_divergence",
+        help="Results file name (without extension) in benchmarks/results/.",
+    )
     ap.add_argument("--quick", action="store_true", help="Tiny smoke run, results not saved.")
     args = ap.parse_args(argv)
     if args.quick:
@@ -176,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         args.frames, args.size, args.photons, args.steps = 60, 48, [4.0], 20
         args.patch_t, args.patch_xy = 8, 32
     result = run(args)
-    saved = RESULTS / "training_divergence.json"
+    saved = RESULTS / f"{args.name}.json"
     if args.append and saved.is_file():
         earlier = json.loads(saved.read_text())
         if earlier["settings"] != result["settings"]:
@@ -190,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quick:
         RESULTS.mkdir(parents=True, exist_ok=True)
         for name, body in (
-            ("training_divergence.json", json.dumps(result, indent=2) + "\n"),
-            ("training_divergence.md", text),
+            (f"{args.name}.json", json.dumps(result, indent=2) + "\n"),
+            (f"{args.name}.md", text),
         ):
             tmp = RESULTS / f".{name}.part"
             tmp.write_text(body)

@@ -35,4 +35,8 @@ class OutputError(CascopeError):
 
 
 class TrainingDiverged(CascopeError, FloatingPointError):
-    """A training loss stopped being finite before there was a good state to go back to."""
+    """A training run blew up past recovery.
+
+    A loss stopped being finite before there was a good state to go back to, the run kept
+    blowing up after going back, or it ended no better than the untrained network.
+    """
