@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import cascope
 
     return {
+        "command": " ".join(["python", "benchmarks/training_divergence.py", *sys.argv[1:]]),
         "rows": rows,
         "settings": {
             k: getattr(args, k)
@@ -121,7 +122,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Training stability: the rollback of a run that blows up",
         "",
-        "`python benchmarks/training_divergence.py` (CPU, "
+        f"`{result.get('command', 'python benchmarks/training_divergence.py')}` (CPU, "
         f"{s['threads']} torch threads; torch {result['machine']['torch']}). "
         f"`deepcad` network (depth 4, base 16), {s['frames']} x {s['size']} x {s['size']} "
         f"`somatic` movies, patch {s['patch_t']} x {s['patch_xy']} x {s['patch_xy']}, batch "
