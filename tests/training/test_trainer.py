@@ -271,16 +271,17 @@ def test_the_denoisers_roll_back_by_default_other_trainings_do_not():
 
 def test_mixed_precision_and_memory_format_on_the_cpu(caplog):
     from cascope.training import autocast_dtype
-    from cascope.training.trainer import channels_last_format
+    from cascope.training.trainer import _fp16_off_cuda, channels_last_format
 
     cpu = torch.device("cpu")
+    _fp16_off_cuda.cache_clear()  # said once per process: forget an earlier test's
     with caplog.at_level("WARNING", logger="cascope.training.trainer"):
         assert autocast_dtype(cpu, "auto") is None
         assert autocast_dtype(cpu, "bf16") == torch.bfloat16
         assert autocast_dtype(cpu, "off") is None
         assert not caplog.records
-        # fp16 has no CPU kernels worth using: float32, and the user is told so
-        assert autocast_dtype(cpu, "fp16") is None
+        # fp16 has no CPU kernels worth using: float32, and the user is told so, once
+        assert autocast_dtype(cpu, "fp16") is None and autocast_dtype(cpu, "fp16") is None
     assert [r.getMessage() for r in caplog.records] == [
         "fp16 is for CUDA only: the CPU computes in float32"
     ]

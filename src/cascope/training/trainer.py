@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import logging
 import math
@@ -152,8 +153,14 @@ def autocast_dtype(device: torch.device, amp: str) -> torch.dtype | None:
     if device.type == "cpu" and amp == "bf16":
         return torch.bfloat16
     if amp == "fp16":
-        log.warning("fp16 is for CUDA only: the %s computes in float32", device.type.upper())
+        _fp16_off_cuda(device.type)
     return None
+
+
+@functools.cache
+def _fp16_off_cuda(device_type: str) -> None:
+    """Say once per process that fp16 runs in float32 off CUDA (training, then prediction)."""
+    log.warning("fp16 is for CUDA only: the %s computes in float32", device_type.upper())
 
 
 class Trainer:
