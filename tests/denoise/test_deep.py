@@ -145,7 +145,7 @@ def test_deepcad_refuses_a_volume():
         train_denoiser(noisy, config=_config("deepcad"), axes="ZYX", device="cpu")
 
 
-def test_cli_train_kill_resume_and_denoise(tmp_path):
+def test_cli_train_kill_resume_and_denoise(tmp_path, caplog):
     tifffile = pytest.importorskip("tifffile")
     from typer.testing import CliRunner
 
@@ -187,6 +187,15 @@ def test_cli_train_kill_resume_and_denoise(tmp_path):
     res = runner.invoke(app, [*args, "-o", str(tmp_path / "a"), "--resume", "--force"])
     assert res.exit_code == 0, res.output
     assert "for 8 steps" in " ".join(res.output.split())
+    # a finished run goes on with more steps, from its checkpoint, as the message says
+    assert "a.ckpt continues it with --resume" in " ".join(res.output.split())
+    more = [*args[:6], "12", *args[7:], "-o", str(tmp_path / "a"), "--resume", "--force"]
+    with caplog.at_level("WARNING", logger="cascope.training.trainer"):
+        res = runner.invoke(app, more)
+    assert res.exit_code == 0 and "for 12 steps" in " ".join(res.output.split()), res.output
+    assert "differ" not in caplog.text  # only the step count (and with it val_every) changed
+    longer = torch.load(ckpt, weights_only=True)
+    assert longer["step"] == 12 and longer["losses"][:8] == state["losses"]
     out = tmp_path / "out.tif"
     res = runner.invoke(
         app,

@@ -101,6 +101,7 @@ def register(app: typer.Typer) -> None:
             best += f" (diverged at step {at}: went back to the best weights, rate halved)"
         console.print(
             f"trained {method} for {result.steps_done} steps in {result.seconds:.1f} s{best}; "
-            f"wrote {output}",
+            f"wrote {output} (its checkpoint {ckpt.name} continues it with --resume and more "
+            "--steps; delete it when done)",
             highlight=False,
         )

@@ -560,7 +560,8 @@ class Trainer:
             self.amp_dtype = None
         self._bad_validations = int(state["bad_validations"])
         old = TrainingConfig.model_validate_json(state["config"])
-        if old.model_dump(exclude={"steps"}) != self.config.model_dump(exclude={"steps"}):
+        same = {"steps", "val_every"}  # the CLI validates every min(100, steps) steps
+        if old.model_dump(exclude=same) != self.config.model_dump(exclude=same):
             log.warning("resuming with options that differ from the checkpoint's")
 
 
