@@ -73,7 +73,8 @@ def test_trained_unet_beats_threshold_baseline(device: str) -> None:
     )
     _, base = label_events(baseline_scores(test.noisy), threshold=k)
     f1_base = match_events(base, test.events).f1
-    assert f1_unet > f1_base
+    # gain 0.10-0.18 over training seeds x CPU kernels (benchmarks/results/seed_sweep.md)
+    assert f1_unet > f1_base + 0.05
     assert f1_unet > 0.75
 
 

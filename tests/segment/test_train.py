@@ -63,10 +63,12 @@ def test_tiny_model_beats_threshold_on_a_second_volume(volumes, tmp_path, device
     thr_labels = label_volume(test.noisy, method="otsu", min_size=1)
     thr_sem = instances_to_semantic(thr_labels, planes="all")
     # axons (axon + border classes) against background: the network's PSF-aware boundary beats
-    # the threshold's
+    # the threshold's. The gain depends on the training trajectory, which differs between CPUs
+    # (SIMD kernels) and thread counts: 0.092-0.262 over seeds x ATEN_CPU_CAPABILITY
+    # (benchmarks/results/seed_sweep.md), so the margin is set below that
     net_axon = class_scores(test.labels > 0, pred > 0, n_classes=2).f1[1]
     thr_axon = class_scores(test.labels > 0, thr_labels > 0, n_classes=2).f1[1]
-    assert net_axon > thr_axon + 0.1
+    assert net_axon > thr_axon + 0.05
     assert class_scores(test.semantic, pred).f1[0] > class_scores(test.semantic, thr_sem).f1[0]
     # the saved folder reproduces the prediction and gives instances
     loaded, doc = load_model(tmp_path / "model")
