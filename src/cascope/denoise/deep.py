@@ -97,12 +97,23 @@ class DeepDenoiser:
         model, doc = load_model(path, device=device)
         if doc.get("task") != "denoise":
             raise InputError("the model folder does not hold a denoising model", Path(path))
-        norm = doc["normalization"]
+        from pydantic import ValidationError
+
+        from cascope.models.checkpoint import CONFIG, check_normalization
+
+        cfg_path = Path(path) / CONFIG
+        norm = doc.get("normalization") or {}
+        try:
+            config = DeepDenoiseConfig.model_validate(doc.get("denoise"))
+        except ValidationError as err:
+            first = err.errors()[0]
+            key = ".".join(["denoise", *(str(p) for p in first["loc"])])
+            raise InputError(f"{key}: {first['msg']}", cfg_path) from err
         return cls(
             model=model,
-            config=DeepDenoiseConfig.model_validate(doc["denoise"]),
-            input_norm=(float(norm["input"]["mean"]), float(norm["input"]["std"])),
-            output_norm=(float(norm["output"]["mean"]), float(norm["output"]["std"])),
+            config=config,
+            input_norm=check_normalization(norm.get("input"), "normalization.input", cfg_path),
+            output_norm=check_normalization(norm.get("output"), "normalization.output", cfg_path),
             axes=str(doc.get("axes", "TYX")),
             provenance=dict(doc.get("provenance") or {}),
         )

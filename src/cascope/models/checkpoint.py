@@ -9,6 +9,8 @@ execute code. State dicts saved by the trainer are read with ``torch.load(..., w
 from __future__ import annotations
 
 import logging
+import math
+import pickle
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 
 import torch
 import yaml
+from pydantic import BaseModel, ConfigDict, StrictInt, ValidationError
 from torch import nn
 
 from cascope.errors import InputError
@@ -27,6 +30,7 @@ log = logging.getLogger(__name__)
 WEIGHTS = "weights.safetensors"
 CONFIG = "model.yaml"
 FORMAT_VERSION = 1
+MAX_PARAMETERS = 2_000_000_000
 
 _ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"unet": UNet}
 
@@ -131,14 +135,20 @@ def load_model(
     cfg_path, w_path = folder / CONFIG, folder / WEIGHTS
     if not folder.is_dir() or not cfg_path.is_file():
         raise InputError(f"not a model folder (no {CONFIG})", folder)
-    try:
-        doc = yaml.safe_load(cfg_path.read_text())
-    except yaml.YAMLError as err:
-        raise InputError(f"{CONFIG} is not valid YAML: {err}", folder) from err
-    if not isinstance(doc, dict) or "architecture" not in doc:
-        raise InputError(f"{CONFIG} has no 'architecture' section", folder)
+    doc = read_model_yaml(cfg_path)
     arch = doc["architecture"]
-    model = build_model(str(arch.get("name")), arch.get("params") or {})
+    try:
+        with torch.device("meta"):  # sizes first, without memory: a huge network is refused
+            size = sum(p.numel() for p in build_model(arch["name"], arch["params"]).parameters())
+        if size > MAX_PARAMETERS:
+            raise ValueError(f"{size:.3g} parameters is more than any cascope network")
+        model = build_model(arch["name"], arch["params"])
+    except InputError as err:
+        raise InputError(f"architecture.name: {err.problem}", cfg_path) from err
+    except (TypeError, ValueError, RuntimeError, OverflowError, MemoryError) as err:
+        detail = " ".join(str(err).split())[:200]
+        problem = f"architecture.params: cannot build the network: {detail}"
+        raise InputError(problem, cfg_path) from err
     if w_path.is_file():
         source = w_path
     elif (folder / "weights.pt").is_file():
@@ -150,14 +160,113 @@ def load_model(
             state = load_file(str(w_path), device="cpu")
         else:
             state = torch.load(source, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:  # weights_only refused an object: never suggest more
+        raise InputError(
+            "holds objects other than tensors; cascope does not load it (it could run code)",
+            source,
+        ) from err
     except Exception as err:  # truncated or corrupt: safetensors and torch raise their own types
         detail = " ".join(str(err).split())[:200]
         raise InputError(f"cannot be read (corrupt or truncated?): {detail}", source) from err
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise InputError(f"weights do not match the architecture: {err}", folder) from err
+    if not isinstance(state, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise InputError("holds no state dict of named tensors", source)
+    _check_state(model, state, source)
+    model.load_state_dict(state)
     return model.to(device).eval(), doc
+
+
+class _Architecture(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: str
+    params: dict[str, Any] = {}
+
+
+class _ModelFile(BaseModel):
+    """The sections of ``model.yaml`` that :func:`load_model` reads; task sections are free."""
+
+    model_config = ConfigDict(extra="forbid")
+    format_version: StrictInt
+    architecture: _Architecture
+    task: str | None = None
+    strategy: str | None = None
+    axes: str | None = None
+    normalization: dict[str, Any] | None = None
+    denoise: dict[str, Any] | None = None
+    events: dict[str, Any] | None = None
+    segmenter: dict[str, Any] | None = None
+    classes: list[str] | None = None
+    patch: list[StrictInt] | None = None
+    training: dict[str, Any] | None = None
+    provenance: dict[str, Any] | None = None
+
+
+def read_model_yaml(path: Path) -> dict[str, Any]:
+    """Parse and check a ``model.yaml``; any problem is one :class:`InputError` naming the key."""
+    try:
+        doc = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise InputError(f"is not UTF-8 text (byte {err.start})", path) from err
+    except yaml.YAMLError as err:
+        detail = " ".join(str(err).split())[:200]
+        raise InputError(f"is not valid YAML: {detail}", path) from err
+    if not isinstance(doc, dict):
+        raise InputError(f"is not a mapping of sections (got {type(doc).__name__})", path)
+    version = doc.get("format_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        raise InputError(
+            f"written by a newer cascope (format {version}; this one reads up to "
+            f"{FORMAT_VERSION}): upgrade cascope",
+            path,
+        )
+    try:
+        checked = _ModelFile.model_validate(doc)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        got = repr(first.get("input"))[:60] if first["type"] != "missing" else ""
+        more = f" (and {err.error_count() - 1} more problems)" if err.error_count() > 1 else ""
+        suffix = f" (got {got})" if got else ""
+        raise InputError(f"{key}: {first['msg']}{suffix}{more}", path) from err
+    if checked.format_version < 1:
+        raise InputError(f"format_version: unknown format {checked.format_version}", path)
+    doc["architecture"] = checked.architecture.model_dump()
+    return doc
+
+
+def _check_state(model: nn.Module, state: Mapping[str, torch.Tensor], source: Path) -> None:
+    """Refuse weights that do not fit the network, or that are not finite, in one line."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or shapes:
+        example = (missing or unexpected or shapes)[0]
+        raise InputError(
+            f"the weights do not fit the network described in {CONFIG} (missing "
+            f"{len(missing)} keys, unexpected {len(unexpected)}, {len(shapes)} shape "
+            f"mismatches, e.g. {example!r})",
+            source,
+        )
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise InputError(f"weight {key!r} holds NaN or infinite values", source)
+
+
+def check_normalization(value: Any, key: str, path: Path) -> tuple[float, float]:
+    """Read a ``{mean, std}`` section: finite numbers, std above zero (else one line)."""
+    if not isinstance(value, Mapping) or set(value) != {"mean", "std"}:
+        raise InputError(f"{key}: needs exactly 'mean' and 'std' (got {value!r:.60})", path)
+    out = []
+    for name in ("mean", "std"):
+        v = value[name]
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise InputError(f"{key}.{name}: needs a finite number (got {v!r:.60})", path)
+        out.append(float(v))
+    if out[1] <= 0:
+        raise InputError(f"{key}.std: must be above 0 (got {out[1]})", path)
+    return out[0], out[1]
 
 
 def export_onnx(

@@ -295,8 +295,28 @@ def stream_through(
         _written_behind(writer, enabled=background_io) as write,
     ):
         for owned, inner, arr in source:
-            write(compute(arr, inner), owned.start)
+            write(_finite_result(compute(arr, inner), owned), owned.start)
             update(owned.stop)
+
+
+def _finite_result(fetch: Fetch, owned: slice) -> Fetch:
+    """Refuse a result block holding NaN or infinite values before it is written."""
+
+    def checked() -> NDArray[Any]:
+        block = fetch()
+        if block.dtype.kind in "fc" and not np.isfinite(block).all():
+            from cascope.errors import CascopeError
+
+            bad = np.flatnonzero(~np.isfinite(block).reshape(block.shape[0], -1).all(axis=1))
+            raise CascopeError(
+                f"the result is not finite (NaN or infinite) in planes "
+                f"{owned.start + int(bad[0])}-{owned.start + int(bad[-1])} of block "
+                f"{owned.start}-{owned.stop - 1}: the model or its normalisation is broken; "
+                "nothing was written"
+            )
+        return block
+
+    return checked
 
 
 def _halo(tile: Sequence[int], halo: int | None) -> int:
