@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import resource
 import struct
+import subprocess
 import sys
 import zlib
 from pathlib import Path
@@ -151,3 +153,30 @@ def test_garbage_chunk_names_the_chunk(tmp_path, monkeypatch, capsys):
     code, err = run_cli(["qc", str(path)], monkeypatch, capsys)
     assert code == 1 and len(err.strip().splitlines()) == 1, err
     assert "chunk (2, 0, 0)" in err and str(path) in err
+
+
+def _cascope(args: list[str], **kw) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cascope", *args], capture_output=True, text=True, **kw
+    )
+
+
+def test_fifo_is_refused_not_waited_on(tmp_path):
+    fifo = tmp_path / "pipe.tif"
+    os.mkfifo(fifo)
+    proc = _cascope(["qc", str(fifo)], timeout=60)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert str(fifo) in lines[0] and "FIFO" in lines[0]
+
+
+def test_bomb_refused_under_a_memory_cap(tmp_path):
+    bomb = bomb_tiff(tmp_path)
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
+
+    proc = _cascope(["qc", str(bomb)], timeout=60, preexec_fn=cap)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert "MemoryError" not in proc.stderr and str(bomb) in lines[0]
