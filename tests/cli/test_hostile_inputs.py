@@ -180,3 +180,19 @@ def test_bomb_refused_under_a_memory_cap(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 1 and len(lines) == 1, proc.stderr
     assert "MemoryError" not in proc.stderr and str(bomb) in lines[0]
+
+
+def test_huge_zarr_denoise_refused_under_a_memory_cap(tmp_path):
+    src = huge_zarr(tmp_path)
+    out = tmp_path / "out.tif"
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
+
+    proc = _cascope(
+        ["denoise", str(src), "-m", "gaussian", "-o", str(out)], timeout=60, preexec_fn=cap
+    )
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert str(src) in lines[0] and "declares shape" in lines[0]
+    assert not out.exists()
