@@ -87,7 +87,7 @@ def test_ngff_units_converted(tmp_path):
 
     p = tmp_path / "u.zarr"
     g = zarr.open_group(str(p), mode="w", zarr_format=2)
-    g.create_array("0", shape=(4, 5, 6), dtype="uint8", chunks=(1, 5, 6))
+    g.create_array("0", shape=(4, 5, 6), dtype="uint8", chunks=(1, 5, 6))[:] = 1
     g.attrs["multiscales"] = [
         {
             "version": "0.4",
@@ -113,7 +113,7 @@ def test_plain_zarr_array_needs_axes(tmp_path):
     import zarr
 
     p = tmp_path / "plain.zarr"
-    zarr.create_array(str(p), shape=(3, 4, 5), dtype="float32", zarr_format=3)
+    zarr.create_array(str(p), shape=(3, 4, 5), dtype="float32", zarr_format=3)[:] = 1
     with pytest.raises(InputError, match="axes"):
         io.read(p)
     assert io.read(p, axes="ZYX").axes == "ZYX"

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import glob
 import logging
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -16,6 +17,7 @@ from numpy.typing import NDArray
 
 from cascope.errors import CascopeError, InputError, OutputError
 from cascope.io._atomic import atomic_output, check_output
+from cascope.io._limits import check_input_path
 from cascope.io._movie import Movie, validate_axes
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ def detect_format(path: str | Path, *, for_writing: bool = False) -> Format:
     p = Path(path)
     suffix = p.suffix.lower()
     if not for_writing:
+        check_input_path(p)
         if glob.has_magic(str(path)) and not p.exists():
             return "tiff-sequence"
         if p.is_dir():
@@ -84,6 +87,7 @@ def read(
     dataset: str | None = None,
     series: int | str | None = None,
     channel: int | None = None,
+    missing_chunks: Literal["error", "fill"] | None = None,
 ) -> Movie:
     """Open a recording lazily, whatever its format.
 
@@ -100,6 +104,10 @@ def read(
         Image series of a multi-series TIFF (index) or LIF file (index or name).
     channel : int, optional
         Keep only this channel (the ``C`` axis is removed).
+    missing_chunks : {"error", "fill"}, optional
+        Zarr chunks or HDF5 data that a file declares but does not hold: an error (the
+        default), or read as the fill value. The default comes from the environment variable
+        ``CASCOPE_MISSING_CHUNKS`` when it is set (how command-line users accept them).
 
     Returns
     -------
@@ -115,7 +123,9 @@ def read(
     ------
     InputError
         The file is missing, empty, truncated, of an unknown type, has a zero-length axis, or
-        ``axes`` does not fit it. The message names the file and the problem.
+        ``axes`` does not fit it; it is a symlink loop or a FIFO; it declares more data than it
+        holds (missing chunks) or a page or chunk too big to decode in the memory available.
+        The message names the file and the problem.
 
     Examples
     --------
@@ -139,8 +149,14 @@ def read(
         bad = sorted(set(axes.upper()) - set("TCZYX"))
         if bad or len(set(axes.upper())) != len(axes):
             raise InputError(f"axes {axes!r} is not a valid axes string (letters TCZYX, once)", p)
+    missing = missing_chunks or os.environ.get("CASCOPE_MISSING_CHUNKS") or "error"
+    if missing not in ("error", "fill"):
+        raise InputError(
+            f"missing chunks must be 'error' or 'fill' (CASCOPE_MISSING_CHUNKS), not {missing!r}",
+            p,
+        )
     try:
-        movie = _read(fmt, p, axes=axes, dataset=dataset, series=series)
+        movie = _read(fmt, p, axes=axes, dataset=dataset, series=series, missing=missing)
     except CascopeError:
         raise
     except (OSError, ValueError, IndexError, KeyError, RuntimeError, EOFError, TypeError) as err:
@@ -155,7 +171,13 @@ def read(
 
 
 def _read(
-    fmt: Format, p: Path, *, axes: str | None, dataset: str | None, series: int | str | None
+    fmt: Format,
+    p: Path,
+    *,
+    axes: str | None,
+    dataset: str | None,
+    series: int | str | None,
+    missing: str = "error",
 ) -> Movie:
     if fmt == "tiff":
         from cascope.io.tiff import read_tiff
@@ -170,11 +192,11 @@ def _read(
     if fmt == "hdf5":
         from cascope.io.hdf5 import read_hdf5
 
-        return read_hdf5(p, dataset=dataset, axes=axes)
+        return read_hdf5(p, dataset=dataset, axes=axes, missing_chunks=missing)
     if fmt == "zarr":
         from cascope.io.zarr import read_zarr
 
-        return read_zarr(p, dataset=dataset, axes=axes)
+        return read_zarr(p, dataset=dataset, axes=axes, missing_chunks=missing)
     from cascope.io.lif import read_lif
 
     return read_lif(p, series=series, axes=axes)

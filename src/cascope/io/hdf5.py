@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cascope.errors import InputError
+from cascope.io._limits import check_decoded_size, expected_chunks, human
 from cascope.io._movie import Movie
 from cascope.io.tiff import cast_block
 
@@ -50,7 +51,13 @@ def _axes_from_attrs(ds: Any) -> str | None:
     return None
 
 
-def read_hdf5(path: str | Path, *, dataset: str | None = None, axes: str | None = None) -> Movie:
+def read_hdf5(
+    path: str | Path,
+    *,
+    dataset: str | None = None,
+    axes: str | None = None,
+    missing_chunks: str = "error",
+) -> Movie:
     """Open one dataset of an HDF5 file lazily.
 
     Parameters
@@ -62,6 +69,9 @@ def read_hdf5(path: str | Path, *, dataset: str | None = None, axes: str | None 
         dataset (two or more dimensions).
     axes : str, optional
         The dataset's axes when it has no ``axes`` attribute or dimension labels (or to override).
+    missing_chunks : {"error", "fill"}
+        Data the file declares but does not hold (unwritten chunks or storage) is an error
+        (default), or reads as the fill value.
 
     Returns
     -------
@@ -79,6 +89,7 @@ def read_hdf5(path: str | Path, *, dataset: str | None = None, axes: str | None 
         ) from err
     try:
         ds, final, file_axes = _pick(f, path, dataset, axes)
+        _check_storage(ds, path, missing_chunks)
     except BaseException:
         f.close()
         raise
@@ -130,6 +141,38 @@ def _pick(f: Any, path: Path, dataset: str | None, axes: str | None) -> tuple[An
             path,
         )
     return ds, final, file_axes
+
+
+def _check_storage(ds: Any, path: Path, missing: str) -> None:
+    """Refuse a dataset that declares more data than the file holds, or a chunk too big."""
+    if missing not in ("error", "fill"):
+        raise ValueError(f"missing_chunks must be 'error' or 'fill', not {missing!r}")
+    name = ds.name.lstrip("/")
+    itemsize = np.dtype(ds.dtype).itemsize
+    if ds.chunks is not None:
+        chunk_bytes = int(np.prod(ds.chunks, dtype=np.int64)) * itemsize
+        check_decoded_size(f"dataset {name!r}: a chunk of {ds.chunks}", chunk_bytes, path)
+    if missing == "fill" or ds.size == 0 or ds.external or ds.is_virtual:
+        return
+    hint = "set CASCOPE_MISSING_CHUNKS=fill to read unstored data as the fill value"
+    declared = int(ds.size) * itemsize
+    if ds.chunks is not None:
+        n = expected_chunks(ds.shape, ds.chunks)
+        held = int(ds.id.get_num_chunks())
+        if held < n:
+            raise InputError(
+                f"dataset {name!r} declares shape {ds.shape} ({human(declared)}) in {n} "
+                f"chunk(s) but the file holds {held}: a damaged or incomplete file; {hint}",
+                path,
+            )
+        return
+    stored = int(ds.id.get_storage_size())
+    if stored < declared:
+        raise InputError(
+            f"dataset {name!r} declares shape {ds.shape} ({human(declared)}) but the file "
+            f"holds {human(stored)} of it: a damaged or incomplete file; {hint}",
+            path,
+        )
 
 
 def _plain(value: Any) -> Any:

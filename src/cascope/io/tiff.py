@@ -210,6 +210,30 @@ def _check_complete(tf: Any, series: Any, path: Path) -> None:
         raise InputError(f"is truncated: pixel data needs {end} bytes, the file has {size}", path)
 
 
+def _check_pages(series: Any, path: Path) -> None:
+    """Refuse a compressed page that cannot be decoded (bomb, or bigger than free memory)."""
+    from cascope.io._limits import check_decoded_size
+
+    if series.dataoffset is not None:
+        return  # uncompressed and contiguous: memory-mapped, never decoded whole
+    page = series.keyframe
+    if page is None:
+        return
+    decoded = int(np.prod(page.shape, dtype=np.int64)) * np.dtype(page.dtype).itemsize
+    counts = [int(c) for c in getattr(page, "databytecounts", ()) or ()]
+    tiled = bool(getattr(page, "is_tiled", False))
+    # zarr views of a tiled page decode one tile at a time; strips are decoded whole
+    piece = decoded
+    if tiled and counts:
+        piece = decoded // len(counts)
+    check_decoded_size(
+        f"page {page.index} ({'x'.join(str(n) for n in page.shape)} {page.dtype})",
+        piece,
+        path,
+        stored=sum(counts) if counts else None,
+    )
+
+
 def read_tiff(path: str | Path, *, axes: str | None = None, series: int | None = None) -> Movie:
     """Read a TIFF, OME-TIFF or ImageJ hyperstack lazily.
 
@@ -258,6 +282,11 @@ def read_tiff(path: str | Path, *, axes: str | None = None, series: int | None =
     s = tf.series[index]
     try:
         _check_complete(tf, s, path)
+    except InputError:
+        tf.close()
+        raise
+    try:
+        _check_pages(s, path)
     except InputError:
         tf.close()
         raise

@@ -15,6 +15,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cascope.errors import InputError
+from cascope.io._lazy import LazyArray, normalize_key
+from cascope.io._limits import check_decoded_size, expected_chunks, first_axis_span, human
 from cascope.io._movie import Movie
 from cascope.io.tiff import cast_block
 
@@ -118,7 +120,13 @@ def _read_multiscale(
     return arr, names, vs or None, rate, meta
 
 
-def read_zarr(path: str | Path, *, dataset: str | None = None, axes: str | None = None) -> Movie:
+def read_zarr(
+    path: str | Path,
+    *,
+    dataset: str | None = None,
+    axes: str | None = None,
+    missing_chunks: str = "error",
+) -> Movie:
     """Open a Zarr array or an OME-Zarr image lazily.
 
     Parameters
@@ -130,11 +138,14 @@ def read_zarr(path: str | Path, *, dataset: str | None = None, axes: str | None 
         path inside a plain Zarr group.
     axes : str, optional
         Axes when the store does not name them (or to override).
+    missing_chunks : {"error", "fill"}
+        A chunk missing from the store is an error (default), or reads as the fill value.
 
     Returns
     -------
     Movie
         Backed by the zarr array; ``metadata["ngff_version"]`` says which NGFF version was read.
+        A chunk that cannot be decoded raises :class:`InputError` naming it when it is read.
     """
     import zarr
 
@@ -174,9 +185,110 @@ def read_zarr(path: str | Path, *, dataset: str | None = None, axes: str | None 
         )
     if vs:
         vs = {a: v for a, v in vs.items() if a in final}
+    name = str(meta.get("level", meta.get("dataset", "")))
+    _check_chunks(arr, path, name, missing_chunks)
     return Movie(
-        arr, axes=final, voxel_size=vs or None, frame_rate=rate, source=path, metadata=meta
+        CheckedZarr(arr, path, name),
+        axes=final,
+        voxel_size=vs or None,
+        frame_rate=rate,
+        source=path,
+        metadata=meta,
     )
+
+
+def _stored_keys(arr: Any) -> set[str]:
+    from zarr.core.sync import sync
+
+    prefix = arr.store_path.path
+    prefix = f"{prefix}/" if prefix else ""
+
+    async def listing() -> list[str]:
+        return [k async for k in arr.store_path.store.list_prefix(prefix)]
+
+    return {k[len(prefix) :] for k in sync(listing())}
+
+
+def _check_chunks(arr: Any, path: Path, name: str, missing: str) -> None:
+    """Refuse a chunk too big to decode, and (unless ``missing="fill"``) missing chunks."""
+    if missing not in ("error", "fill"):
+        raise ValueError(f"missing_chunks must be 'error' or 'fill', not {missing!r}")
+    chunk_bytes = int(np.prod(arr.chunks, dtype=np.int64)) * np.dtype(arr.dtype).itemsize
+    array = f"array {name!r}" if name else "the array"
+    check_decoded_size(f"{array}: a chunk of {arr.chunks}", chunk_bytes, path)
+    if missing == "fill" or arr.size == 0:
+        return
+    grid = tuple(arr.shards or arr.chunks)
+    n = expected_chunks(arr.shape, grid)
+    meta_names = {"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"}
+    stored = {k for k in _stored_keys(arr) if k.rsplit("/", 1)[-1] not in meta_names}
+    if len(stored) >= n:
+        return
+    hint = "set CASCOPE_MISSING_CHUNKS=fill to read missing chunks as the fill value"
+    where = ""
+    if n <= 2_000_000:
+        counts = [-(-int(s) // max(int(c), 1)) for s, c in zip(arr.shape, grid, strict=True)]
+        for coords in np.ndindex(*counts):
+            if arr.metadata.encode_chunk_key(coords) not in stored:
+                frames = first_axis_span(coords[0], grid, arr.shape)
+                where = f"; first missing: chunk {coords} (index {frames} of axis 0)"
+                break
+    raise InputError(
+        f"{array} declares shape {arr.shape} in {n} chunk(s) of {grid} "
+        f"({human(arr.nbytes)}) but the store holds {len(stored)}{where}: a damaged or "
+        f"incomplete store; {hint}",
+        path,
+    )
+
+
+class CheckedZarr(LazyArray):
+    """A zarr array whose read errors (a damaged chunk) become one :class:`InputError`."""
+
+    def __init__(self, base: Any, path: Path, name: str) -> None:
+        self.base = base
+        self.path = path
+        self.name = name
+        self.shape = tuple(int(n) for n in base.shape)
+        self.dtype = np.dtype(base.dtype)
+        self.chunks = tuple(base.chunks)
+
+    def __getitem__(self, key: Any) -> NDArray[Any]:
+        try:
+            return np.asarray(self.base[key])
+        except (IndexError, TypeError):
+            raise
+        except Exception as err:
+            raise InputError(self._describe(key, err), self.path) from err
+
+    def _describe(self, key: Any, err: BaseException) -> str:
+        array = f"array {self.name!r}" if self.name else "the array"
+        detail = " ".join(str(err).split())[:200] or type(err).__name__
+        try:
+            k = normalize_key(key, self.ndim)
+            ranges = [
+                range(n)[i] if isinstance(i, slice) else range(int(i) % n, int(i) % n + 1)
+                for n, i in zip(self.shape, k, strict=True)
+            ]
+            spans = [
+                range(r[0] // c, r[-1] // c + 1) if len(r) else range(0)
+                for r, c in zip(ranges, self.chunks, strict=True)
+            ]
+            for coords in np.ndindex(*[len(s) for s in spans]):
+                c = tuple(s[i] for s, i in zip(spans, coords, strict=True))
+                index = tuple(
+                    slice(j * n, (j + 1) * n) for j, n in zip(c, self.chunks, strict=True)
+                )
+                try:
+                    self.base[index]
+                except Exception:
+                    frames = first_axis_span(c[0], self.chunks, self.shape)
+                    return (
+                        f"{array}: chunk {c} (index {frames} of axis 0) cannot be decoded "
+                        f"({detail}); the store is damaged"
+                    )
+        except Exception:  # fall back to the general message
+            pass
+        return f"{array}: a chunk cannot be decoded ({detail}); the store is damaged"
 
 
 def _plain_axes(arr: Any) -> list[str] | None:
@@ -276,6 +388,7 @@ def _create_array(
         kw: dict[str, Any] = {"chunk_key_encoding": {"name": "v2", "separator": "/"}}
     else:
         kw = {"dimension_names": [a.lower() for a in axes]}
+    kw["config"] = {"write_empty_chunks": True}  # every chunk stored: a missing one is damage
     return group.create_array(name, shape=shape, dtype=dtype, chunks=chunks, fill_value=0, **kw)
 
 
