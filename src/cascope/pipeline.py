@@ -124,11 +124,13 @@ def _scratch_labels(shape: tuple[int, ...], near: Path) -> tuple[Any, Path]:
     Detection writes event ids into it event by event, so a label movie of any length stays on
     disk; the caller removes the folder.
     """
-    import tempfile
-
     import zarr
 
-    folder = Path(tempfile.mkdtemp(prefix=f".{near.name}.labels-", dir=near.parent))
+    from cascope.io._atomic import remove_stale_temporaries, temp_path
+
+    remove_stale_temporaries(near)  # a killed earlier run's scratch folder
+    folder = temp_path(near, "labels")
+    folder.mkdir(parents=True)
     chunks = (16, min(shape[1], 256), min(shape[2], 256))
     arr = zarr.create_array(
         str(folder / "labels.zarr"), shape=shape, chunks=chunks, dtype="uint32", fill_value=0

@@ -106,3 +106,58 @@ def test_cli_force_onto_a_folder_keeps_the_folder(tmp_path):
     )
     assert res.exit_code != 0 and "overwrite the input" in str(res.exception)
     np.testing.assert_array_equal(tifffile.imread(src), data)
+
+
+def test_a_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path):
+    import fcntl
+    import os
+
+    target = tmp_path / "out.tif"
+    lock = tmp_path / ".out.tif.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT)
+    os.write(fd, b"4242")
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another open file: conflicts as another process would
+    try:
+        with pytest.raises(OutputError, match=r"another cascope process \(pid 4242\)"):
+            with atomic_output(target) as tmp:
+                tmp.write_bytes(b"x")
+    finally:
+        os.close(fd)
+    assert not target.exists()
+    with atomic_output(target) as tmp:
+        tmp.write_bytes(b"x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tif"]
+
+
+def test_stale_temporaries_of_a_dead_process_are_removed_live_ones_kept(tmp_path):
+    import os
+
+    dead = tmp_path / ".out.tif.999999999-part-0000.tif"
+    dead.write_bytes(b"half")
+    live = tmp_path / f".out.tif.{os.getppid()}-part-1111.tif"
+    live.write_bytes(b"busy")
+    with atomic_output(tmp_path / "out.tif") as tmp:
+        tmp.write_bytes(b"x")
+    assert not dead.exists() and live.exists()
+
+
+def test_a_full_disk_is_an_output_error_naming_the_output(tmp_path):
+    import errno
+
+    target = tmp_path / "out.h5"
+    with pytest.raises(OutputError, match="out.h5: no space left on device"):
+        with atomic_output(target) as tmp:
+            tmp.write_bytes(b"x")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_force_replaces_a_folder_output_and_leaves_nothing_aside(tmp_path):
+    target = tmp_path / "out.zarr"
+    target.mkdir()
+    (target / "a").write_text("old")
+    with atomic_output(target, force=True) as tmp:
+        tmp.mkdir()
+        (tmp / "a").write_text("new")
+    assert (target / "a").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.zarr"]

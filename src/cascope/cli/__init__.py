@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import signal
 import sys
+import threading
 from typing import TYPE_CHECKING
 
 from cascope.cli._apps import app
@@ -35,6 +37,11 @@ def main() -> None:
 
     from cascope.errors import CascopeError
 
+    previous = (
+        signal.signal(signal.SIGTERM, _terminate)
+        if threading.current_thread() is threading.main_thread()
+        else None
+    )
     try:
         app()
     except (CascopeError, ValidationError, OSError) as err:
@@ -50,6 +57,31 @@ def main() -> None:
             f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True
         )
         sys.exit(1)
+    except (SystemExit, KeyboardInterrupt):
+        if _terminated:
+            sys.exit(128 + signal.SIGTERM)
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if _terminated:
+        sys.exit(128 + signal.SIGTERM)
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread on SIGTERM, so every cleanup runs as for Ctrl-C."""
+
+
+_terminated = False
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """Turn SIGTERM into :class:`Terminated`; the command then exits with code 143."""
+    global _terminated
+    _terminated = True
+    # once: a second SIGTERM during the cleanup must not interrupt it
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated(f"terminated by signal {signum}")
 
 
 def _os_problem(err: OSError) -> str:

@@ -362,6 +362,17 @@ class Trainer:
         -------
         TrainResult
         """
+        if self.checkpoint_dir is None:
+            return self._fit(resume=resume, progress=progress, stop_at=stop_at)
+        from cascope.io._atomic import output_lock, remove_stale_temporaries
+
+        # one run at a time per checkpoint folder; a killed run's temporaries go
+        self.checkpoint_dir.parent.mkdir(parents=True, exist_ok=True)
+        with output_lock(self.checkpoint_dir):
+            remove_stale_temporaries(self.checkpoint_dir / CHECKPOINT)
+            return self._fit(resume=resume, progress=progress, stop_at=stop_at)
+
+    def _fit(self, *, resume: bool, progress: bool, stop_at: int | None) -> TrainResult:
         t0 = time.perf_counter()
         if resume and self._checkpoint_path() is not None and self._checkpoint_path().is_file():  # type: ignore[union-attr]
             self.load_checkpoint()
@@ -511,9 +522,33 @@ class Trainer:
             "bad_validations": self._bad_validations,
             "config": self.config.model_dump_json(),
         }
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        from cascope.io._atomic import _io_fault, temp_path
+
+        # temporary, flushed to the disk, renamed: a failed save keeps the previous checkpoint
+        tmp = temp_path(path, "part")
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(state, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException as err:
+            tmp.unlink(missing_ok=True)
+            if not isinstance(err, (OSError, RuntimeError)):
+                raise
+            from cascope.errors import OutputError
+
+            fault = _io_fault(err, path)
+            if fault is None and "write" not in str(err).lower():
+                raise
+            detail = (
+                str(fault).removeprefix(f"{path}: ").removesuffix("; nothing was written")
+                if fault is not None
+                else " ".join(str(err).split())[:200]
+            )
+            raise OutputError(
+                f"{path}: could not be saved ({detail}); the previous checkpoint is kept"
+            ) from err
         return path
 
     def load_checkpoint(self) -> None:
