@@ -45,3 +45,17 @@ def test_strict_json_writes_null_for_non_finite():
     text = strict_json.dumps({"a": float("nan"), "b": [np.float64("inf"), 1.5]})
     parsed = json.loads(text, parse_constant=lambda c: pytest.fail(c))
     assert parsed == {"a": None, "b": [None, 1.5]}
+
+
+@pytest.mark.parametrize(
+    "data", [-np.ones((2, 4, 4), np.int32), np.full((2, 4, 4), 10**15, np.int64)]
+)
+def test_measure_refuses_negative_or_huge_labels(tmp_path, monkeypatch, capsys, data):
+    image = _labels(tmp_path / "image.tif", np.ones((2, 4, 4), np.uint16))
+    lab = _labels(tmp_path / "labels.tif", data)
+    out = tmp_path / "table.csv"
+    code, err = run_cli(
+        ["measure", str(image), "--labels", str(lab), "-o", str(out)], monkeypatch, capsys
+    )
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "relabel" in err
+    assert not out.exists()
