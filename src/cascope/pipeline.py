@@ -20,7 +20,6 @@ Outputs
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 import time
@@ -32,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from cascope import _json as strict_json
 from cascope.config.denoise import SELF_SUPERVISED
 from cascope.config.pipeline import DenoiseStep, PipelineConfig
 from cascope.errors import InputError
@@ -284,12 +284,12 @@ def run_pipeline(
     with atomic_output(out, inputs=[config.input], force=force) as tmp:
         tmp.mkdir()
         (tmp / "pipeline.yaml").write_text(config.to_yaml())
-        (tmp / "versions.json").write_text(json.dumps(versions(), indent=2) + "\n")
+        (tmp / "versions.json").write_text(strict_json.dumps(versions(), indent=2) + "\n")
         if config.qc:
             from cascope.qc import run_qc
 
             report = run_qc(raw)
-            (tmp / "qc.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+            (tmp / "qc.json").write_text(strict_json.dumps(report.to_dict(), indent=2) + "\n")
             summary["qc"] = {"flags": report.flags, "recommendation": report.recommendation}
             names["qc"] = "qc.json"
             log.info("qc: %s", report.recommendation)
@@ -335,5 +335,5 @@ def run_pipeline(
             names.update(events="events.csv", event_labels="event_labels.tif", figure="events.png")
         summary["seconds"] = time.perf_counter() - start
         summary["files"] = names
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        (tmp / "summary.json").write_text(strict_json.dumps(summary, indent=2) + "\n")
     return PipelineResult(out, {k: out / v for k, v in names.items()}, summary)

@@ -30,12 +30,11 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Replace an existing JSON file."),
     ) -> None:
         """Rank denoisers on INPUT: SI-PSNR/PSNR/SSIM with --reference, else held-out frames."""
-        import json
-
         import numpy as np
         from rich.console import Console
         from rich.table import Table
 
+        from cascope import _json as strict_json
         from cascope.denoise.compare import benchmark_denoisers
         from cascope.denoise.deep import read_recording
         from cascope.errors import InputError
@@ -74,4 +73,4 @@ def register(app: typer.Typer) -> None:
         Console().print(table)
         if json_out is not None:
             with atomic_output(json_out, inputs=inputs, force=force) as tmp:
-                tmp.write_text(json.dumps(rows, indent=2))
+                tmp.write_text(strict_json.dumps(rows, indent=2))

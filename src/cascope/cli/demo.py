@@ -207,8 +207,7 @@ def run_demo(
     ``denoise`` holds one row per result (the noisy input first), ``events`` the detection
     scores (None with ``events=False``).
     """
-    import json
-
+    from cascope import _json as strict_json
     from cascope import io
 
     def say(text: str) -> None:
@@ -235,7 +234,7 @@ def run_demo(
         say("training an event detector on simulated mSCT movies, running the pipeline ...")
         found = detect_events_demo(out, seed=seed, steps=event_steps, force=force)
     result = {"denoise": table, "events": found}
-    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    (out / "metrics.json").write_text(strict_json.dumps(result, indent=2))
     return {"denoise": rows, "events": found}
 
 

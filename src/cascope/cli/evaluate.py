@@ -38,11 +38,10 @@ def _emit(
     inputs: list[Path],
     force: bool,
 ) -> None:
-    import json
-
     from rich.console import Console
     from rich.table import Table
 
+    from cascope import _json as strict_json
     from cascope.io import atomic_output, check_output
 
     if json_out is not None:
@@ -55,7 +54,7 @@ def _emit(
     Console().print(table)
     if json_out is not None:
         with atomic_output(json_out, inputs=inputs, force=force) as tmp:
-            tmp.write_text(json.dumps(payload, indent=2))
+            tmp.write_text(strict_json.dumps(payload, indent=2))
 
 
 def _read_events(path: Path) -> Any:
@@ -169,6 +168,13 @@ def register(app: typer.Typer) -> None:
         for arr, path in ((p, pred), (t, reference)):
             if not np.issubdtype(arr.dtype, np.integer):
                 raise InputError(f"labels must be integers, got {arr.dtype}", path)
+        if instances and not 0 < iou <= 1:
+            raise InputError(f"--iou {iou:g} must be in (0, 1]", pred)
+        if n_classes is not None and n_classes < 2:
+            raise InputError(f"--classes {n_classes} must be at least 2", pred)
+        for arr, path in ((p, pred), (t, reference)):
+            if arr.size and arr.min() < 0:
+                raise InputError("labels must not be negative (relabel the image)", path)
         payload: dict[str, Any] = {"prediction": str(pred), "reference": str(reference)}
         if instances:
             m = metrics.match_instances(p, t, iou_threshold=iou)

@@ -78,10 +78,9 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Replace an existing JSON file."),
     ) -> None:
         """Check quantisation, saturation, offset, noise model, SNR and frame correlation."""
-        import json
-
         import numpy as np
 
+        from cascope import _json as strict_json
         from cascope.config.qc import QCConfig
         from cascope.io import atomic_output, read
         from cascope.qc import run_qc
@@ -99,4 +98,4 @@ def register(app: typer.Typer) -> None:
         _print(report, path)
         if json_out is not None:
             with atomic_output(json_out, inputs=[path], force=force) as tmp:
-                tmp.write_text(json.dumps(report.to_dict(), indent=2))
+                tmp.write_text(strict_json.dumps(report.to_dict(), indent=2))

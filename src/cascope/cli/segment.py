@@ -213,7 +213,18 @@ def register(app: typer.Typer) -> None:
 
         outputs = [("--output", output, "table"), ("--figure", figure, "file")]
         check_outputs(outputs, inputs=[input_path, labels], force=force)
-        lab, voxel = _read_volume(labels)
+        import numpy as np
+
+        from cascope.errors import InputError
+
+        lab, voxel = _read_volume(labels, axes=axes)
+        if not np.issubdtype(lab.dtype, np.integer):
+            raise InputError(f"labels must be integers, got {lab.dtype}", labels)
+        if lab.size and lab.min() < 0:
+            raise InputError("labels must not be negative (relabel the image)", labels)
+        if lab.size and int(lab.max()) > 2**31 - 1:
+            top = int(lab.max())
+            raise InputError(f"label id {top} is absurdly large (relabel the image)", labels)
         vs = tuple((voxel or {}).get(a, 1.0) for a in "ZYX")
         donor = acceptor = None
         if fret_channels is not None:

@@ -420,7 +420,7 @@ def compare_report(
     dict
         The summary written to ``summary.json``.
     """
-    import json
+    from cascope import _json as strict_json
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -451,5 +451,5 @@ def compare_report(
             figures += plot_clusters(scores, emb, labels, out, formats=formats)
             summary["best_k"] = int(labels.max() + 1)
     summary["figures"] = [p.name for p in figures]
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "summary.json").write_text(strict_json.dumps(summary, indent=2))
     return summary

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from cascope import _json as strict_json
 from cascope.errors import InputError
 from cascope.io import atomic_output, read, write
 from cascope.napari._files import back_up
@@ -155,7 +156,7 @@ class CurationSession:
             "min_size": self.min_size,
         }
         with atomic_output(self.state_path, force=True) as tmp:
-            tmp.write_text(json.dumps(state, indent=2))
+            tmp.write_text(strict_json.dumps(state, indent=2))
 
     # ----------------------------------------------------------------- loading a volume
     def load(self, index: int) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from cascope import _json as strict_json
 from cascope.simulate.axons import AxonResult
 from cascope.simulate.mscts import MsctResult
 from cascope.simulate.pairs import PairResult
@@ -276,6 +276,7 @@ def save(result: Result, path: str | Path, *, force: bool = False) -> Path:
             meta["frame_rate_hz"] = result.params.frame_rate
         if isinstance(result, AxonResult):
             meta["voxel_size_um"] = dict(zip("zyx", result.params.voxel_size, strict=True))
-        (tmp / "truth.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+        text = strict_json.dumps(meta, indent=2, ensure_ascii=False)
+        (tmp / "truth.json").write_text(text + "\n")
     logger.info("wrote %s simulation to %s", kind, out)
     return out.resolve()
