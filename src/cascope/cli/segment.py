@@ -45,6 +45,10 @@ def _read_volume(
     return data, movie.voxel_size
 
 
+#: Suffixes of the figures ``measure --figure`` writes (matplotlib, by suffix).
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+
+
 def _write(path: Path, data: Any, *, inputs: list[Path], force: bool, voxel: Any = None) -> None:
     from cascope.io import write
 
@@ -206,16 +210,21 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, help="Replace existing outputs."),
     ) -> None:
         """Per-structure length, branches, volume, diameter, tortuosity (and FRET ratio)."""
+        import numpy as np
         from rich.console import Console
 
+        from cascope.errors import InputError
         from cascope.io import check_outputs
         from cascope.morphology import measure_structures, plot_measurements, write_table
 
+        if figure is not None and figure.suffix.lower() not in FIGURE_SUFFIXES:
+            raise InputError(
+                f"a figure is written as {', '.join(FIGURE_SUFFIXES)}; choose one of them "
+                "for --figure",
+                figure,
+            )
         outputs = [("--output", output, "table"), ("--figure", figure, "file")]
         check_outputs(outputs, inputs=[input_path, labels], force=force)
-        import numpy as np
-
-        from cascope.errors import InputError
 
         lab, voxel = _read_volume(labels, axes=axes)
         if not np.issubdtype(lab.dtype, np.integer):
@@ -230,7 +239,26 @@ def register(app: typer.Typer) -> None:
         if fret_channels is not None:
             donor, _ = _read_volume(input_path, channel=fret_channels[0], axes=axes)
             acceptor, _ = _read_volume(input_path, channel=fret_channels[1], axes=axes)
+            image = donor
+        else:
+            # the image is read (and checked) whatever is measured: the intensities in each
+            # structure are part of the table, and a junk image must not pass unnoticed
+            from cascope.io import read
+
+            first = 0 if "C" in read(input_path, axes=axes).axes else None
+            image, _ = _read_volume(input_path, channel=first, axes=axes)
+        if image.shape != lab.shape:
+            raise InputError(
+                f"the labels {labels.name} have shape {lab.shape}, the image {image.shape}: "
+                "give the labels of this image",
+                input_path,
+            )
         table, dists = measure_structures(lab, donor=donor, acceptor=acceptor, voxel_size=vs)
+        if len(table):
+            from scipy import ndimage
+
+            ids = table["label"].to_numpy()
+            table["mean_intensity"] = ndimage.mean(image, labels=lab, index=ids)
         write_table(table, output, force=force)
         if figure is not None:
             plot_measurements(table, figure, distributions=dists, force=force)

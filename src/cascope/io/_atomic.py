@@ -38,9 +38,9 @@ def check_output(
     Path
         The output path, absolute.
     """
-    out = Path(path).expanduser().resolve()
+    out = _resolved(path, "output")
     for inp in inputs:
-        source = Path(inp).expanduser().resolve()
+        source = _resolved(inp, "input")
         if source == out:
             raise OutputError(f"{out}: the output would overwrite the input; choose another path")
         if out in source.parents:
@@ -51,6 +51,16 @@ def check_output(
     if out.exists() and not force:
         raise OutputError(f"{out}: exists already; pass --force to replace it")
     return out
+
+
+def _resolved(path: str | Path, what: str) -> Path:
+    """The absolute path; a symbolic link that loops is refused with one line."""
+    try:
+        return Path(path).expanduser().resolve()
+    except (RuntimeError, OSError) as err:  # a loop: RuntimeError up to Python 3.12
+        from cascope.errors import InputError
+
+        raise InputError(f"the {what} path is a symbolic link that loops ({err})", path) from None
 
 
 #: Suffixes of the tables cascope writes (event tables, label statistics, measurements).
