@@ -54,7 +54,7 @@ def check_output(
 
 
 def _resolved(path: str | Path, what: str) -> Path:
-    """The absolute path; a symbolic link that loops is refused with one line."""
+    """Return the absolute path; refuse a symbolic link that loops with one line."""
     try:
         return Path(path).expanduser().resolve()
     except (RuntimeError, OSError) as err:  # a loop: RuntimeError up to Python 3.12
