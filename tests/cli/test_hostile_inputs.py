@@ -11,16 +11,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-
-from cascope.cli import main
-
-
-def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["cascope", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 1), capsys.readouterr().err
+from tests.cli.test_bad_inputs import run_cli
 
 
 def bomb_tiff(tmp: Path, side: int = 40000) -> Path:

@@ -11,17 +11,9 @@ import pytest
 import tifffile
 import yaml
 from safetensors.torch import load_file, save_file
+from tests.cli.test_bad_inputs import run_cli
 
 from cascope.cli import main
-
-
-def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys) -> tuple[int, str]:
-    """Run the real entry point in-process; return its exit code and stderr."""
-    monkeypatch.setattr(sys, "argv", ["cascope", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 1), capsys.readouterr().err
 
 
 def _tif(path: Path, data: np.ndarray, axes: str) -> Path:
