@@ -69,7 +69,7 @@ def read_movie(path: str | Path, *, axes: str | None = None, dataset: str | None
     path = Path(path)
     if path.is_dir() and (path / "noisy.tif").is_file():
         path = path / "noisy.tif"
-    movie = read(path, axes=axes, dataset=dataset)
+    movie = read(path, axes=axes, dataset=dataset, kind="movie")
     if movie.axes != "TYX":
         raise InputError(
             f"expected a (T, Y, X) movie, got axes {movie.axes!r} (give the axes when the file "

@@ -44,12 +44,14 @@ def test_hdf5_dataset_errors_list_datasets(tmp_path):
     with h5py.File(p, "w") as f:
         f["a"] = np.zeros((3, 4, 4))
         f["b/c"] = np.zeros((3, 4, 4))
-    with pytest.raises(InputError, match=r"a, b/c"):
+        f["six"] = np.zeros((2, 2, 2, 2, 4, 4))
+    with pytest.raises(InputError, match=r"--dataset; image datasets: a, b/c"):
         io.read(p, axes="TYX")
     with pytest.raises(InputError, match=r"no dataset 'nope'.*a, b/c"):
         io.read(p, dataset="nope", axes="TYX")
-    with pytest.raises(InputError, match="pass axes"):
-        io.read(p, dataset="a")
+    with pytest.raises(InputError, match="no axes attribute; give --axes"):
+        io.read(p, dataset="six")
+    assert io.read(p, dataset="a", kind="volume").axes == "ZYX"  # a plain stack: as expected
     assert io.read(p, dataset="b/c", axes="TYX").shape == (3, 4, 4)
 
 
@@ -109,11 +111,14 @@ def test_ngff_units_converted(tmp_path):
     assert m.voxel_size == pytest.approx({"Y": 0.2, "X": 0.1})
 
 
-def test_plain_zarr_array_needs_axes(tmp_path):
+def test_plain_zarr_array_axes_are_assumed_or_given(tmp_path):
     import zarr
 
     p = tmp_path / "plain.zarr"
     zarr.create_array(str(p), shape=(3, 4, 5), dtype="float32", zarr_format=3)[:] = 1
-    with pytest.raises(InputError, match="axes"):
-        io.read(p)
+    assert io.read(p).axes == "TYX" and io.read(p, kind="volume").axes == "ZYX"
     assert io.read(p, axes="ZYX").axes == "ZYX"
+    one = tmp_path / "one.zarr"
+    zarr.create_array(str(one), shape=(5,), dtype="float32", zarr_format=3)[:] = 1
+    with pytest.raises(InputError, match="no axes metadata.*give --axes"):
+        io.read(one)

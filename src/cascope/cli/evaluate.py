@@ -13,12 +13,12 @@ _JSON = typer.Option(None, "--json", help="Also write the scores as JSON here.")
 _FORCE = typer.Option(False, "--force", help="Replace an existing JSON file.")
 
 
-def _read_array(path: Path, axes: str | None) -> Any:
+def _read_array(path: Path, axes: str | None, kind: Any = None) -> Any:
     import numpy as np
 
     from cascope.io import check_finite, read
 
-    data = np.asarray(read(path, axes=axes).to_numpy())
+    data = np.asarray(read(path, axes=axes, kind=kind).to_numpy())
     check_finite(data, path=path)  # a NaN would make every score NaN
     return data
 
@@ -96,8 +96,8 @@ def register(app: typer.Typer) -> None:
         from cascope import metrics
         from cascope.errors import InputError
 
-        p = _read_array(pred, axes).astype(np.float64)
-        r = _read_array(reference, axes).astype(np.float64)
+        p = _read_array(pred, axes, "movie").astype(np.float64)
+        r = _read_array(reference, axes, "movie").astype(np.float64)
         _same_shape(p, r, pred, reference)
         rng = float(np.ptp(r)) if data_range is None else data_range
         if not rng > 0:
@@ -128,7 +128,7 @@ def register(app: typer.Typer) -> None:
         ]
         inputs = [pred, reference]
         if noisy is not None:
-            n = _read_array(noisy, axes).astype(np.float64)
+            n = _read_array(noisy, axes, "movie").astype(np.float64)
             _same_shape(n, r, noisy, reference)
             imp = metrics.si_psnr_improvement(p, n, r, axis=0 if frames else None)
             payload["input"] = str(noisy)
@@ -162,8 +162,8 @@ def register(app: typer.Typer) -> None:
         from cascope import metrics
         from cascope.errors import InputError
 
-        p = _read_array(pred, axes)
-        t = _read_array(reference, axes)
+        p = _read_array(pred, axes, "volume")
+        t = _read_array(reference, axes, "volume")
         _same_shape(p, t, pred, reference)
         for arr, path in ((p, pred), (t, reference)):
             if not np.issubdtype(arr.dtype, np.integer):

@@ -23,7 +23,7 @@ def _labels(path: Path, *, lazy: bool = False) -> Any:
 
     if path.is_dir() and (path / "labels.tif").is_file():
         path = path / "labels.tif"
-    movie = read(path)
+    movie = read(path, kind="movie")
     return movie if lazy else np.asarray(movie)
 
 

@@ -23,7 +23,7 @@ def _read_volume(
     from cascope.errors import InputError
     from cascope.io import check_finite, read
 
-    movie = read(path, axes=axes, channel=channel)
+    movie = read(path, axes=axes, channel=channel, kind="volume")
     axes = movie.axes
     if "C" in axes and channel is None:
         raise InputError(f"the file has channels (axes {axes}); choose one with --channel", path)
@@ -245,14 +245,9 @@ def register(app: typer.Typer) -> None:
             # structure are part of the table, and a junk image must not pass unnoticed
             from cascope.io import read
 
-            opened = read(input_path, axes=axes)
+            opened = read(input_path, axes=axes, kind="volume")
             first = 0 if "C" in opened.axes else None
-            image_axes = axes
-            if axes is None and opened.axes == "TYX" and opened.shape == lab.shape:
-                # a plain 3-D stack beside Z, Y, X labels of its shape is their volume
-                log.info("%s: read as a Z, Y, X volume (--axes to change)", input_path)
-                image_axes = "ZYX"
-            image, _ = _read_volume(input_path, channel=first, axes=image_axes)
+            image, _ = _read_volume(input_path, channel=first, axes=axes)
         if image.shape != lab.shape:
             raise InputError(
                 f"the labels {labels.name} have shape {lab.shape}, the image {image.shape}: "

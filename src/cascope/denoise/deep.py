@@ -578,7 +578,7 @@ def read_recording(
     path: str | Path, *, axes: str | None = None, dataset: str | None = None
 ) -> Movie:
     """Open a recording lazily with :func:`cascope.io.read` (any format it reads)."""
-    return read(path, axes=axes, dataset=dataset)
+    return read(path, axes=axes, dataset=dataset, kind="movie")
 
 
 def denoise_deep_file(

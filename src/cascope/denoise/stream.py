@@ -401,7 +401,7 @@ def denoise_file(
     # refuse a bad output before reading anything; io.read names missing, empty, truncated or
     # zero-length inputs and wrong axes
     check_output(output_path, inputs=[src], force=force)
-    movie = io.read(src, axes=axes, dataset=dataset)
+    movie = io.read(src, axes=axes, dataset=dataset, kind="movie")
     check_planes(movie)
     cfg = resolve_noise_sigma(movie, config)
     dtype = output_dtype(movie.dtype, cfg.dtype)

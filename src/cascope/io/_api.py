@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from cascope.errors import CascopeError, InputError, OutputError
 from cascope.io._atomic import atomic_output, check_output
 from cascope.io._limits import check_input_path
-from cascope.io._movie import Movie, validate_axes
+from cascope.io._movie import Movie, RecordingKind, describe_assumed, validate_axes
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ def read(
     series: int | str | None = None,
     channel: int | None = None,
     missing_chunks: Literal["error", "fill"] | None = None,
+    kind: RecordingKind | None = None,
 ) -> Movie:
     """Open a recording lazily, whatever its format.
 
@@ -108,6 +109,12 @@ def read(
         Zarr chunks or HDF5 data that a file declares but does not hold: an error (the
         default), or read as the fill value. The default comes from the environment variable
         ``CASCOPE_MISSING_CHUNKS`` when it is set (how command-line users accept them).
+    kind : {"movie", "volume"}, optional
+        What the caller expects, used only when the file does not record its axes (a plain
+        TIFF stack, an HDF5 dataset or Zarr array without axes, a folder of frames): a 3-D
+        stack is then read as ``TYX`` for ``"movie"``, ``ZYX`` for ``"volume"``, and ``TYX``
+        when ``None`` (a command that takes either). The assumption is logged as a warning and
+        ``metadata["axes_assumed"]`` is True; ``axes`` always wins.
 
     Returns
     -------
@@ -156,7 +163,9 @@ def read(
             p,
         )
     try:
-        movie = _read(fmt, p, axes=axes, dataset=dataset, series=series, missing=missing)
+        movie = _read(
+            fmt, p, axes=axes, dataset=dataset, series=series, missing=missing, kind=kind
+        )
     except CascopeError:
         raise
     except (OSError, ValueError, IndexError, KeyError, RuntimeError, EOFError, TypeError) as err:
@@ -167,6 +176,8 @@ def read(
     empty = [a for a, n in zip(movie.axes, movie.shape, strict=True) if n == 0]
     if empty:
         raise InputError(f"the {empty[0]} axis has length 0 (shape {movie.shape})", p)
+    if movie.metadata.get("axes_assumed") and movie.ndim > 2:
+        log.warning("%s: %s", p, describe_assumed(movie.axes, kind))
     return movie
 
 
@@ -178,25 +189,26 @@ def _read(
     dataset: str | None,
     series: int | str | None,
     missing: str = "error",
+    kind: RecordingKind | None = None,
 ) -> Movie:
     if fmt == "tiff":
         from cascope.io.tiff import read_tiff
 
         if series is not None and not isinstance(series, int):
             raise InputError(f"series must be an index for a TIFF, got {series!r}", p)
-        return read_tiff(p, axes=axes, series=series)
+        return read_tiff(p, axes=axes, series=series, kind=kind)
     if fmt == "tiff-sequence":
         from cascope.io.tiff import read_tiff_sequence
 
-        return read_tiff_sequence(p, axes=axes)
+        return read_tiff_sequence(p, axes=axes, kind=kind)
     if fmt == "hdf5":
         from cascope.io.hdf5 import read_hdf5
 
-        return read_hdf5(p, dataset=dataset, axes=axes, missing_chunks=missing)
+        return read_hdf5(p, dataset=dataset, axes=axes, missing_chunks=missing, kind=kind)
     if fmt == "zarr":
         from cascope.io.zarr import read_zarr
 
-        return read_zarr(p, dataset=dataset, axes=axes, missing_chunks=missing)
+        return read_zarr(p, dataset=dataset, axes=axes, missing_chunks=missing, kind=kind)
     from cascope.io.lif import read_lif
 
     return read_lif(p, series=series, axes=axes)

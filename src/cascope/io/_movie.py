@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -15,6 +15,57 @@ from cascope.errors import InputError
 
 #: Axis letters cascope knows: time, channel, depth, rows, columns.
 KNOWN_AXES = "TCZYX"
+
+#: What a command expects, used only for a file that does not record its axes.
+RecordingKind = Literal["movie", "volume"]
+
+#: Letters of the dimensions before Y and X that a file does not name, by kind and count.
+_UNNAMED: dict[str, tuple[str, ...]] = {"movie": ("T", "TZ", "TZC"), "volume": ("Z", "CZ", "TCZ")}
+
+
+def unnamed_axes(count: int, kind: RecordingKind | None) -> str:
+    """Letters for ``count`` leading dimensions that a file does not name.
+
+    A movie command reads a plain 3-D stack as ``TYX``, a volume command as ``ZYX``; a command
+    that takes either (``kind=None``) reads it as a movie.
+
+    Parameters
+    ----------
+    count : int
+        Unnamed dimensions besides Y and X (0 to 3).
+    kind : {"movie", "volume"} or None
+        What the command expects.
+
+    Returns
+    -------
+    str
+        ``count`` letters, e.g. ``"Z"`` for one dimension of a volume.
+
+    Examples
+    --------
+    >>> unnamed_axes(1, "volume"), unnamed_axes(2, "movie")
+    ('Z', 'TZ')
+    """
+    if count == 0:
+        return ""
+    if not 0 < count <= 3:
+        raise InputError(f"{count + 2} dimensions without axes cannot be named; give --axes")
+    return _UNNAMED[kind or "movie"][count - 1]
+
+
+def describe_assumed(axes: str, kind: RecordingKind | None) -> str:
+    """Say in one sentence which axes were assumed for a file that does not record them."""
+    spelled = ", ".join(axes)
+    if kind == "volume":
+        why = "this command takes a volume"
+    elif kind == "movie":
+        why = "this command takes a movie"
+    else:
+        other = axes.replace("T", "Z") if "T" in axes else axes.replace("Z", "T")
+        why = f"a guess: give --axes {other} if it is a " + (
+            "volume" if "T" in axes else "movie"
+        )
+    return f"the file does not record its axes; read as {spelled} ({why}; --axes overrides)"
 
 
 def validate_axes(axes: str, ndim: int, *, path: str | Path | None = None) -> str:

@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from cascope.errors import InputError
 from cascope.io._limits import check_decoded_size, expected_chunks, human
-from cascope.io._movie import Movie
+from cascope.io._movie import Movie, RecordingKind, unnamed_axes
 from cascope.io.tiff import cast_block
 
 
@@ -57,6 +57,7 @@ def read_hdf5(
     dataset: str | None = None,
     axes: str | None = None,
     missing_chunks: str = "error",
+    kind: RecordingKind | None = None,
 ) -> Movie:
     """Open one dataset of an HDF5 file lazily.
 
@@ -72,6 +73,9 @@ def read_hdf5(
     missing_chunks : {"error", "fill"}
         Data the file declares but does not hold (unwritten chunks or storage) is an error
         (default), or reads as the fill value.
+    kind : {"movie", "volume"}, optional
+        What the caller expects, for a dataset without axes (a 3-D one is then ``TYX`` for a
+        movie, ``ZYX`` for a volume, and ``metadata["axes_assumed"]`` is True).
 
     Returns
     -------
@@ -88,7 +92,7 @@ def read_hdf5(
             f"is not a readable HDF5 file ({' '.join(str(err).split())})", path
         ) from err
     try:
-        ds, final, file_axes = _pick(f, path, dataset, axes)
+        ds, final, file_axes = _pick(f, path, dataset, axes, kind)
         _check_storage(ds, path, missing_chunks)
     except BaseException:
         f.close()
@@ -105,6 +109,8 @@ def read_hdf5(
             rate = float(ds.attrs[key])
             break
     meta: dict[str, Any] = {"format": "hdf5", "dataset": ds.name.lstrip("/")}
+    if not axes and not file_axes:
+        meta["axes_assumed"] = True
     if file_axes and axes and file_axes != final:
         meta["file_axes"] = file_axes
     for key, value in ds.attrs.items():
@@ -113,7 +119,9 @@ def read_hdf5(
     return Movie(ds, axes=final, voxel_size=vs, frame_rate=rate, source=path, metadata=meta)
 
 
-def _pick(f: Any, path: Path, dataset: str | None, axes: str | None) -> tuple[Any, str, str | None]:
+def _pick(
+    f: Any, path: Path, dataset: str | None, axes: str | None, kind: RecordingKind | None = None
+) -> tuple[Any, str, str | None]:
     import h5py
 
     names = list_datasets(f)
@@ -121,7 +129,7 @@ def _pick(f: Any, path: Path, dataset: str | None, axes: str | None) -> tuple[An
         images = [n for n in names if f[n].ndim >= 2]
         if len(images) != 1:
             found = ", ".join(images) or "none"
-            raise InputError(f"choose a dataset with dataset=...; image datasets: {found}", path)
+            raise InputError(f"choose a dataset with --dataset; image datasets: {found}", path)
         dataset = images[0]
     if dataset not in f or not isinstance(f[dataset], h5py.Dataset):
         raise InputError(
@@ -131,9 +139,11 @@ def _pick(f: Any, path: Path, dataset: str | None, axes: str | None) -> tuple[An
     file_axes = _axes_from_attrs(ds)
     final = (axes or file_axes or "").upper()
     if not final:
-        raise InputError(
-            f"dataset {dataset!r} (shape {ds.shape}) has no axes attribute; pass axes=", path
-        )
+        if not 2 <= ds.ndim <= 5:
+            raise InputError(
+                f"dataset {dataset!r} (shape {ds.shape}) has no axes attribute; give --axes", path
+            )
+        final = unnamed_axes(ds.ndim - 2, kind) + "YX"
     if len(final) != ds.ndim:
         raise InputError(
             f"axes {final!r} name {len(final)} dimensions but dataset {dataset!r} has "

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from cascope.errors import InputError, OutputError
 from cascope.io._lazy import Calibrated, FrameSequence, MappedFile
-from cascope.io._movie import KNOWN_AXES, Movie
+from cascope.io._movie import KNOWN_AXES, Movie, RecordingKind, unnamed_axes
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +43,20 @@ _TIME_S = {"s": 1.0, "sec": 1.0, "ms": 1e-3, "µs": 1e-6, "us": 1e-6, "min": 60.
 _IMAGEJ_MAX_BYTES = 2**32 - 2**25
 
 
-def map_axes(letters: str, shape: tuple[int, ...], *, reserved: str = "") -> list[str | None]:
+def map_axes(
+    letters: str,
+    shape: tuple[int, ...],
+    *,
+    reserved: str = "",
+    kind: RecordingKind | None = None,
+) -> list[str | None]:
     """Translate tifffile axis letters to cascope's ``TCZYX`` letters.
 
-    Generic sequence letters (``I``, ``Q`` and other non-spatial ones) become the first free letter
-    of ``T``, ``Z``, ``C``; samples (``S``, e.g. RGB) become ``C``. Singleton axes keep their letter
-    when it is a cascope letter still free, otherwise they get ``None`` (they can only be dropped).
+    Generic sequence letters (``I``, ``Q`` and other non-spatial ones: the file does not say what
+    they are) are named after what the command expects (:func:`~cascope.io._movie.unnamed_axes`:
+    one such axis is ``T`` for a movie, ``Z`` for a volume); samples (``S``, e.g. RGB) become
+    ``C``. Singleton axes keep their letter when it is a cascope letter still free, otherwise they
+    get ``None`` (they can only be dropped).
 
     Parameters
     ----------
@@ -58,6 +66,8 @@ def map_axes(letters: str, shape: tuple[int, ...], *, reserved: str = "") -> lis
         The series shape.
     reserved : str
         Letters already used elsewhere.
+    kind : {"movie", "volume"}, optional
+        What the command expects (``None``: read as a movie).
 
     Returns
     -------
@@ -67,6 +77,8 @@ def map_axes(letters: str, shape: tuple[int, ...], *, reserved: str = "") -> lis
     letters = letters.upper()
     pairs = list(zip(letters, shape, strict=True))
     used = set(reserved) | {a for a, n in pairs if a in KNOWN_AXES and (n > 1 or a in "YX")}
+    generic = sum(1 for a, n in pairs if n > 1 and a not in KNOWN_AXES and a != "S")
+    preferred = unnamed_axes(generic, kind) if generic <= 3 else ""
     names: list[str | None] = []
     for a, n in pairs:
         if a in KNOWN_AXES and (n > 1 or a in "YX"):
@@ -74,15 +86,21 @@ def map_axes(letters: str, shape: tuple[int, ...], *, reserved: str = "") -> lis
         elif n == 1:
             names.append(a if a in KNOWN_AXES and a not in used else None)
         else:
-            order = "CTZ" if a == "S" else "TZC"
+            order = "CTZ" if a == "S" else preferred + "TZC"
             free = [b for b in order if b not in used]
             if not free:
                 raise InputError(
-                    f"cannot name the file's axis {a!r} (axes {letters!r}); pass axes="
+                    f"cannot name the file's axis {a!r} (axes {letters!r}); give --axes"
                 )
             names.append(free[0])
             used.add(free[0])
     return names
+
+
+def names_unrecorded(letters: str, shape: tuple[int, ...]) -> bool:
+    """Whether tifffile's axes leave a dimension unnamed (a plain stack without metadata)."""
+    pairs = zip(letters.upper(), shape, strict=True)
+    return any(n > 1 and a not in KNOWN_AXES and a != "S" for a, n in pairs)
 
 
 def select_axes(
@@ -234,7 +252,13 @@ def _check_pages(series: Any, path: Path) -> None:
     )
 
 
-def read_tiff(path: str | Path, *, axes: str | None = None, series: int | None = None) -> Movie:
+def read_tiff(
+    path: str | Path,
+    *,
+    axes: str | None = None,
+    series: int | None = None,
+    kind: RecordingKind | None = None,
+) -> Movie:
     """Read a TIFF, OME-TIFF or ImageJ hyperstack lazily.
 
     Parameters
@@ -245,6 +269,9 @@ def read_tiff(path: str | Path, *, axes: str | None = None, series: int | None =
         Override the file's axes, e.g. ``"ZYX"`` for a stack stored as generic pages.
     series : int, optional
         Which image series of a multi-series file (default the first).
+    kind : {"movie", "volume"}, optional
+        What the caller expects, for a file that does not record its axes (see
+        :func:`map_axes`); ``metadata["axes_assumed"]`` is then True.
 
     Returns
     -------
@@ -291,7 +318,7 @@ def read_tiff(path: str | Path, *, axes: str | None = None, series: int | None =
         tf.close()
         raise
     shape = tuple(int(n) for n in s.get_shape(False))
-    names = map_axes(s.get_axes(False), shape)
+    names = map_axes(s.get_axes(False), shape, kind=kind)
     keep, final_axes = select_axes(names, shape, axes, path)
     data: Any
     dtype = np.dtype(s.dtype).newbyteorder(tf.byteorder)
@@ -304,6 +331,8 @@ def read_tiff(path: str | Path, *, axes: str | None = None, series: int | None =
         data = zarr.open(s.aszarr(squeeze=False), mode="r")
         layout = "chunked"
     meta: dict[str, Any] = {"format": "tiff", "layout": layout, "tiff_axes": s.axes}
+    if axes is None and names_unrecorded(s.get_axes(False), shape):
+        meta["axes_assumed"] = True
     file_axes = "".join(a or "" for a in names)
     if tf.is_ome:
         vs, rate = _ome_physical(tf, index)
@@ -363,7 +392,9 @@ def list_frames(pattern: str | Path) -> list[Path]:
     return sorted(files, key=lambda f: natural_key(f.name))
 
 
-def read_tiff_sequence(pattern: str | Path, *, axes: str | None = None) -> Movie:
+def read_tiff_sequence(
+    pattern: str | Path, *, axes: str | None = None, kind: RecordingKind | None = None
+) -> Movie:
     """Read a folder (or glob) of one-frame TIFFs as one movie, lazily, in natural sort order.
 
     Parameters
@@ -371,7 +402,10 @@ def read_tiff_sequence(pattern: str | Path, *, axes: str | None = None) -> Movie
     pattern : str or Path
         A folder holding the frames, or a glob such as ``"run1/frame_*.tif"``.
     axes : str, optional
-        Axes of the stacked movie (default ``"T"`` plus the frame's own axes).
+        Axes of the stacked movie (default ``"T"`` plus the frame's own axes, or ``"Z"`` plus
+        them for ``kind="volume"``: the file names say nothing of what the files are).
+    kind : {"movie", "volume"}, optional
+        What the caller expects; ``metadata["axes_assumed"]`` is True when ``axes`` is not given.
 
     Returns
     -------
@@ -383,8 +417,9 @@ def read_tiff_sequence(pattern: str | Path, *, axes: str | None = None) -> Movie
         raise InputError("holds no TIFF frames", pattern)
     first = read_tiff(files[0])
     frame_axes = first.axes
-    if "T" in frame_axes:
-        frame_axes = frame_axes.replace("T", next(a for a in "ZC" if a not in first.axes))
+    lead = unnamed_axes(1, kind)
+    if lead in frame_axes:
+        frame_axes = frame_axes.replace(lead, next(a for a in "TZC" if a not in first.axes))
 
     def read_frame(f: Path) -> NDArray[Any]:
         try:
@@ -396,8 +431,10 @@ def read_tiff_sequence(pattern: str | Path, *, axes: str | None = None) -> Movie
         return np.asarray(frame[...])
 
     data = FrameSequence(files, first.shape, first.dtype, read_frame)
-    final = axes.upper() if axes else "T" + frame_axes
-    meta = {"format": "tiff-sequence", "files": len(files), "first": str(files[0])}
+    final = axes.upper() if axes else lead + frame_axes
+    meta: dict[str, Any] = {"format": "tiff-sequence", "files": len(files), "first": str(files[0])}
+    if axes is None:
+        meta["axes_assumed"] = True
     return Movie(
         data,
         axes=final,

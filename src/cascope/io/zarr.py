@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from cascope.errors import InputError
 from cascope.io._lazy import LazyArray, normalize_key
 from cascope.io._limits import check_decoded_size, expected_chunks, first_axis_span, human
-from cascope.io._movie import Movie
+from cascope.io._movie import Movie, RecordingKind, unnamed_axes
 from cascope.io.tiff import cast_block
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def _scale(transforms: list[dict[str, Any]] | None, ndim: int) -> list[float]:
 def _letters(names: list[str], path: Path) -> str:
     letters = "".join(n[:1].upper() for n in names)
     if not set(letters) <= set("TCZYX") or len(set(letters)) != len(letters):
-        raise InputError(f"has axes {names}; cascope needs t, c, z, y, x (pass axes=)", path)
+        raise InputError(f"has axes {names}; cascope needs t, c, z, y, x (give --axes)", path)
     return letters
 
 
@@ -126,6 +126,7 @@ def read_zarr(
     dataset: str | None = None,
     axes: str | None = None,
     missing_chunks: str = "error",
+    kind: RecordingKind | None = None,
 ) -> Movie:
     """Open a Zarr array or an OME-Zarr image lazily.
 
@@ -140,6 +141,9 @@ def read_zarr(
         Axes when the store does not name them (or to override).
     missing_chunks : {"error", "fill"}
         A chunk missing from the store is an error (default), or reads as the fill value.
+    kind : {"movie", "volume"}, optional
+        What the caller expects, for an array without axes (a 3-D one is then ``TYX`` for a
+        movie, ``ZYX`` for a volume, and ``metadata["axes_assumed"]`` is True).
 
     Returns
     -------
@@ -163,7 +167,7 @@ def read_zarr(
         else:
             arrays = [k for k, _ in node.arrays()]
             if dataset is None and len(arrays) != 1:
-                raise InputError(f"choose an array with dataset=...; arrays: {arrays}", path)
+                raise InputError(f"choose an array with --dataset; arrays: {arrays}", path)
             key = dataset or arrays[0]
             if key not in node or not isinstance(node[key], zarr.Array):
                 raise InputError(f"has no array {key!r}; arrays: {arrays}", path)
@@ -176,7 +180,10 @@ def read_zarr(
     file_axes = _letters(names, path) if names else None
     final = (axes or file_axes or "").upper()
     if not final:
-        raise InputError(f"has no axes metadata (shape {arr.shape}); pass axes=", path)
+        if not 2 <= arr.ndim <= 5:
+            raise InputError(f"has no axes metadata (shape {arr.shape}); give --axes", path)
+        final = unnamed_axes(arr.ndim - 2, kind) + "YX"
+        meta["axes_assumed"] = True
     if len(final) != arr.ndim:
         raise InputError(
             f"axes {final!r} name {len(final)} dimensions but the array has {arr.ndim} "
