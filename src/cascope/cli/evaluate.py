@@ -58,6 +58,7 @@ def _emit(
 
 
 def _read_events(path: Path) -> Any:
+    import numpy as np
     import pandas as pd
 
     from cascope.errors import InputError
@@ -69,6 +70,19 @@ def _read_events(path: Path) -> Any:
     missing = [c for c in ("t", "y", "x") if c not in table.columns]
     if missing:
         raise InputError(f"event table lacks column(s) {missing}", path)
+    for column in ("t", "y", "x", "score"):
+        if column not in table.columns:
+            continue
+        values = pd.to_numeric(table[column], errors="coerce")
+        bad = ~np.isfinite(values.to_numpy(dtype=np.float64))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InputError(
+                f"column {column!r} holds {int(bad.sum())} value(s) that are not finite numbers "
+                f"(first: {table[column].iloc[row]!r} on data row {row + 1})",
+                path,
+            )
+        table[column] = values.astype(np.float64)
     return table
 
 
@@ -189,7 +203,14 @@ def register(app: typer.Typer) -> None:
                 ("mean matched IoU", f"{m.mean_score:.4f}"),
             ]
         else:
-            k = n_classes or int(max(p.max(initial=0), t.max(initial=0))) + 1
+            top = int(max(p.max(initial=0), t.max(initial=0)))
+            k = n_classes or top + 1
+            if k > metrics.MAX_CLASSES:
+                raise InputError(
+                    f"{k} classes (largest label {top}): a class map holds at most "
+                    f"{metrics.MAX_CLASSES}; score instance labels with --instances",
+                    pred if int(p.max(initial=0)) == top else reference,
+                )
             try:
                 rep = metrics.classification_report(p, t, n_classes=k)
             except ValueError as err:
@@ -226,11 +247,19 @@ def register(app: typer.Typer) -> None:
         force: bool = _FORCE,
     ) -> None:
         """Event matching by centroid distance (P/R/F1), and AP when PRED has a score column."""
-        from cascope import metrics
+        import math
 
+        from cascope import metrics
+        from cascope.errors import InputError
+
+        if not (math.isfinite(max_distance) and max_distance > 0):
+            raise InputError(f"--max-distance {max_distance:g} must be a positive number")
         p = _read_events(pred)
         t = _read_events(reference)
-        m = metrics.match_events(p, t, max_distance=max_distance)
+        try:
+            m = metrics.match_events(p, t, max_distance=max_distance)
+        except ValueError as err:  # too many candidate pairs for this distance
+            raise InputError(f"{err} (--max-distance)", pred) from err
         payload: dict[str, Any] = {
             "prediction": str(pred),
             "reference": str(reference),

@@ -6,7 +6,11 @@ one-to-one matching of instances and events (:func:`match_instances`, :func:`mat
 :func:`average_precision`) and centreline Dice (:func:`cldice`).
 """
 
-from cascope.metrics.classification import ClassificationReport, classification_report
+from cascope.metrics.classification import (
+    MAX_CLASSES,
+    ClassificationReport,
+    classification_report,
+)
 from cascope.metrics.cldice import cldice
 from cascope.metrics.image import (
     FrameScores,
@@ -34,6 +38,7 @@ from cascope.metrics.traces import (
 )
 
 __all__ = [
+    "MAX_CLASSES",
     "ClassificationReport",
     "FrameScores",
     "MatchResult",

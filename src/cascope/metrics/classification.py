@@ -12,6 +12,9 @@ from numpy.typing import ArrayLike, NDArray
 if TYPE_CHECKING:
     import pandas as pd
 
+#: Most classes a class map may have: the confusion matrix has ``n_classes ** 2`` cells.
+MAX_CLASSES = 4096
+
 
 def _ratio(num: NDArray[np.float64], den: NDArray[np.float64]) -> NDArray[np.float64]:
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -134,6 +137,8 @@ def classification_report(
         raise ValueError(f"prediction and truth differ in size: {p.size} vs {t.size}")
     if n_classes < 1:
         raise ValueError("n_classes must be at least 1")
+    if n_classes > MAX_CLASSES:  # the confusion matrix has n_classes ** 2 cells
+        raise ValueError(f"n_classes={n_classes} exceeds {MAX_CLASSES} classes")
     for what, arr in (("prediction", p), ("truth", t)):
         if not np.issubdtype(arr.dtype, np.integer) and not np.issubdtype(arr.dtype, np.bool_):
             if arr.size and not np.array_equal(arr, np.round(arr)):

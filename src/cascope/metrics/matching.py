@@ -2,10 +2,12 @@
 
 Both matchers solve the same problem: among candidate pairs (IoU at least the threshold, or
 centroid distance below the maximum) find the largest one-to-one set, and among those the one with
-the best total score (highest IoU, smallest distance). Candidate pairs are sparse, so the
-bipartite graph is split into connected components and each component is solved exactly with the
-Hungarian algorithm (:func:`scipy.optimize.linear_sum_assignment`); no dense all-pairs matrix is
-built.
+the best total score (highest IoU, smallest distance). Candidate pairs are sparse, so the problem
+is solved exactly as one sparse minimum-weight full bipartite matching
+(:func:`scipy.sparse.csgraph.min_weight_full_bipartite_matching`, LAPJVsp) over the candidates
+plus one "unmatched" edge per object: memory grows with the number of candidate pairs, never with
+the square of a cluster's size, and no dense all-pairs matrix is built. Before the candidates are
+listed their number is counted, and a distance that would pair too many events is refused.
 """
 
 from __future__ import annotations
@@ -21,10 +23,20 @@ from numpy.typing import ArrayLike, NDArray
 EVENT_COLUMNS = ("t", "y", "x")
 
 
+#: Most candidate pairs :func:`match_events` lists (about 100 bytes each while matching).
+MAX_CANDIDATE_PAIRS = 20_000_000
+
+
 def _assign(
     rows: NDArray[np.int64], cols: NDArray[np.int64], cost: NDArray[np.float64], bound: float
 ) -> NDArray[np.int64]:
     """Maximum-cardinality, then minimum-cost, one-to-one matching of candidate pairs.
+
+    The candidates form the top-left block of a square sparse problem: object ``i`` may also
+    stay unmatched through an edge of cost ``big`` to its own dummy partner, and the dummies of
+    a candidate pair may match each other, so a full matching always exists. ``big`` exceeds
+    any total of candidate costs, so the optimum first matches as many pairs as possible, then
+    minimises their cost. Memory is linear in the number of candidates.
 
     Parameters
     ----------
@@ -40,34 +52,45 @@ def _assign(
     ndarray of int64, (K,)
         Indices into the candidate arrays of the chosen pairs.
     """
-    from scipy.optimize import linear_sum_assignment
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
     if rows.size == 0:
         return np.zeros(0, dtype=np.int64)
     r_ids, r_inv = np.unique(rows, return_inverse=True)
     c_ids, c_inv = np.unique(cols, return_inverse=True)
-    nr, nc = len(r_ids), len(c_ids)
-    graph = coo_matrix((np.ones(rows.size), (r_inv, nr + c_inv)), shape=(nr + nc, nr + nc))
-    _, comp = connected_components(graph, directed=False)
-    pair_comp = comp[r_inv]
-    chosen: list[NDArray[np.int64]] = []
-    for c in np.unique(pair_comp):
-        idx = np.flatnonzero(pair_comp == c)
-        lr, lr_inv = np.unique(r_inv[idx], return_inverse=True)
-        lc, lc_inv = np.unique(c_inv[idx], return_inverse=True)
-        # a non-candidate costs more than any full set of candidates, so the assignment first
-        # maximises the number of candidate pairs, then minimises their total cost
-        big = bound * (min(len(lr), len(lc)) + 1)
-        mat = np.full((len(lr), len(lc)), big)
-        mat[lr_inv, lc_inv] = cost[idx]
-        where = np.full((len(lr), len(lc)), -1, dtype=np.int64)
-        where[lr_inv, lc_inv] = idx
-        ri, ci = linear_sum_assignment(mat)
-        picked = where[ri, ci]
-        chosen.append(picked[picked >= 0])
-    return np.sort(np.concatenate(chosen)).astype(np.int64)
+    nr, nc, k = len(r_ids), len(c_ids), rows.size
+    big = bound * (min(nr, nc) + 1)
+    # rows: real rows, then one dummy per column; columns: real columns, then one dummy per row.
+    # Every weight is shifted by 1 (a full matching has nr + nc edges, so the optimum is the
+    # same) because the solver needs positive weights.
+    ii = np.concatenate([r_inv, np.arange(nr), nr + np.arange(nc), nr + c_inv])
+    jj = np.concatenate([c_inv, nc + np.arange(nr), np.arange(nc), nc + r_inv])
+    ww = np.concatenate(
+        [np.asarray(cost, np.float64) + 1.0, np.full(nr + nc, big + 1.0), np.ones(k)]
+    )
+    graph = csr_matrix((ww, (ii, jj)), shape=(nr + nc, nc + nr))
+    _, partner = min_weight_full_bipartite_matching(graph)
+    matched = np.flatnonzero(partner[:nr] < nc)
+    key = r_inv.astype(np.int64) * nc + c_inv
+    order = np.argsort(key, kind="stable")
+    wanted = matched.astype(np.int64) * nc + partner[matched]
+    return np.sort(order[np.searchsorted(key[order], wanted)]).astype(np.int64)
+
+
+def _matching_size(rows: NDArray[np.int64], cols: NDArray[np.int64]) -> int:
+    """Size of a maximum one-to-one matching of candidate pairs (Hopcroft-Karp)."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import maximum_bipartite_matching
+
+    if rows.size == 0:
+        return 0
+    _, r_inv = np.unique(rows, return_inverse=True)
+    c_ids, c_inv = np.unique(cols, return_inverse=True)
+    graph = csr_matrix(
+        (np.ones(rows.size, np.int8), (r_inv, c_inv)), shape=(int(r_inv.max()) + 1, len(c_ids))
+    )
+    return int(np.count_nonzero(maximum_bipartite_matching(graph, perm_type="column") >= 0))
 
 
 def _prf(tp: int, n_pred: int, n_true: int) -> tuple[float, float, float]:
@@ -175,8 +198,8 @@ def match_instances(
 
     Examples
     --------
-    >>> a = np.array([[1, 1, 0, 2, 2]])
-    >>> b = np.array([[3, 3, 0, 0, 4]])
+    >>> a = np.array([[1, 1, 0, 2, 2, 2]])
+    >>> b = np.array([[3, 3, 0, 0, 0, 4]])
     >>> m = match_instances(a, b)
     >>> m.tp, m.fp, m.fn, m.pairs.tolist()
     (1, 1, 1, [[1, 3]])
@@ -245,7 +268,17 @@ def _event_candidates(
     if len(pred) == 0 or len(true) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, np.zeros(0)
-    sdm = cKDTree(pred).sparse_distance_matrix(cKDTree(true), max_distance, output_type="ndarray")
+    pred_tree, true_tree = cKDTree(pred), cKDTree(true)
+    # count before listing: a distance that pairs every event with thousands of others would
+    # otherwise fill the memory with candidates
+    n_pairs = int(pred_tree.count_neighbors(true_tree, max_distance))
+    if n_pairs > MAX_CANDIDATE_PAIRS:
+        raise ValueError(
+            f"a maximum distance of {max_distance:g} pairs {len(pred)} detected with {len(true)} "
+            f"true events in {n_pairs:,} candidate pairs (at most {MAX_CANDIDATE_PAIRS:,}): "
+            "lower the maximum distance"
+        )
+    sdm = pred_tree.sparse_distance_matrix(true_tree, max_distance, output_type="ndarray")
     rows, cols, dist = (
         sdm["i"].astype(np.int64),
         sdm["j"].astype(np.int64),
@@ -401,7 +434,7 @@ def average_precision(
     recall = np.zeros(thresholds.size)
     for k, thr in enumerate(thresholds):
         keep = s[rows] >= thr
-        tp = len(_assign(rows[keep], cols[keep], dist[keep], bound=max_distance))
+        tp = _matching_size(rows[keep], cols[keep])  # only the count matters here
         n_pred = int(np.count_nonzero(s >= thr))
         precision[k] = tp / n_pred if n_pred else 0.0
         recall[k] = tp / len(t) if len(t) else 0.0
