@@ -122,3 +122,29 @@ def test_volume_and_output_inside_input_are_refused(recording, tmp_path):
         run_pipeline(PipelineConfig(input=movie), movie.parent)
     res = CliRunner().invoke(app, ["run", "-o", str(tmp_path / "x")])
     assert isinstance(res.exception, InputError) and "INPUT" in str(res.exception)
+
+
+@pytest.mark.realdata
+def test_dff_on_a_dim_real_recording_stays_physiological_and_says_which_is_unreliable(
+    real_data, tmp_path
+):
+    from cascope.events.features import DFF_COLUMNS, MAX_DFF
+
+    movie = real_data / "astrocast_sample_1_T75.tiff"
+    res = CliRunner().invoke(app, ["run", str(movie), "-o", str(tmp_path / "r"), "--axes", "TYX"])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(tmp_path / "r" / "events.csv")
+    assert len(table) > 0
+    # the file stores its values with +32768 (ImageJ calibration): the reader removes it
+    assert table["intensity_max"].max() < 1000 and (table["baseline_f0"] < 100).all()
+    reliable = table["baseline_reliable"].astype(bool)
+    # resting levels of 0-2 counts: some events cannot have a ΔF/F, and they are marked
+    assert 0 < (~reliable).sum() < len(table)
+    for col in ("dff_peak", "dff_mean", "profile_max"):
+        assert (table.loc[reliable, col] <= MAX_DFF).all()
+        assert table.loc[reliable, col].notna().all()
+        assert table.loc[~reliable, col].isna().all()
+    # a reason for each unreliable event, an empty cell for the others
+    assert table.loc[~reliable, "dff_note"].str.len().gt(0).all()
+    assert table.loc[reliable, "dff_note"].isna().all()
+    assert set(DFF_COLUMNS) <= set(table.columns)
