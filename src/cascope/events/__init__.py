@@ -34,6 +34,7 @@ from cascope.events.preprocess import (
     percentile_baseline,
     preprocess,
     roi_traces,
+    trace_baseline,
     triangle_foreground,
 )
 from cascope.events.pu import PUSampler, bce_loss, nnpu_loss
@@ -79,6 +80,7 @@ __all__ = [
     "roi_traces",
     "threshold_from_event_f1",
     "threshold_from_pr",
+    "trace_baseline",
     "train_event_detector",
     "train_from_msct_h5",
     "triangle_foreground",

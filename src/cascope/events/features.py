@@ -362,15 +362,13 @@ def event_features(
             "baseline_reliable": not note,
             "dff_note": note,
         }
-        if roi_img is not None:
-            iy = int(np.clip(round(row["y"]), 0, shape[1] - 1))
-            ix = int(np.clip(round(row["x"]), 0, shape[2] - 1))
-            row["roi"] = int(roi_img[iy, ix])
         rows.append(row)
     if not rows:  # no events: the table still has its columns (a CSV with its header)
         roi = ("roi",) if roi_img is not None else ()
         return pd.DataFrame(columns=[*ROW_COLUMNS, *roi, *NEIGHBOUR_COLUMNS])
     table = pd.DataFrame(rows)
+    if roi_img is not None:
+        table["roi"] = roi_of_events(table, roi_img)
     pts3 = table[["t", "y", "x"]].to_numpy()
     pts2 = table[["y", "x"]].to_numpy()
     if len(table) > 1:
@@ -385,6 +383,28 @@ def event_features(
     table["local_count"] = counts
     table["local_frequency_hz"] = counts / (shape[0] * dt)
     return table
+
+
+def roi_of_events(table: pd.DataFrame, rois: ArrayLike) -> NDArray[np.int64]:
+    """Return the ROI under each event's centroid (``y``, ``x``), 0 for none.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Events with centroid columns ``y`` and ``x`` (pixels).
+    rois : array-like of int, (Y, X)
+        ROI labels (0: background).
+
+    Returns
+    -------
+    ndarray of int64, (n_events,)
+    """
+    img = np.asarray(rois)
+    if len(table) == 0:
+        return np.zeros(0, np.int64)
+    iy = np.clip(np.rint(table["y"].to_numpy(float)), 0, img.shape[0] - 1).astype(np.intp)
+    ix = np.clip(np.rint(table["x"].to_numpy(float)), 0, img.shape[1] - 1).astype(np.intp)
+    return np.asarray(img[iy, ix], dtype=np.int64)
 
 
 def write_table(

@@ -338,7 +338,7 @@ def delta_f_over_f(
     """
     arr = np.asarray(traces, dtype=np.float64) - offset
     flat = arr.reshape(-1, arr.shape[-1])
-    f0 = _baseline(flat, method=method, lam=lam, p=p, window=window, percentile=percentile)
+    f0 = trace_baseline(flat, method=method, lam=lam, p=p, window=window, percentile=percentile)
     ok = _reliable(f0, noise_sigma(flat)[:, None], min_snr)
     with np.errstate(divide="ignore", invalid="ignore"):
         dff = np.where(ok, (flat - f0) / np.where(ok, f0, 1.0), np.nan)
@@ -364,7 +364,7 @@ def baseline_reliable(
     """
     arr = np.asarray(traces, dtype=np.float64) - offset
     flat = arr.reshape(-1, arr.shape[-1])
-    f0 = _baseline(flat, method=method, lam=lam, p=p, window=window, percentile=percentile)
+    f0 = trace_baseline(flat, method=method, lam=lam, p=p, window=window, percentile=percentile)
     return np.asarray(_reliable(f0, noise_sigma(flat)[:, None], min_snr).all(axis=-1))
 
 
@@ -374,15 +374,30 @@ def _reliable(
     return np.asarray((f0 > 0) & (f0 > min_snr * np.asarray(sigma)))
 
 
-def _baseline(
-    flat: NDArray[np.float64],
+def trace_baseline(
+    traces: ArrayLike,
     *,
-    method: str,
-    lam: float,
-    p: float,
-    window: int | None,
-    percentile: float,
+    method: Literal["als", "percentile"] = "als",
+    lam: float = 1e4,
+    p: float = 0.01,
+    window: int | None = 101,
+    percentile: float = 8.0,
 ) -> NDArray[np.float64]:
+    """Resting fluorescence ``F0`` of traces ``(n, T)``: the baseline :func:`delta_f_over_f` uses.
+
+    Parameters
+    ----------
+    traces : array-like, (n, T)
+        Fluorescence traces (offset already subtracted).
+    method, lam, p, window, percentile
+        As in :func:`delta_f_over_f`.
+
+    Returns
+    -------
+    ndarray of float64, (n, T)
+    """
+    flat = np.asarray(traces, dtype=np.float64)
+    flat = flat.reshape(-1, flat.shape[-1])
     if method == "als":
         return np.stack([als_baseline(tr, lam=lam, p=p) for tr in flat])
     if method == "percentile":
