@@ -122,3 +122,88 @@ def test_volume_and_output_inside_input_are_refused(recording, tmp_path):
         run_pipeline(PipelineConfig(input=movie), movie.parent)
     res = CliRunner().invoke(app, ["run", "-o", str(tmp_path / "x")])
     assert isinstance(res.exception, InputError) and "INPUT" in str(res.exception)
+
+
+@pytest.mark.realdata
+def test_dff_on_a_dim_real_recording_stays_physiological_and_says_which_is_unreliable(
+    real_data, tmp_path
+):
+    from cascope.events.features import DFF_COLUMNS, MAX_DFF
+
+    movie = real_data / "astrocast_sample_1_T75.tiff"
+    res = CliRunner().invoke(app, ["run", str(movie), "-o", str(tmp_path / "r"), "--axes", "TYX"])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(tmp_path / "r" / "events.csv")
+    assert len(table) > 0
+    # the file stores its values with +32768 (ImageJ calibration): the reader removes it
+    assert table["intensity_max"].max() < 1000 and (table["baseline_f0"] < 100).all()
+    reliable = table["baseline_reliable"].astype(bool)
+    # resting levels of 0-2 counts: some events cannot have a ΔF/F, and they are marked
+    assert 0 < (~reliable).sum() < len(table)
+    for col in ("dff_peak", "dff_mean", "profile_max"):
+        assert (table.loc[reliable, col] <= MAX_DFF).all()
+        assert table.loc[reliable, col].notna().all()
+        assert table.loc[~reliable, col].isna().all()
+    # a reason for each unreliable event, an empty cell for the others
+    assert table.loc[~reliable, "dff_note"].str.len().gt(0).all()
+    assert table.loc[reliable, "dff_note"].isna().all()
+    assert set(DFF_COLUMNS) <= set(table.columns)
+
+
+@pytest.mark.realdata
+def test_run_with_imagej_rois_writes_their_traces_and_each_events_roi(real_data, tmp_path):
+    movie = real_data / "sima_example_2p_T20.tif"
+    zip_rois = real_data / "sima_imagej_rois.zip"
+    out = tmp_path / "r"
+    args = ["run", str(movie), "-o", str(out), "--rois", str(zip_rois), "--no-qc"]
+    res = CliRunner().invoke(app, [*args, "--denoise", "none", "--frame-rate", "10"])
+    assert res.exit_code == 0, res.output
+    assert "2 ROI traces" in res.output
+    traces = pd.read_csv(out / "traces.csv")
+    frames = tifffile.imread(movie).astype(float)
+    labels = tifffile.imread(out / "rois.tif")
+    assert sorted(traces["roi"].unique()) == [1, 2] and len(traces) == 2 * len(frames)
+    for roi, group in traces.groupby("roi"):
+        np.testing.assert_allclose(group["f"], frames[:, labels == roi].mean(axis=1))
+        np.testing.assert_allclose(group["time_s"], np.arange(len(frames)) / 10.0)
+        assert group["baseline_reliable"].all()
+        np.testing.assert_allclose(group["dff"], group["f"] / group["f0"] - 1)
+    events = pd.read_csv(out / "events.csv")
+    assert len(events) > 0
+    under = labels[events["y"].round().astype(int), events["x"].round().astype(int)]
+    np.testing.assert_array_equal(events["roi"], under)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rois"]["n_rois"] == 2
+    # a wrong ROI file fails before anything is written
+    bad = CliRunner().invoke(
+        app, ["run", str(movie), "-o", str(tmp_path / "b"), "--rois", str(movie)]
+    )
+    assert bad.exit_code != 0 and not (tmp_path / "b").exists()
+
+
+def test_run_with_a_label_image_puts_the_events_in_their_dendrites(recording, tmp_path):
+    sim, movie = recording
+    from scipy import ndimage
+
+    # each dendrite (connected piece of the mask) is one ROI
+    dendrites, n = ndimage.label(ndimage.binary_dilation(sim.dendrites, iterations=1))
+    labels_path = tmp_path / "dendrites.tif"
+    tifffile.imwrite(labels_path, dendrites.astype(np.uint16))
+    cfg = PipelineConfig(
+        input=movie, qc=False, denoise=None, events=EventsStep(threshold=3.0), rois=labels_path
+    )
+    res = run_pipeline(cfg, tmp_path / "out")
+    traces = pd.read_csv(res.files["traces"])
+    assert traces["roi"].nunique() == n and len(traces) == n * sim.noisy.shape[0]
+    events = pd.read_csv(res.files["events"])
+    matched = match_events(events, sim.events)
+    assert matched.f1 > 0.6
+    # events of the simulation all sit on a dendrite: nearly every detection gets its ROI
+    assert (events["roi"] > 0).mean() > 0.9
+    # the ROI's ΔF/F is higher in the frames of its events than in the others
+    roi = events["roi"].mode()[0]
+    dff = traces.loc[traces["roi"] == roi, "dff"].to_numpy()
+    during = np.zeros(len(dff), bool)
+    for _, ev in events[events["roi"] == roi].iterrows():
+        during[int(ev["t_start"]) : int(ev["t_end"])] = True
+    assert dff[during].mean() > dff[~during].mean() + 0.01

@@ -12,8 +12,14 @@ Outputs
 ``denoised.tif``
     The denoised movie, float32 or in the input's dtype (``denoise.dtype``; when ``denoise``).
 ``events.csv``, ``event_labels.tif``, ``events.png``
-    Event table (weighted centroids ``t, y, x`` and features), event instance labels and an
-    overview figure (when ``events``).
+    Event table (weighted centroids ``t, y, x`` and features; ``roi``: the ROI under the
+    centroid when ``rois`` are given), event instance labels and an overview figure (when
+    ``events``).
+``traces.csv``, ``rois.tif``
+    With ``rois``: one row per ROI and frame (``roi``, ``name``, ``frame``, ``time_s``, mean
+    intensity ``f``, resting level ``f0``, ``dff``, ``baseline_reliable``), measured on the input
+    movie, and the ROIs as a label image (ids as in ``traces.csv``; a later ROI wins where two
+    overlap).
 ``summary.json``
     What was run, counts, timings.
 """
@@ -161,6 +167,7 @@ def detect_to_files(
     features: bool = False,
     measure: Movie | None = None,
     frame_rate: float | None = None,
+    rois: Any = None,
     block: int = 256,
     device: str = "auto",
     inputs: Sequence[str | Path] = (),
@@ -192,6 +199,8 @@ def detect_to_files(
         detecting on a denoised one).
     frame_rate : float, optional
         Frames per second for features in seconds (default the recording's).
+    rois : array-like of int, (Y, X), optional
+        ROI labels: a ``roi`` column gives the ROI under each event's centroid (0: none).
     block : int
         Frames per streamed block.
     device : str
@@ -209,7 +218,7 @@ def detect_to_files(
     import shutil
 
     from cascope.events.detect import detect_threshold_baseline
-    from cascope.events.features import event_features, write_table
+    from cascope.events.features import event_features, roi_of_events, write_table
 
     table_path = Path(table_path)
     labels_file = None if labels_path is None else Path(labels_path)
@@ -234,7 +243,11 @@ def detect_to_files(
             table = detect_events(movie, em, config=cfg, labels_out=labels, progress=True)
         if features:
             source = measure if measure is not None else movie
-            table = event_features(source, labels, frame_rate=frame_rate or source.frame_rate)
+            table = event_features(
+                source, labels, frame_rate=frame_rate or source.frame_rate, rois=rois
+            )
+        elif rois is not None:
+            table["roi"] = roi_of_events(table, rois)
         write_table(table, table_path, force=force, inputs=list(inputs))
         if labels_file is not None:
             _copy_labels(labels, labels_file, inputs=[Path(p) for p in inputs], force=force)
@@ -242,6 +255,52 @@ def detect_to_files(
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     return table
+
+
+def roi_traces_table(movie: Movie, rois: Any, *, frame_rate: float | None = None) -> Any:
+    """Mean intensity, resting level and ΔF/F of every ROI in every frame, as a long table.
+
+    ``f0`` is a running 8th percentile (101 frames) of the ROI's trace; ``dff`` is NaN and
+    ``baseline_reliable`` False for a ROI whose resting level is within 3 noise sd of the dark
+    level (:func:`cascope.events.delta_f_over_f`).
+
+    Parameters
+    ----------
+    movie : Movie
+        The (T, Y, X) recording.
+    rois : cascope.io.rois.Rois
+        The ROIs.
+    frame_rate : float, optional
+        Frames per second for ``time_s`` (NaN without).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``roi, name, frame, time_s, f, f0, dff, baseline_reliable``.
+    """
+    import pandas as pd
+
+    from cascope.events.preprocess import baseline_reliable, delta_f_over_f, trace_baseline
+
+    f = rois.traces(movie)
+    options: dict[str, Any] = {"method": "percentile", "window": 101, "percentile": 8.0}
+    f0 = trace_baseline(f, **options)
+    dff = delta_f_over_f(f, **options)
+    ok = baseline_reliable(f, **options)
+    n, t = f.shape
+    frames = np.arange(t)
+    return pd.DataFrame(
+        {
+            "roi": np.repeat(np.arange(1, n + 1), t),
+            "name": np.repeat(np.asarray(rois.names, dtype=object), t),
+            "frame": np.tile(frames, n),
+            "time_s": np.tile(frames / frame_rate if frame_rate else np.full(t, np.nan), n),
+            "f": f.ravel(),
+            "f0": f0.ravel(),
+            "dff": dff.ravel(),
+            "baseline_reliable": np.repeat(ok, t),
+        }
+    )
 
 
 def _temporal_mean(movie: Movie, block: int = 256) -> np.ndarray[Any, np.dtype[np.float64]]:
@@ -279,6 +338,11 @@ def run_pipeline(
     out = Path(out_dir).expanduser().resolve()
     if config.input.resolve() == out or out in config.input.resolve().parents:
         raise InputError("the output folder must not contain the input", out)
+    rois = None
+    if config.rois is not None:
+        from cascope.io.rois import read_rois
+
+        rois = read_rois(config.rois, (int(raw.shape[1]), int(raw.shape[2])))
     summary: dict[str, Any] = {"input": str(config.input), "shape": list(raw.shape)}
     names: dict[str, str] = {}
     with atomic_output(out, inputs=[config.input], force=force) as tmp:
@@ -300,6 +364,20 @@ def run_pipeline(
             summary["denoise"]["seconds"] = time.perf_counter() - t0
             denoised = io.read(tmp / "denoised.tif")
             names["denoised"] = "denoised.tif"
+        frame_rate = config.frame_rate or raw.frame_rate
+        if rois is not None:
+            from cascope.events.features import write_table
+
+            traces = roi_traces_table(raw, rois, frame_rate=frame_rate)
+            write_table(traces, tmp / "traces.csv")
+            io.write(tmp / "rois.tif", rois.labels(), axes="YX")
+            reliable = traces.groupby("roi")["baseline_reliable"].first()
+            summary["rois"] = {
+                "file": str(config.rois),
+                "n_rois": len(rois),
+                "n_unreliable_baseline": int((~reliable).sum()),
+            }
+            names.update(traces="traces.csv", rois="rois.tif")
         if config.events is not None:
             t0 = time.perf_counter()
             use_denoised = config.events.source == "denoised" and denoised is not None
@@ -312,7 +390,8 @@ def run_pipeline(
                 labels_path=tmp / "event_labels.tif",
                 features=config.events.features,
                 measure=raw,
-                frame_rate=config.frame_rate or raw.frame_rate,
+                frame_rate=frame_rate,
+                rois=None if rois is None else rois.labels(),
                 device=config.device,
             )
             from cascope.report import events_overview

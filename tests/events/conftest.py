@@ -55,3 +55,48 @@ def make_event_movie(
 def event_movie() -> object:
     """The :func:`make_event_movie` factory."""
     return make_event_movie
+
+
+#: Simulated mSCT movies the event network is trained and tested on.
+NETWORK_SIM = {"n_frames": 96, "shape": (48, 48), "event_rate": 30.0, "photons": 10.0}
+
+
+@pytest.fixture(scope="session")
+def trained_event_model() -> object:
+    """A small event U-Net trained once per session on two simulated movies (seeds 1, 2).
+
+    Returns ``(model, train_result)``; the detection threshold is chosen on seed 3.
+    """
+    from cascope.config.events import EventTrainConfig
+    from cascope.config.training import TrainingConfig
+    from cascope.events.train import train_event_detector
+    from cascope.simulate import mscts
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train = [mscts(seed=s, **NETWORK_SIM) for s in (1, 2)]
+        valid = mscts(seed=3, **NETWORK_SIM)
+        config = EventTrainConfig(
+            window=(16, 32, 32),
+            cache=(24, 48, 48),
+            model={"depth": 3, "base": 8},
+            pu={"pos_weight": 2.0, "unlabeled_ratio": 1.0},
+            training=TrainingConfig(steps=300, batch_size=2, val_every=10_000, lr=2e-3),
+        )
+        return train_event_detector(
+            [s.noisy for s in train],
+            [s.labels for s in train],
+            config=config,
+            valid=([valid.noisy], [valid.labels]),
+            device="cpu",
+        )
+    finally:
+        torch.set_num_threads(old)
+
+
+def end_bin_ratios(times: object, n_frames: int, bins: int) -> tuple[float, float]:
+    """Counts of the first and last time bins of ``times``, each over the mean bin count."""
+    counts, _ = np.histogram(np.asarray(times, float), bins=bins, range=(0, n_frames))
+    mean = counts.mean()
+    return float(counts[0] / mean), float(counts[-1] / mean)

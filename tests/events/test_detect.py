@@ -86,3 +86,38 @@ def test_threshold_baseline_finds_planted_events(event_movie) -> None:
     _, tab = detect_threshold_baseline(movie, k=5.0)
     _, truth = label_events(labels > 0, threshold=0.5)
     assert match_events(tab, truth).f1 == 1.0
+
+
+def test_threshold_detector_scores_are_as_noisy_at_the_ends_as_in_the_middle() -> None:
+    from cascope.events.detect import baseline_scores
+    from cascope.simulate import mscts
+
+    # pure noise: the fraction of foreground voxels above 2.5 sd is the same in every frame
+    rates = []
+    for seed in range(300, 310):
+        z = baseline_scores(mscts(seed=seed, n_frames=64, shape=(64, 64), event_rate=0).noisy)
+        fg = (z != 0).any(axis=0)
+        rates.append((z[:, fg] > 2.5).mean(axis=1))
+    rate = np.mean(rates, axis=0)
+    middle = rate[8:-8].mean()
+    assert rate[0] < 1.5 * middle and rate[-1] < 1.5 * middle, (rate[:3], rate[-3:], middle)
+
+
+def test_threshold_detector_event_times_are_uniform_on_a_stationary_movie() -> None:
+    from tests.events.conftest import end_bin_ratios
+
+    from cascope.simulate import mscts
+
+    n_frames, starts, truth = 120, [], []
+    for seed in range(200, 208):
+        # no redrawing of close events (min_separation 0), which would favour the ends
+        sim = mscts(
+            seed=seed, n_frames=n_frames, shape=(64, 64), event_rate=10.0, min_separation=(0, 0)
+        )
+        assert sim.bleach.min() == 1.0  # stationary: no bleaching
+        _, table = detect_threshold_baseline(sim.noisy, k=3.0)
+        starts += list(table["t_start"])
+        truth += list(sim.events["t_start"])
+    assert len(starts) > 150  # about 20 per bin
+    first, last = end_bin_ratios(starts, n_frames, bins=12)
+    assert first < 1.5 and last < 1.5, (first, last, end_bin_ratios(truth, n_frames, bins=12))

@@ -77,3 +77,36 @@ def test_table_round_trip(tmp_path, suffix: str) -> None:
     write_table(tab, path)
     back = read_table(path)
     assert list(back["id"]) == [1, 2] and list(back["t"]) == [1.5, 2.0]
+
+
+def test_dff_of_an_event_on_a_dark_baseline_is_nan_with_a_reason(event_movie, rng) -> None:
+    shape = {"h": 4, "w": 4, "rise": 1, "tau": 3, "amp": 0.8, "length": 6}
+    events = [{"t0": 10, "y0": 4, "x0": 4, **shape}, {"t0": 30, "y0": 20, "x0": 20, **shape}]
+    movie, labels = event_movie(events=events, f0=100.0)
+    movie = movie + rng.normal(0, 1.0, movie.shape).astype(np.float32)
+    # the second event sits on a resting level indistinguishable from the dark level
+    movie[:, 20:24, 20:24] -= 99.8
+    movie[30:33, 20:24, 20:24] += 40.0
+    # one dark pixel inside the first event's footprint must not make its ΔF/F explode
+    movie[:, 4, 4] = np.maximum(movie[:, 4, 4] - 99.0, 0.0)
+    tab = event_features(movie, labels, frame_rate=10.0)
+    good, dark = tab.iloc[0], tab.iloc[1]
+    assert good["baseline_reliable"] and good["dff_note"] == ""
+    assert 0.5 < good["dff_peak"] < 1.2 and good["baseline_f0"] == pytest.approx(94, abs=2)
+    assert not dark["baseline_reliable"] and "resting level" in dark["dff_note"]
+    for col in ("dff_peak", "dff_mean", "profile_max", "profile_integral", "profile_std"):
+        assert np.isnan(dark[col])
+    assert np.isnan(dark["profile"]).all()
+    # what does not depend on the baseline's scale is still measured
+    assert dark["area"] > 0 and np.isfinite(dark["intensity_max"])
+
+
+def test_an_implausible_dff_marks_the_baseline_unreliable(event_movie) -> None:
+    ev = {"t0": 10, "y0": 4, "x0": 4, "h": 4, "w": 4, "rise": 1, "tau": 3, "amp": 50.0, "length": 6}
+    movie, labels = event_movie(events=[ev], f0=2.0)
+    row = event_features(movie, labels).iloc[0]
+    assert not row["baseline_reliable"] and "physiological bound" in row["dff_note"]
+    assert np.isnan(row["dff_peak"])
+    # a user who expects such values raises the bound
+    row = event_features(movie, labels, max_dff=100).iloc[0]
+    assert row["dff_peak"] == pytest.approx(50, rel=1e-3)

@@ -6,6 +6,7 @@ import numpy as np
 
 from cascope.events.preprocess import (
     als_baseline,
+    baseline_reliable,
     delta_f_over_f,
     preprocess,
     roi_traces,
@@ -50,3 +51,16 @@ def test_roi_dff_both_baselines() -> None:
         dff = delta_f_over_f(tr, method=method)
         assert abs(dff[0, 102] - 0.5) < 0.05
         assert np.abs(dff[0, t > 150]).max() < 0.02
+
+
+def test_dff_is_nan_where_the_baseline_is_within_the_noise_of_dark(rng) -> None:
+    bright = 50.0 + rng.normal(0, 1, 300)
+    dark = np.abs(rng.normal(0, 1, 300))  # resting at the dark level
+    traces = np.stack([bright, dark])
+    for method in ("als", "percentile"):
+        dff = delta_f_over_f(traces, method=method)
+        assert np.isfinite(dff[0]).all() and np.isnan(dff[1]).all()
+    assert list(baseline_reliable(traces)) == [True, False]
+    # the global-percentile form (what trace fidelity uses) keeps any positive baseline
+    dff = delta_f_over_f(traces, method="percentile", window=None, min_snr=0)
+    assert np.isfinite(dff[0]).all()

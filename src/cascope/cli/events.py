@@ -119,23 +119,25 @@ def register(app: typer.Typer) -> None:
         labels_path: Path = typer.Argument(..., metavar="LABELS", help="Event label movie."),
         output: Path = typer.Option(..., "--output", "-o", help="Table (.csv or .parquet)."),
         frame_rate: float | None = typer.Option(None, "--frame-rate", help="Hz."),
-        rois: Path | None = typer.Option(None, "--rois", help="(Y, X) ROI/dendrite labels."),
+        rois: Path | None = typer.Option(
+            None, "--rois", help="ROIs: ImageJ .zip/.roi, (Y, X) label image or JSON pixels."
+        ),
         offset: float = typer.Option(0.0, "--offset", help="Camera dark level to subtract."),
         condition: str | None = typer.Option(None, "--condition", help="Tag every row."),
         force: bool = typer.Option(False, "--force", help="Replace an existing output."),
     ) -> None:
         """Measure every event of a label movie (kinetics, size, shape, neighbours)."""
-        import numpy as np
         from rich.console import Console
 
         from cascope.events.features import event_features, write_table
-        from cascope.io import check_outputs, read
+        from cascope.io import check_outputs
+        from cascope.io.rois import read_rois
 
         check_outputs(
             [("--output", output, "table")], inputs=[input_path, labels_path], force=force
         )
         movie = _movie(input_path)
-        roi_img = None if rois is None else np.asarray(read(rois))
+        roi_img = None if rois is None else read_rois(rois, tuple(movie.shape[1:])).labels()
         table = event_features(
             movie,
             _labels(labels_path, lazy=True),

@@ -29,6 +29,12 @@ def register(app: typer.Typer) -> None:
             None, "--events-model", help="Trained event detector (default: threshold detector)."
         ),
         no_events: bool = typer.Option(False, "--no-events", help="Skip event detection."),
+        rois: Path | None = typer.Option(
+            None,
+            "--rois",
+            help="Your ROIs (ImageJ .zip/.roi, label image, or JSON of [y, x] pixels): "
+            "traces.csv and each event's ROI.",
+        ),
         no_qc: bool = typer.Option(False, "--no-qc", help="Skip the quality check."),
         steps: int | None = typer.Option(None, "--steps", min=1, help="Self-training steps."),
         dtype: str | None = typer.Option(
@@ -55,7 +61,12 @@ def register(app: typer.Typer) -> None:
         update: dict[str, object] = {}
         if input_path is not None:
             update["input"] = input_path
-        for key, value in (("axes", axes), ("frame_rate", frame_rate), ("device", device)):
+        for key, value in (
+            ("axes", axes),
+            ("frame_rate", frame_rate),
+            ("device", device),
+            ("rois", rois),
+        ):
             if value is not None:
                 update[key] = value
         if no_qc:
@@ -85,6 +96,14 @@ def register(app: typer.Typer) -> None:
             console.print(f"qc: {summary['qc']['recommendation']}", highlight=False)
         if "denoise" in summary:
             console.print(f"denoised with {summary['denoise']['method']}", highlight=False)
+        if "rois" in summary:
+            r = summary["rois"]
+            note = (
+                f", {r['n_unreliable_baseline']} without a reliable baseline (ΔF/F NaN)"
+                if r["n_unreliable_baseline"]
+                else ""
+            )
+            console.print(f"{r['n_rois']} ROI traces{note}", highlight=False)
         if "events" in summary:
             ev_sum = summary["events"]
             console.print(

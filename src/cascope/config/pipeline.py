@@ -90,6 +90,12 @@ class PipelineConfig(BaseModel):
     qc: bool = Field(default=True, description="Run the data quality check first.")
     denoise: DenoiseStep | None = Field(default_factory=DenoiseStep, description="None: skip.")
     events: EventsStep | None = Field(default_factory=EventsStep, description="None: skip.")
+    rois: Path | None = Field(
+        default=None,
+        description="ROIs the user already has (ImageJ .zip/.roi, a (Y, X) label image, or a "
+        "JSON list of {'coordinates': [[y, x], ...]}): per-ROI traces and ΔF/F in traces.csv, "
+        "and each event's ROI in events.csv.",
+    )
     device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda' for networks.")
 
     @classmethod
@@ -120,6 +126,8 @@ class PipelineConfig(BaseModel):
             return None if p is None or p.is_absolute() else (base / p).resolve()
 
         update: dict[str, object] = {"input": fix(self.input) or self.input}
+        if self.rois is not None:
+            update["rois"] = fix(self.rois) or self.rois
         if self.denoise is not None and self.denoise.model is not None:
             update["denoise"] = self.denoise.model_copy(
                 update={"model": fix(self.denoise.model) or self.denoise.model}

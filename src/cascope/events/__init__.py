@@ -28,10 +28,13 @@ from cascope.events.features import decay_tau, event_features, read_table, rise_
 from cascope.events.preprocess import (
     Normalization,
     als_baseline,
+    baseline_reliable,
     delta_f_over_f,
+    noise_sigma,
     percentile_baseline,
     preprocess,
     roi_traces,
+    trace_baseline,
     triangle_foreground,
 )
 from cascope.events.pu import PUSampler, bce_loss, nnpu_loss
@@ -51,6 +54,7 @@ __all__ = [
     "PUSampler",
     "StreamingDetector",
     "als_baseline",
+    "baseline_reliable",
     "baseline_scores",
     "bce_loss",
     "cluster_events",
@@ -67,6 +71,7 @@ __all__ = [
     "label_events",
     "load_event_model",
     "nnpu_loss",
+    "noise_sigma",
     "percentile_baseline",
     "preprocess",
     "probability",
@@ -75,6 +80,7 @@ __all__ = [
     "roi_traces",
     "threshold_from_event_f1",
     "threshold_from_pr",
+    "trace_baseline",
     "train_event_detector",
     "train_from_msct_h5",
     "triangle_foreground",

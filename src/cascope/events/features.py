@@ -1,9 +1,18 @@
 """Per-event features: kinetics, size, shape, intensity profile, neighbourhood and ROI.
 
-Every feature is computed from the recording and the event label movie. ΔF/F uses a per-pixel
+Every feature is computed from the recording and the event label movie. ``ΔF`` uses a per-pixel
 resting image ``F0`` (default: the temporal median of the movie, given or computed in one pass);
-the intensity profile of an event is the mean ΔF/F over its footprint (the pixels it ever covers)
-in every frame from a few frames before its start to a few after its end.
+ΔF/F divides by the event footprint's resting level ``F0_fp`` (the mean of ``F0`` over the pixels
+the event ever covers), never by a single pixel's, so one dark pixel cannot make it explode. The
+intensity profile of an event is the footprint's ΔF/F in every frame from a few frames before its
+start to a few after its end.
+
+ΔF/F is only as good as its baseline. An event's baseline is *reliable* when ``F0_fp`` stands
+clearly above the dark level, ``F0_fp > min_snr * sigma_fp`` (``sigma_fp``: per-frame noise of the
+footprint's mean trace, from each pixel's noise), and its peak ΔF/F is below a physiological
+bound (``max_dff``). Otherwise every ΔF/F feature of the event is NaN, ``baseline_reliable`` is
+False and ``dff_note`` says why; kinetics (rise, decay), size, shape and intensities do not depend
+on the baseline's scale and are kept.
 """
 
 from __future__ import annotations
@@ -24,13 +33,25 @@ log = logging.getLogger(__name__)
 PROFILE_PAD = (2, 10)
 
 
-#: Columns of a feature table, in order (``roi`` follows ``profile_std`` when ROIs are given).
+#: Largest plausible ΔF/F of a calcium event: bright genetically encoded indicators (GCaMP6-8)
+#: reach a few tens at saturation; a larger value comes from a baseline near the dark level.
+MAX_DFF = 20.0
+
+#: Smallest ratio of an event's resting level to its noise for a reliable ΔF/F.
+MIN_BASELINE_SNR = 3.0
+
+#: Columns of a feature table, in order (``roi`` follows ``dff_note`` when ROIs are given).
 ROW_COLUMNS: tuple[str, ...] = (
     "id", "t", "y", "x", "t_start", "t_end", "y_start", "y_end", "x_start", "x_end", "area",
     "footprint_area", "duration_frames", "duration_s", "dff_peak", "dff_mean",
     "rise_time_frames", "rise_time_s", "decay_tau_frames", "decay_tau_s", "intensity_mean",
     "intensity_max", "major_axis_length", "minor_axis_length", "solidity", "aspect",
     "spatial_aspect", "profile", "profile_integral", "profile_max", "profile_std",
+    "baseline_f0", "baseline_reliable", "dff_note",
+)  # fmt: skip
+#: Columns that are NaN when an event's baseline is not reliable.
+DFF_COLUMNS: tuple[str, ...] = (
+    "dff_peak", "dff_mean", "profile", "profile_integral", "profile_max", "profile_std"
 )  # fmt: skip
 NEIGHBOUR_COLUMNS: tuple[str, ...] = (
     "nn_distance_3d", "nn_distance_2d", "local_count", "local_frequency_hz"
@@ -149,15 +170,40 @@ def _aspect_3d(voxels: NDArray[np.bool_]) -> float:
     return float(np.sqrt(ev[-1] / ev[0]))
 
 
-def _median_image(data: Any, block: int = 64) -> NDArray[np.float64]:
+def _resting_images(data: Any, block: int = 64) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Temporal median and per-frame noise (:func:`~cascope.events.noise_sigma`) of each pixel.
+
+    Long movies: the median and noise of each block of ``block`` frames, then the median over
+    blocks, which bounds memory.
+    """
+    from cascope.events.preprocess import noise_sigma
+
     n = int(data.shape[0])
     if n * int(np.prod(data.shape[1:])) <= 50_000_000:
-        return np.median(np.asarray(data, dtype=np.float32), axis=0).astype(np.float64)
-    # long movies: median of block medians bounds memory
-    meds = [
-        np.median(np.asarray(data[s : s + block], np.float32), axis=0) for s in range(0, n, block)
-    ]
-    return np.median(np.stack(meds), axis=0).astype(np.float64)
+        arr = np.asarray(data, dtype=np.float32)
+        return np.median(arr, axis=0).astype(np.float64), noise_sigma(arr, axis=0)
+    meds, sigmas = [], []
+    for s in range(0, n, block):
+        part = np.asarray(data[s : s + block + 1], np.float32)
+        meds.append(np.median(part, axis=0))
+        sigmas.append(noise_sigma(part, axis=0))
+    return (
+        np.median(np.stack(meds), axis=0).astype(np.float64),
+        np.median(np.stack(sigmas), axis=0).astype(np.float64),
+    )
+
+
+def _baseline_check(
+    f0_fp: float, sigma_fp: float, dff_peak: float, *, min_snr: float, max_dff: float
+) -> str:
+    """Why an event's ΔF/F cannot be trusted ("" when it can)."""
+    if not f0_fp > 0:
+        return f"resting level {f0_fp:.3g} is not above the dark level"
+    if not f0_fp > min_snr * sigma_fp:
+        return f"resting level {f0_fp:.3g} is within {min_snr:g} noise sd ({sigma_fp:.3g}) of dark"
+    if not dff_peak <= max_dff:
+        return f"peak ΔF/F {dff_peak:.3g} exceeds the physiological bound {max_dff:g}"
+    return ""
 
 
 def _event_boxes(labels: Any, block: int = 256) -> list[tuple[slice, slice, slice] | None]:
@@ -203,6 +249,8 @@ def event_features(
     offset: float = 0.0,
     rois: ArrayLike | None = None,
     local_radius: float = 6.0,
+    min_snr: float = MIN_BASELINE_SNR,
+    max_dff: float = MAX_DFF,
 ) -> pd.DataFrame:
     """Measure every event: kinetics, size, shape, intensity and neighbourhood.
 
@@ -224,12 +272,19 @@ def event_features(
         ROI/dendrite labels; each event gets the ROI under its centroid (0: none).
     local_radius : float
         In-plane radius (pixels) of the local-frequency count.
+    min_snr : float
+        Smallest ratio of an event's resting level to its noise for a reliable ΔF/F.
+    max_dff : float
+        Largest plausible peak ΔF/F; above it the baseline is taken to be unreliable.
 
     Returns
     -------
     pandas.DataFrame
         One row per event; columns are listed in the module documentation of
-        :mod:`cascope.events` (``profile`` holds the per-frame mean ΔF/F as a list).
+        :mod:`cascope.events` (``profile`` holds the per-frame ΔF/F as a list).
+        ``baseline_f0`` is the footprint's resting level above ``offset``; where
+        ``baseline_reliable`` is False the ΔF/F columns (:data:`DFF_COLUMNS`) are NaN and
+        ``dff_note`` gives the reason.
     """
     from scipy.spatial import cKDTree
 
@@ -238,10 +293,10 @@ def event_features(
         raise InputError(
             f"data {shape} and labels {tuple(labels.shape)} must be the same (T, Y, X)"
         )
-    base = (_median_image(data) if f0 is None else np.asarray(f0, np.float64)) - offset
+    median, sigma = _resting_images(data)
+    base = (median if f0 is None else np.asarray(f0, np.float64)) - offset
     if base.shape != shape[1:]:
         raise InputError(f"f0 has shape {base.shape}, frames are {shape[1:]}")
-    base = np.where(np.abs(base) < 1e-6, 1e-6, base)
     roi_img = None if rois is None else np.asarray(rois)
     dt = 1.0 / frame_rate if frame_rate else float("nan")
     rows: list[dict[str, Any]] = []
@@ -251,20 +306,26 @@ def event_features(
         vox = np.asarray(labels[box]) == eid
         bt, by, bx = box
         raw = np.asarray(data[box], dtype=np.float64) - offset
-        dff = raw / base[by, bx][None] - 1.0
-        w = np.clip(dff[vox], 0, None)
+        footprint = vox.any(axis=0)
+        f0_fp = float(base[by, bx][footprint].mean())
+        sigma_fp = float(np.sqrt(np.sum(sigma[by, bx][footprint] ** 2)) / footprint.sum())
+        d_f = raw - base[by, bx][None]  # ΔF; ΔF/F divides it by the footprint's F0
+        w = np.clip(d_f[vox], 0, None)
         w = w if w.sum() > 0 else np.ones_like(w)
         tt, yy, xx = np.nonzero(vox)
-        footprint = vox.any(axis=0)
         t0 = max(0, bt.start - PROFILE_PAD[0])
         t1 = min(shape[0], bt.stop + PROFILE_PAD[1])
         ctx = np.asarray(data[t0:t1, by, bx], np.float64) - offset
-        ctx_dff = ctx / base[by, bx][None] - 1.0
-        full_profile = ctx_dff[:, footprint].mean(axis=1)
-        profile = full_profile[bt.start - t0 : bt.stop - t0]
+        full_delta = (ctx - base[by, bx][None])[:, footprint].mean(axis=1)
+        scale = f0_fp if f0_fp > 0 else float("nan")
+        peak = max(float(d_f[vox].max()), float(full_delta.max())) / scale
+        note = _baseline_check(f0_fp, sigma_fp, peak, min_snr=min_snr, max_dff=max_dff)
+        if note:
+            scale = float("nan")
+        profile = full_delta[bt.start - t0 : bt.stop - t0] / scale
         major, minor, solidity = _shape_2d(footprint)
-        rise = rise_time(full_profile)
-        tau = decay_tau(full_profile)
+        rise = rise_time(full_delta)  # kinetics do not depend on the baseline's scale
+        tau = decay_tau(full_delta)
         row: dict[str, Any] = {
             "id": eid,
             "t": bt.start + float(np.average(tt, weights=w)),
@@ -280,8 +341,8 @@ def event_features(
             "footprint_area": int(footprint.sum()),
             "duration_frames": int(bt.stop - bt.start),
             "duration_s": (bt.stop - bt.start) * dt,
-            "dff_peak": float(dff[vox].max()),
-            "dff_mean": float(dff[vox].mean()),
+            "dff_peak": float(d_f[vox].max()) / scale,
+            "dff_mean": float(d_f[vox].mean()) / scale,
             "rise_time_frames": rise,
             "rise_time_s": rise * dt,
             "decay_tau_frames": tau,
@@ -297,16 +358,17 @@ def event_features(
             "profile_integral": float(profile.sum()),
             "profile_max": float(profile.max()),
             "profile_std": float(profile.std()),
+            "baseline_f0": f0_fp,
+            "baseline_reliable": not note,
+            "dff_note": note,
         }
-        if roi_img is not None:
-            iy = int(np.clip(round(row["y"]), 0, shape[1] - 1))
-            ix = int(np.clip(round(row["x"]), 0, shape[2] - 1))
-            row["roi"] = int(roi_img[iy, ix])
         rows.append(row)
     if not rows:  # no events: the table still has its columns (a CSV with its header)
         roi = ("roi",) if roi_img is not None else ()
         return pd.DataFrame(columns=[*ROW_COLUMNS, *roi, *NEIGHBOUR_COLUMNS])
     table = pd.DataFrame(rows)
+    if roi_img is not None:
+        table["roi"] = roi_of_events(table, roi_img)
     pts3 = table[["t", "y", "x"]].to_numpy()
     pts2 = table[["y", "x"]].to_numpy()
     if len(table) > 1:
@@ -321,6 +383,28 @@ def event_features(
     table["local_count"] = counts
     table["local_frequency_hz"] = counts / (shape[0] * dt)
     return table
+
+
+def roi_of_events(table: pd.DataFrame, rois: ArrayLike) -> NDArray[np.int64]:
+    """Return the ROI under each event's centroid (``y``, ``x``), 0 for none.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Events with centroid columns ``y`` and ``x`` (pixels).
+    rois : array-like of int, (Y, X)
+        ROI labels (0: background).
+
+    Returns
+    -------
+    ndarray of int64, (n_events,)
+    """
+    img = np.asarray(rois)
+    if len(table) == 0:
+        return np.zeros(0, np.int64)
+    iy = np.clip(np.rint(table["y"].to_numpy(float)), 0, img.shape[0] - 1).astype(np.intp)
+    ix = np.clip(np.rint(table["x"].to_numpy(float)), 0, img.shape[1] - 1).astype(np.intp)
+    return np.asarray(img[iy, ix], dtype=np.int64)
 
 
 def write_table(

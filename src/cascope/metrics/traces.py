@@ -97,11 +97,16 @@ def delta_f_over_f(
     -------
     ndarray of float64, (N, T)
         ΔF/F; NaN for a trace whose baseline is not positive.
+
+    See Also
+    --------
+    cascope.events.delta_f_over_f : The one ΔF/F of the project, which this calls.
     """
-    f = np.asarray(traces, dtype=np.float64) - offset
-    f0 = np.percentile(f, percentile, axis=-1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(f0 > 0, (f - f0) / np.where(f0 > 0, f0, 1.0), np.nan)
+    from cascope.events.preprocess import delta_f_over_f as dff_of_traces
+
+    return dff_of_traces(
+        traces, method="percentile", window=None, percentile=percentile, offset=offset, min_snr=0
+    )
 
 
 def _pearson_rows(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
