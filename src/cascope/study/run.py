@@ -321,7 +321,7 @@ def _run_all(
             counts["failed" if result["status"] == "failed" else "complete"] += 1
             finished += 1
             if result["status"] == "failed":
-                log.warning("%s failed: %s", rec.id, result["error"])
+                log.info("%s failed: %s", rec.id, result["error"])
             update(finished, running=_running(client, pending), **counts)
 
 
