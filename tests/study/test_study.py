@@ -12,11 +12,11 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from tests.study.conftest import CONFIG, write_recording
 
 from cascope.config.pipeline import PipelineConfig
 from cascope.pipeline import run_pipeline
 from cascope.study import run_study
-from tests.study.conftest import CONFIG, write_recording
 
 
 def _serial_events(path: Path, out: Path) -> pd.DataFrame:
@@ -40,9 +40,7 @@ def test_study_on_local_cluster_finds_effect_and_equals_serial_run(
     assert row["id"] == "rec1" and row["condition"] == "ltp" and row["batch"] == "b0"
     assert row["folder"] == "recordings/rec1" and row["status"] == "done"
     # no temporaries or partial folders: exactly the six recordings
-    assert sorted(p.name for p in (study / "recordings").iterdir()) == [
-        f"rec{i}" for i in range(6)
-    ]
+    assert sorted(p.name for p in (study / "recordings").iterdir()) == [f"rec{i}" for i in range(6)]
     # one events table for the study, tagged with the manifest columns
     events = pd.read_parquet(study / "events.parquet")
     assert list(events.columns[:4]) == ["recording", "condition", "subject", "batch"]
@@ -59,7 +57,8 @@ def test_study_on_local_cluster_finds_effect_and_equals_serial_run(
     # per-recording tables equal a serial run of the pipeline
     for rid in ("rec0", "rec3"):
         serial = _serial_events(six_recordings / f"{rid}.tif", tmp_path / f"serial-{rid}")
-        pd.testing.assert_frame_equal(pd.read_csv(study / "recordings" / rid / "events.csv"), serial)
+        ours = pd.read_csv(study / "recordings" / rid / "events.csv")
+        pd.testing.assert_frame_equal(ours, serial)
 
 
 def test_corrupt_recording_fails_alone_with_one_line(

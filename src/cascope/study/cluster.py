@@ -53,7 +53,10 @@ class ClusterConfig(BaseModel):
         default=1, ge=1, description="Dask workers per job (one per GPU when GPUs are given)."
     )
     gpus: int = Field(
-        default=0, ge=0, description="GPUs per job; each job then runs one worker on them."
+        default=0,
+        ge=0,
+        description="GPUs per job; each job then runs one worker on them (on SLURM with one "
+        "thread: one recording at a time per GPU, the job's cores booked for it).",
     )
     job_name: str = Field(default="cascope", description="Name of the jobs in the queue.")
     job_extra_directives: list[str] = Field(
@@ -102,6 +105,9 @@ class ClusterConfig(BaseModel):
             kw["interface"] = self.interface
         if self.account is not None:
             kw["account" if self.kind in ("slurm", "pbs") else "project"] = self.account
+        if self.gpus and self.kind == "slurm":
+            # one task at a time per GPU: one worker thread, all the cores booked for it
+            kw.update(cores=1, job_cpu=self.cores)
         kw.update(self.options)
         return kw
 

@@ -39,7 +39,8 @@ def denoise_block(
     Returns
     -------
     dict
-        ``start, stop, seconds, peak_rss`` (bytes, this worker process so far), ``pid``.
+        ``start, stop``, ``context`` (the planes read), ``seconds``, ``peak_rss`` (bytes, this
+        worker process so far), ``pid``.
     """
     import zarr
 
@@ -59,6 +60,7 @@ def denoise_block(
     return {
         "start": start,
         "stop": stop,
+        "context": (lo, hi),
         "seconds": time.perf_counter() - t0,
         "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "pid": os.getpid(),

@@ -305,8 +305,9 @@ def _run_all(
     finished = total - len(todo)
     counts = {"complete": 0, "failed": 0}
     pending = dict(futures)
+    fields = ("complete", "failed", "running")
     with progress_bar(
-        "study", total, completed=finished, enabled=progress, fields=("complete", "failed", "running")
+        "study", total, completed=finished, enabled=progress, fields=fields
     ) as update:
         for fut in as_completed([f for _, f in futures.values()]):
             rec, _ = pending.pop(fut.key)
