@@ -540,11 +540,12 @@ def compare_report(
         "correction": correction,
         "significant": [str(f) for f in results.loc[results["significant"], "feature"]],
     }
-    if cluster:
+    measured = [f for f in feats if f in table.columns]
+    if cluster and len(measured) < 2:
+        log.info("no clustering: it needs two features or more")
+    elif cluster:
         try:
-            labels, scores, emb = cluster_events(
-                table, features=[f for f in feats if f in table.columns]
-            )
+            labels, scores, emb = cluster_events(table, features=measured)
         except InputError as err:
             log.warning("no clustering: %s", err)
         else:
