@@ -105,3 +105,105 @@ def test_report_writes_tables_and_figures(tmp_path) -> None:
         "after",
         "before",
     ]
+
+
+def _recordings(rng: np.random.Generator, shift: float, per: int = 4) -> pd.DataFrame:
+    """Events of ``per`` recordings per condition; recordings differ from each other a lot."""
+    rows = []
+    for cond, s in (("control", 0.0), ("drug", shift)):
+        for r in range(per):
+            level = rng.normal(1.0, 0.3)  # recording-to-recording variation
+            n = int(rng.integers(40, 80))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "condition": cond,
+                        "recording": f"{cond}-{r}",
+                        "subject": f"cell{r}",
+                        "dff_peak": rng.normal(level + s, 0.1, n),
+                    }
+                )
+            )
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_recording_as_unit_is_not_fooled_by_pooled_events() -> None:
+    # no effect between conditions, strong recording effects: pooled events look "significant"
+    # in many seeds; per-recording summaries must not (4 vs 4 units)
+    false_pooled, false_unit = 0, 0
+    for seed in range(12):
+        table = _recordings(np.random.default_rng(seed), shift=0.0)
+        pooled = compare_conditions(table, features=["dff_peak"])[0]
+        unit = compare_conditions(table, features=["dff_peak"], unit="recording")[0]
+        false_pooled += bool(pooled.loc[0, "significant"])
+        false_unit += bool(unit.loc[0, "significant"])
+        assert unit.loc[0, "unit"] == "recording" and pooled.loc[0, "unit"] == "event"
+        assert unit.loc[0, "n_control"] == 4 and unit.loc[0, "n_drug"] == 4
+    assert false_pooled >= 8 and false_unit <= 2
+
+
+def test_recording_unit_finds_a_real_effect_and_reports_n(tmp_path) -> None:
+    table = _recordings(np.random.default_rng(1), shift=2.0)
+    summary = compare_report(table, tmp_path / "rep", unit="recording", formats=("png",))
+    assert summary["unit"] == "recording" and summary["n"] == {"control": 4, "drug": 4}
+    assert "dff_peak" in summary["significant"]
+    units = pd.read_csv(tmp_path / "rep" / "units.csv")
+    assert len(units) == 8 and set(units.columns) >= {"recording", "condition", "events"}
+    stats = pd.read_csv(tmp_path / "rep" / "statistics.csv")
+    assert set(stats["unit"]) == {"recording"}
+
+
+def test_recording_unit_paired_by_subject() -> None:
+    rng = np.random.default_rng(5)
+    rows = []
+    for cell in range(8):
+        base = rng.normal(1.0, 0.4)
+        for cond, s in (("before", 0.0), ("after", 0.3)):
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "condition": cond,
+                        "recording": f"{cell}-{cond}",
+                        "subject": f"cell{cell}",
+                        "dff_peak": rng.normal(base + s, 0.05, 30),
+                    }
+                )
+            )
+    table = pd.concat(rows, ignore_index=True)
+    res = compare_conditions(table, features=["dff_peak"], unit="recording", paired_by="subject")[0]
+    assert res.loc[0, "test"].startswith("wilcoxon") and res.loc[0, "significant"]
+    assert res.loc[0, "unit"] == "subject" and res.loc[0, "n_before"] == 8
+
+
+def test_a_recording_in_two_conditions_is_refused() -> None:
+    import pytest
+
+    from cascope.errors import InputError
+
+    table = pd.DataFrame({"condition": ["a", "b"], "recording": ["r", "r"], "dff_peak": [1.0, 2.0]})
+    with pytest.raises(InputError, match="more than one 'condition'"):
+        compare_conditions(table, features=["dff_peak"], unit="recording")
+
+
+def test_compare_cli_same_file_names_in_two_folders(tmp_path) -> None:
+    """The README example: results_a/events.csv results_b/events.csv are two conditions."""
+    from typer.testing import CliRunner
+
+    from cascope.cli import app
+
+    rng = np.random.default_rng(2)
+    for name, shift in (("results_a", 0.0), ("results_b", 0.4)):
+        (tmp_path / name).mkdir()
+        pd.DataFrame(
+            {"dff_peak": rng.normal(1.0 + shift, 0.2, 80), "area": rng.lognormal(3, 0.5, 80)}
+        ).to_csv(tmp_path / name / "events.csv", index=False)
+    args = [str(tmp_path / "results_a" / "events.csv"), str(tmp_path / "results_b" / "events.csv")]
+    res = CliRunner().invoke(
+        app, ["compare", *args, "--by", "condition", "-o", str(tmp_path / "r")]
+    )
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["conditions"] == ["results_a", "results_b"]
+    assert summary["unit"] == "event" and summary["n"] == {"results_a": 80, "results_b": 80}
+    assert summary["significant"] == ["dff_peak"]
+    assert "unit: event" in res.output

@@ -145,6 +145,15 @@ def register(app: typer.Typer) -> None:
             "less memory).",
         ),
         force: bool = typer.Option(False, "--force", help="Replace an existing output file."),
+        scheduler: str | None = typer.Option(
+            None,
+            "--scheduler",
+            help="Classical filters: run the blocks on this Dask scheduler (tcp://HOST:8786 or "
+            "a scheduler file); each worker writes its blocks into the OUTPUT OME-Zarr.",
+        ),
+        cluster: Path | None = typer.Option(
+            None, "--cluster", help="Classical filters: as --scheduler, on a cluster.yaml queue."
+        ),
     ) -> None:
         """Denoise INPUT into OUTPUT with a filter or a network, block by block (bounded memory)."""
         from rich.console import Console
@@ -165,6 +174,11 @@ def register(app: typer.Typer) -> None:
             "blend_on": blend_on,
             "background_io": False if serial_io else None,
         }
+        distributed = scheduler is not None or cluster is not None
+        if distributed and (model is not None or method in DEEP):
+            raise CascopeError(
+                "--scheduler/--cluster run the classical filters; networks run on one machine"
+            )
         if model is not None or method in DEEP:
             _denoise_deep(
                 input_path,
@@ -218,15 +232,34 @@ def register(app: typer.Typer) -> None:
                 "background_io": False if serial_io else None,
             }
         )
-        out = denoise_file(
-            input_path,
-            output,
-            config=cfg,
-            axes=axes,
-            dataset=dataset,
-            force=force,
-            progress=True,
-        )
+        if distributed:
+            from cascope.study import denoise_distributed, study_client
+
+            with study_client(scheduler=scheduler, cluster=cluster) as (client, info):
+                Console(stderr=True).print(
+                    f"dask: {info['workers']} workers; dashboard {info['dashboard']}",
+                    highlight=False,
+                )
+                out, _ = denoise_distributed(
+                    input_path,
+                    output,
+                    config=cfg,
+                    client=client,
+                    axes=axes,
+                    dataset=dataset,
+                    force=force,
+                    progress=True,
+                )
+        else:
+            out = denoise_file(
+                input_path,
+                output,
+                config=cfg,
+                axes=axes,
+                dataset=dataset,
+                force=force,
+                progress=True,
+            )
         Console(stderr=True).print(f"wrote {out}", highlight=False)
 
 

@@ -161,8 +161,18 @@ def register(app: typer.Typer) -> None:
         alpha: float = typer.Option(0.05, "--alpha", help="Significance level."),
         correction: str = typer.Option("holm", "--correction", help="holm|bonferroni|fdr_bh|none"),
         paired_by: str | None = typer.Option(None, "--paired-by", help="Unit column (cell)."),
+        unit: str | None = typer.Option(
+            None,
+            "--unit",
+            help="Statistical unit column, e.g. recording (each TABLE is one unless it has "
+            "the column): features are summarised per unit and units compared. Default: events.",
+        ),
     ) -> None:
-        """Compare event features between conditions; write statistics and figures."""
+        """Compare event features between conditions; write statistics and figures.
+
+        A table without the --by column takes its condition from its file name, or from its
+        folder's name when several tables share one file name (a/events.csv, b/events.csv).
+        """
         import pandas as pd
         from rich.console import Console
         from rich.table import Table
@@ -173,11 +183,14 @@ def register(app: typer.Typer) -> None:
 
         if correction not in ("holm", "bonferroni", "fdr_bh", "none"):
             raise InputError(f"unknown --correction {correction!r}")
+        stems = [p.stem for p in tables]
         frames = []
         for p in tables:
             t = read_table(p)
             if by not in t.columns:
-                t[by] = p.stem
+                t[by] = p.parent.resolve().name if stems.count(p.stem) > 1 else p.stem
+            if "recording" not in t.columns:
+                t["recording"] = str(p)
             frames.append(t)
         table = pd.concat(frames, ignore_index=True)
         feats = [f.strip() for f in features.split(",")] if features else None
@@ -189,6 +202,7 @@ def register(app: typer.Typer) -> None:
             alpha=alpha,
             correction=correction,  # type: ignore[arg-type]
             paired_by=paired_by,
+            unit=unit,
         )
         stats = pd.read_csv(output / "statistics.csv")
         view = Table("feature", "test", "p (adjusted)", "effect", "significant")
@@ -201,6 +215,8 @@ def register(app: typer.Typer) -> None:
                 "yes" if r.significant else "",
             )
         Console().print(view)
+        n = ", ".join(f"{k}: {v}" for k, v in summary["n"].items())
+        Console().print(f"unit: {summary['unit']} (n {n})", highlight=False)
         Console().print(f"report -> {output} ({len(summary['figures'])} figures)")
 
     @train_app.command("events")

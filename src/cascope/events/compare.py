@@ -4,6 +4,12 @@ Per feature, normality of every group is checked by Shapiro–Wilk; normal group
 one-way ANOVA (Welch's t-test for two groups) with pairwise t-tests post hoc, others by
 Kruskal–Wallis (Mann–Whitney U for two) with Dunn's test post hoc. The p-values of all features
 are corrected together for multiple comparisons (Holm by default, statsmodels).
+
+Events of one recording are not independent of each other: with ``unit="recording"`` (any column
+naming the recording, cell or animal) each feature is first summarised per unit (its median
+over the unit's events, plus the unit's event count ``events``), and the tests compare those
+per-unit summaries, so ``n`` is the number of units. With ``paired_by`` as well (the subject
+measured in every condition), the per-unit summaries are paired by subject.
 """
 
 from __future__ import annotations
@@ -86,7 +92,7 @@ def compare_feature(
 
     groups = {k: v for k, v in _groups(table, by, feature).items() if len(v) >= 3}
     if len(groups) < 2:
-        raise InputError(f"feature {feature!r}: fewer than two conditions with >= 3 events")
+        raise InputError(f"feature {feature!r}: fewer than two conditions with >= 3 values")
     names = list(groups)
     vals = [groups[k] for k in names]
     normal = all(stats.shapiro(v[:5000]).pvalue > alpha if np.ptp(v) > 0 else False for v in vals)
@@ -146,6 +152,67 @@ def compare_feature(
     return summary, posthoc
 
 
+#: Name of the per-unit event count in unit summaries.
+EVENT_COUNT = "events"
+
+
+def unit_summaries(
+    table: pd.DataFrame,
+    *,
+    unit: str,
+    by: str = "condition",
+    features: Sequence[str] | None = None,
+    paired_by: str | None = None,
+) -> pd.DataFrame:
+    """Summarise an event table per statistical unit: feature medians and the event count.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Events with ``unit`` and ``by`` columns (and ``paired_by`` when given).
+    unit : str
+        Column naming the unit (``recording``, cell, animal).
+    by : str
+        Condition column; each unit must belong to one condition.
+    features : sequence of str, optional
+        Features summarised (default: :data:`DEFAULT_FEATURES` present in the table).
+    paired_by : str, optional
+        Column kept beside each unit (the subject), constant within a unit.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per unit: ``unit``, ``by`` (and ``paired_by``), the median of each feature and
+        :data:`EVENT_COUNT`.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"recording": list("aabb"), "condition": list("xxyy"),
+    ...                   "area": [1.0, 3.0, 5.0, 7.0]})
+    >>> unit_summaries(t, unit="recording", features=["area"])["area"].tolist()
+    [2.0, 6.0]
+    """
+    for col in (unit, by, paired_by):
+        if col is not None and col not in table.columns:
+            raise InputError(
+                f"the event table has no {col!r} column (columns: {list(table.columns)})"
+            )
+    keys = [unit, by] + ([paired_by] if paired_by not in (None, unit, by) else [])
+    feats = [f for f in (features or DEFAULT_FEATURES) if f in table.columns]
+    per_unit = table.groupby(unit, sort=True)
+    mixed = per_unit[by].nunique(dropna=False)
+    if (mixed > 1).any():
+        bad = [str(u) for u in mixed.index[mixed > 1][:3]]
+        raise InputError(
+            f"unit {unit!r}: {', '.join(bad)} appear in more than one {by!r}; a unit must "
+            "belong to one condition"
+        )
+    values = table[feats].apply(pd.to_numeric, errors="coerce")
+    summary = values.groupby([table[k] for k in keys], sort=True).median()
+    summary[EVENT_COUNT] = table.groupby(keys, sort=True).size().astype(np.float64)
+    return summary.reset_index()
+
+
 def compare_conditions(
     table: pd.DataFrame,
     *,
@@ -154,6 +221,7 @@ def compare_conditions(
     alpha: float = 0.05,
     correction: Correction = "holm",
     paired_by: str | None = None,
+    unit: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Compare every feature between conditions, with multiple-comparison correction.
 
@@ -173,11 +241,16 @@ def compare_conditions(
         Column naming the unit measured in every condition (cell, field). With exactly two
         conditions, the per-unit medians are compared by the paired Wilcoxon signed-rank test
         instead of the unpaired tests.
+    unit : str, optional
+        Column naming the statistical unit (``recording``). The tests then compare per-unit
+        summaries (:func:`unit_summaries`, which adds the event count ``events``), never events
+        pooled as if independent; ``n_<condition>`` counts units. None: every event is a unit.
 
     Returns
     -------
     results : pandas.DataFrame
-        One row per feature: test, statistic, ``p``, ``p_adjusted``, ``significant``, effect size.
+        One row per feature: test, statistic, ``p``, ``p_adjusted``, ``significant``, effect size,
+        and ``unit`` (what ``n`` counts: ``event``, the ``unit`` column or ``paired_by``).
     posthoc : pandas.DataFrame
         Pairwise comparisons.
     """
@@ -188,6 +261,10 @@ def compare_conditions(
     feats = [f for f in (features or DEFAULT_FEATURES) if f in table.columns]
     if not feats:
         raise InputError("none of the requested features is in the table")
+    counted = "event" if paired_by is None and unit is None else (paired_by or unit)
+    if unit is not None:
+        table = unit_summaries(table, unit=unit, by=by, features=feats, paired_by=paired_by)
+        feats = [*feats, EVENT_COUNT] if features is None else feats
     rows, posts = [], []
     for f in feats:
         if paired_by is not None:
@@ -202,7 +279,9 @@ def compare_conditions(
         posts.append(ph)
     results = pd.DataFrame(rows)
     if results.empty:
-        raise InputError("no feature could be compared (too few events per condition)")
+        what = "events" if unit is None else f"{unit}s"
+        raise InputError(f"no feature could be compared (too few {what} per condition)")
+    results["unit"] = counted
     p = results["p"].to_numpy(np.float64)
     ok = np.isfinite(p)
     adj = np.full_like(p, np.nan)
@@ -407,13 +486,16 @@ def compare_report(
     alpha: float = 0.05,
     correction: Correction = "holm",
     paired_by: str | None = None,
+    unit: str | None = None,
     cluster: bool = True,
     formats: Sequence[str] = ("png", "svg"),
 ) -> dict[str, Any]:
     """Run :func:`compare_conditions` (and clustering) and write tables and figures to a folder.
 
     Writes ``statistics.csv``, ``posthoc.csv``, ``clusters.csv`` (cluster and embedding per
-    event), ``cluster_scores.csv``, ``summary.json`` and the figures.
+    event), ``cluster_scores.csv``, ``summary.json`` and the figures. With ``unit`` the feature
+    figures show one value per unit, ``units.csv`` holds the per-unit summaries, and
+    ``summary.json`` says what the unit was and ``n`` per condition in units.
 
     Returns
     -------
@@ -425,22 +507,45 @@ def compare_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results, posthoc = compare_conditions(
-        table, by=by, features=features, alpha=alpha, correction=correction, paired_by=paired_by
+        table,
+        by=by,
+        features=features,
+        alpha=alpha,
+        correction=correction,
+        paired_by=paired_by,
+        unit=unit,
     )
     results.to_csv(out / "statistics.csv", index=False)
     posthoc.to_csv(out / "posthoc.csv", index=False)
     feats = list(results["feature"])
-    figures = plot_features(table, feats, out, by=by, formats=formats)
+    shown = table
+    if unit is not None:
+        shown = unit_summaries(table, unit=unit, by=by, features=features, paired_by=paired_by)
+        shown.to_csv(out / "units.csv", index=False)
+    figures = plot_features(shown, feats, out, by=by, formats=formats)
+    counted = str(results["unit"].iloc[0])
+    if counted == "event":
+        n = table.groupby(by).size()
+    elif unit is not None and paired_by is None:
+        n = shown.groupby(by)[unit].nunique()
+    else:
+        n = (shown if unit is not None else table).groupby(by)[counted].nunique()
     summary: dict[str, Any] = {
         "by": by,
         "conditions": [str(c) for c in sorted(table[by].unique())],
+        "unit": counted,
+        "n": {str(k): int(v) for k, v in n.items()},
+        "paired_by": paired_by,
         "alpha": alpha,
         "correction": correction,
         "significant": [str(f) for f in results.loc[results["significant"], "feature"]],
     }
-    if cluster:
+    measured = [f for f in feats if f in table.columns]
+    if cluster and len(measured) < 2:
+        log.info("no clustering: it needs two features or more")
+    elif cluster:
         try:
-            labels, scores, emb = cluster_events(table, features=feats)
+            labels, scores, emb = cluster_events(table, features=measured)
         except InputError as err:
             log.warning("no clustering: %s", err)
         else:

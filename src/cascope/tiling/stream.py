@@ -380,21 +380,40 @@ def _blocks(
     Raw blocks are made native-endian and writable, as ``torch.from_numpy`` needs them. The
     block size is checked at once; the blocks are read as the iterator is advanced.
     """
-    if block < 1:
-        raise ValueError("block must be at least 1")
-    n = int(data.shape[0])
+    spans = block_spans(int(data.shape[0]), block, halo)
 
-    def read(start: int) -> tuple[slice, slice, NDArray[Any]]:
-        stop = min(start + block, n)
-        lo, hi = max(0, start - halo), min(n, stop + halo)
+    def read(span: tuple[slice, slice]) -> tuple[slice, slice, NDArray[Any]]:
+        owned, context = span
         if raw:
-            arr = np.asarray(data[lo:hi])
+            arr = np.asarray(data[context])
             arr = np.require(arr, arr.dtype.newbyteorder("="), requirements=["C", "W"])
         else:
-            arr = np.asarray(data[lo:hi], dtype=np.float32)
-        return slice(start, stop), slice(start - lo, stop - lo), arr
+            arr = np.asarray(data[context], dtype=np.float32)
+        return owned, slice(owned.start - context.start, owned.stop - context.start), arr
 
-    return map(read, range(0, n, block))
+    return map(read, spans)
+
+
+def block_spans(n: int, block: int, halo: int) -> list[tuple[slice, slice]]:
+    """Blocks along an axis of length ``n``: the planes each owns, and those it reads.
+
+    Block ``k`` owns planes ``k * block`` up to ``(k + 1) * block`` (the last one fewer) and
+    reads them with ``halo`` planes of context on each side, clipped at the ends. Every plane
+    is owned by exactly one block, so blocks computed anywhere (threads, Dask workers) and
+    written to their owned planes give the result of one streamed pass.
+
+    Examples
+    --------
+    >>> [(o.start, o.stop, c.start, c.stop) for o, c in block_spans(10, 4, 1)]
+    [(0, 4, 0, 5), (4, 8, 3, 9), (8, 10, 7, 10)]
+    """
+    if block < 1:
+        raise ValueError("block must be at least 1")
+    spans = []
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        spans.append((slice(start, stop), slice(max(0, start - halo), min(n, stop + halo))))
+    return spans
 
 
 def _prefetched(it: Iterator[Any]) -> Iterator[Any]:
