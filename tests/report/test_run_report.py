@@ -114,3 +114,28 @@ def test_report_of_a_folder_that_is_no_run_is_one_line(tmp_path: Path, what: str
     result = CliRunner().invoke(app, ["report", str(target)])
     assert result.exit_code != 0
     assert not (tmp_path / "report.html").exists()
+
+
+def test_a_volume_folder_shows_its_segmentation_and_measurements(tmp_path: Path) -> None:
+    from cascope import io, simulate
+    from cascope.morphology import measure_structures
+
+    sim = simulate.axons(seed=3, shape=(12, 40, 40), n_axons=3)
+    folder = tmp_path / "volume"
+    folder.mkdir()
+    io.write(folder / "volume.tif", sim.noisy, axes="ZYX")
+    io.write(folder / "segmentation.tif", sim.labels, axes="ZYX")
+    table, _ = measure_structures(sim.labels)
+    table.to_csv(folder / "measurements.csv", index=False)
+    summary = {"input": "volume.tif", "shape": list(sim.noisy.shape)}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    result = CliRunner().invoke(app, ["report", str(folder)])
+    assert result.exit_code == 0, result.output
+    page = parse_page(folder / "report.html")
+    assert page.images == ["report_files/segmentation.png"]
+    decode_all(folder, page.images)
+    text = " ".join(page.text)
+    n = len(np.unique(sim.labels[sim.labels > 0]))
+    assert f"{n} labelled structures" in text
+    assert f"Per-structure measurements ({len(table)})" in text
+    assert "could be read" not in text

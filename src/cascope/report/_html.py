@@ -3,9 +3,9 @@
 Nothing here reaches the network: the style and the scripts are inline, every image is a
 relative path into the page's own ``report_files/`` folder. The first script (in ``<head>``)
 records every resource that fails to load and every script error on ``<html>``
-(``data-failed-loads``, ``data-errors``) and sets ``data-report="ready"`` once the page has
-loaded, so a headless browser can check a report; the second makes tables with the
-``sortable`` class sort by a click on a column header.
+(``data-failed-loads``, ``data-errors``) and sets ``data-report="ready"`` (and the time it
+took, ``data-load-ms``) once the page has loaded, so a headless browser can check a report;
+the second makes tables with the ``sortable`` class sort by a click on a column header.
 """
 
 from __future__ import annotations
@@ -58,6 +58,8 @@ figure { margin: 8px 0 12px; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); background: #fff; }
 figure img.pixelated { image-rendering: pixelated; }
 figcaption { color: var(--muted); font-size: 12.5px; margin-top: 4px; }
+.row { display: flex; flex-wrap: wrap; gap: 8px 28px; align-items: flex-start; }
+.row > figure { margin: 8px 0; flex: 0 1 auto; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(330px, 1fr)); gap: 14px; }
 .grid figure { margin: 0; }
 pre { background: #f0f4f8; padding: 8px 12px; overflow: auto; font-size: 12px; max-height: 360px; }
@@ -87,6 +89,7 @@ _WATCH = """
     root.setAttribute('data-failed-loads', failed.join(' '));
     root.setAttribute('data-errors', errors.join(' | '));
     root.setAttribute('data-images', String(imgs.length));
+    root.setAttribute('data-load-ms', String(Math.round(performance.now())));
     root.setAttribute('data-report', 'ready');
   });
 })();
@@ -193,7 +196,7 @@ def key_values(pairs: Iterable[tuple[str, Any]]) -> str:
 def image(
     src: str, caption: str = "", *, alt: str = "", width: int | None = None, pixelated: bool = False
 ) -> str:
-    """Return a figure with a relative image path and a caption."""
+    """Return a figure with a relative image path and a caption (HTML, escaped by the caller)."""
     cls = ' class="pixelated"' if pixelated else ""
     size = f' width="{int(width)}"' if width else ""
     cap = f"<figcaption>{caption}</figcaption>" if caption else ""

@@ -60,7 +60,7 @@ def projections(images: Mapping[str, tuple[NDArray[Any], NDArray[Any]]], path: s
     plt = _pyplot()
     names = list(images)
     n_y, n_x = next(iter(images.values()))[0].shape
-    side = 3.4
+    side = 2.8
     fig, axes = plt.subplots(
         2,
         len(names),
@@ -120,7 +120,7 @@ def event_map(
     norm = Normalize(0, max(n_frames - 1, 1) / scale)
     cmap = colormaps["turbo"]
     n_y, n_x = background.shape
-    fig, ax = plt.subplots(figsize=(6.2 * max(n_x / n_y, 0.6) + 1.2, 6.2), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(5.0 * max(n_x / n_y, 0.6) + 1.2, 5.0), constrained_layout=True)
     lo, hi = contrast(background)
     ax.imshow(background, cmap="gray", vmin=lo, vmax=hi)
     if len(events):
@@ -252,7 +252,7 @@ def raster_and_traces(
             t0 = float(ev.get("t_start", ev["t"])) / scale
             t1 = float(ev.get("t_end", ev["t"] + 1)) / scale
             tax.fill_betweenx(
-                [offset - 0.45 * step, offset + 0.45 * step],
+                [offset - 0.25 * step, offset + 0.65 * step],
                 t0,
                 t1,
                 color="#f6ad55",

@@ -372,7 +372,9 @@ def _provenance(info: RunInfo) -> str:
 
 def _overview(info: RunInfo, events: pd.DataFrame | None) -> str:
     n = info.numbers
-    items = [(h.fmt(n["n_events"]) if n["n_events"] is not None else "—", "events")]
+    items: list[tuple[str, str]] = []
+    if n["n_events"] is not None:
+        items.append((h.fmt(n["n_events"]), "events"))
     if n["per_minute"] is not None:
         items.append((h.fmt(n["per_minute"]), "events per minute"))
     elif n["per_100_frames"] is not None:
@@ -384,7 +386,7 @@ def _overview(info: RunInfo, events: pd.DataFrame | None) -> str:
     if info.summary.get("seconds") is not None:
         items.append((h.fmt(float(info.summary["seconds"])), "run time (s)"))
     note = ""
-    if n["per_minute_per_100um2"] is None:
+    if n["n_events"] is not None and n["per_minute_per_100um2"] is None:
         missing = [
             w
             for w, ok in (("frame rate", info.frame_rate), ("pixel size", info.voxel_size))
@@ -446,12 +448,12 @@ def build_run_page(info: RunInfo, files: Path, *, reference: Path | None = None)
             fps=min(max(info.frame_rate or 10.0, 5.0), 20.0),
         )
         side = " | ".join(scans)
-        scale = max(1, 200 // max(crop.x1 - crop.x0, 1))
+        natural = len(scans) * (crop.x1 - crop.x0) + 3 * (len(scans) - 1)
         preview += h.image(
             f"{FILES}/preview.webp",
-            f"{side}: frames {crop.t0}–{crop.t1 - 1}, rows {crop.y0}–{crop.y1 - 1}, columns "
-            f"{crop.x0}–{crop.x1 - 1} (the busiest window), one contrast for both",
-            width=scale * (len(scans) * (crop.x1 - crop.x0) + 3 * (len(scans) - 1)),
+            f"{side} at one contrast<br>frames {crop.t0}–{crop.t1 - 1}, y {crop.y0}–{crop.y1 - 1}"
+            f", x {crop.x0}–{crop.x1 - 1} (the busiest window)",
+            width=max(natural, 420),  # small crops are enlarged, pixels kept sharp
             pixelated=True,
         )
         figures.projections(
@@ -459,9 +461,10 @@ def build_run_page(info: RunInfo, files: Path, *, reference: Path | None = None)
         )
         preview += h.image(
             f"{FILES}/projections.png",
-            "temporal mean and max projections; each row at one contrast",
+            "temporal mean and max; each row at one contrast",
         )
-    else:
+        preview = f'<div class="row">{preview}</div>'
+    elif not (folder / "segmentation.tif").is_file():
         preview = '<p class="note">Neither the recording nor denoised.tif could be read.</p>'
     sections.append(("preview", "Raw and denoised", preview))
     if den is not None:
@@ -496,7 +499,12 @@ def build_run_page(info: RunInfo, files: Path, *, reference: Path | None = None)
             body += h.image(
                 f"{FILES}/event_map.png",
                 "each event's footprint and centroid, coloured by its time",
+                width=480,
             )
+        summary = feature_summary(events)
+        if summary:
+            body += f"<div><h3>Feature summary</h3>{summary}</div>"
+        body = f'<div class="row">{body}</div>'
         traces = {}
         for k, s in scans.items():
             dff = _dff(s.traces)
@@ -515,9 +523,6 @@ def build_run_page(info: RunInfo, files: Path, *, reference: Path | None = None)
             "left: every event over its frames; right: ΔF/F (running 8th-percentile "
             "baseline) in each of the strongest events' bounding box",
         )
-        summary = feature_summary(events)
-        if summary:
-            body += "<h3>Feature summary</h3>" + summary
         sections.append(("events", "Events", body))
     sections.append(("volume", "Segmentation", _volume_section(folder, info.raw_path, files)))
     sections.append(("provenance", "Provenance", _provenance(info)))
