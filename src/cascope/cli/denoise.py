@@ -65,7 +65,10 @@ def register(app: typer.Typer) -> None:
             "(trains a network on INPUT first). Not with --model, whose method it is.",
         ),
         model: Path | None = typer.Option(
-            None, "--model", help="Trained denoising model folder (cascope train denoiser)."
+            None,
+            "--model",
+            help="Trained denoising model folder (cascope train denoiser), or a bioimage.io "
+            "0.5 package (model.zip or rdf.yaml) whose axes fit INPUT.",
         ),
         steps: int = typer.Option(
             300, "--steps", min=1, help="deepcad/n2v/n2v3d without --model: training steps."
@@ -294,6 +297,9 @@ def _denoise_deep(
     if model is None and method not in DEEP:
         raise typer.BadParameter(f"use one of {', '.join(DEEP)} or --model", param_hint="--method")
     train = None
+    run: Any = model
+    if model is not None and _is_package(model):
+        run = _package_denoiser(model, input_path, axes=axes, dataset=dataset, device=device)
     if model is None:
         train = DeepDenoiseConfig.model_validate(
             {
@@ -305,7 +311,7 @@ def _denoise_deep(
     out = denoise_deep_file(
         input_path,
         output,
-        model=model,
+        model=run,
         method=method,
         train=train,
         predict=DeepPredictConfig.model_validate(
@@ -324,3 +330,30 @@ def _denoise_deep(
         progress=True,
     )
     Console(stderr=True).print(f"wrote {out}", highlight=False)
+
+
+def _is_package(path: Path) -> bool:
+    from cascope.models.package import is_package
+
+    return is_package(path)
+
+
+def _package_denoiser(
+    package: Path, input_path: Path, *, axes: str | None, dataset: str | None, device: str
+) -> Any:
+    """Wrap a bioimage.io package as a denoiser; its sample statistics are INPUT's."""
+    from cascope.config.denoise import DeepDenoiseConfig
+    from cascope.denoise.deep import DeepDenoiser, read_recording
+    from cascope.models.package import open_package
+
+    movie = read_recording(input_path, axes=axes, dataset=dataset)
+    pkg = open_package(package, axes=movie.axes)
+    net = pkg.network(data=movie, device="cuda" if device == "cuda" else "cpu")
+    method = pkg.cascope.get("method") if pkg.cascope.get("task") == "denoise" else None
+    cfg = DeepDenoiseConfig.model_validate(
+        {"method": method or ("n2v" if pkg.ndim == 2 else "n2v3d"), "ndim": pkg.ndim}
+    )
+    # the package normalises and restores itself: cascope's own normalisation is the identity
+    return DeepDenoiser(
+        model=net, config=cfg, input_norm=(0.0, 1.0), output_norm=(0.0, 1.0), axes=movie.axes
+    )

@@ -51,7 +51,8 @@ def register(app: typer.Typer) -> None:
         model: Path | None = typer.Option(
             None,
             "--model",
-            help="Event model folder; without it the intensity-threshold detector runs.",
+            help="Event model folder, or a bioimage.io package of one (cascope export); "
+            "without it the intensity-threshold detector runs.",
         ),
         threshold: str = typer.Option(
             "auto", "--threshold", help="'auto' (the model's) or a probability / z-score."

@@ -171,7 +171,11 @@ def register(app: typer.Typer) -> None:
     @app.command("segment")
     def segment(
         input_path: Path = typer.Argument(..., metavar="INPUT", help="Raw (Z, Y, X) stack."),
-        model: Path = typer.Option(..., "--model", help="Model folder from 'train segmenter'."),
+        model: Path = typer.Option(
+            ...,
+            "--model",
+            help="Model folder from 'train segmenter', or its bioimage.io package.",
+        ),
         output: Path = typer.Option(..., "--output", "-o", help="Instance labels (.tif)."),
         semantic_out: Path | None = typer.Option(None, help="Also write the classes 0/1/2."),
         channel: int | None = typer.Option(None, help="Channel to use in a multichannel file."),

@@ -118,7 +118,8 @@ def load_model(
     Parameters
     ----------
     path : str or Path
-        The model folder.
+        The model folder, or a bioimage.io package (``.zip`` / ``rdf.yaml``) exported by
+        cascope (see :func:`cascope.models.package.load_package_model`).
     device : str or torch.device
         Where to put the weights.
 
@@ -131,7 +132,13 @@ def load_model(
     """
     from safetensors.torch import load_file
 
+    from cascope.models.package import is_package
+
     folder = Path(path)
+    if is_package(folder):  # a bioimage.io package (.zip or rdf.yaml) cascope exported
+        from cascope.models.package import load_package_model
+
+        return load_package_model(folder, device=device)
     cfg_path, w_path = folder / CONFIG, folder / WEIGHTS
     if not folder.is_dir() or not cfg_path.is_file():
         raise InputError(f"not a model folder (no {CONFIG})", folder)
