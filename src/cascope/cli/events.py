@@ -242,6 +242,11 @@ def register(app: typer.Typer) -> None:
 
         if pu not in ("nnpu", "sampling"):
             raise InputError(f"--pu must be nnpu or sampling, got {pu!r}")
+        from cascope.io import check_output
+        from cascope.models.checkpoint import CONFIG, WEIGHTS
+
+        sources = [*(inputs or []), *(labels or []), *([hdf5] if hdf5 is not None else [])]
+        check_output(output, inputs=sources, force=force, holds=(CONFIG, WEIGHTS))
         cfg = EventTrainConfig.model_validate(
             {
                 "window": window,

@@ -292,6 +292,10 @@ def register(app: typer.Typer) -> None:
 
         if len(labels) != len(images):
             raise InputError(f"give one --labels per image ({len(images)} images, {len(labels)})")
+        from cascope.io import check_output
+        from cascope.models.checkpoint import CONFIG, WEIGHTS
+
+        check_output(output, inputs=[*images, *labels], force=force, holds=(CONFIG, WEIGHTS))
         cfg = SegmenterConfig.model_validate(
             {
                 "arch": arch,

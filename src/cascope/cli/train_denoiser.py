@@ -65,7 +65,12 @@ def register(app: typer.Typer) -> None:
 
         if method not in METHODS:
             raise typer.BadParameter(f"choose from {', '.join(METHODS)}", param_hint="--method")
-        check_output(output, inputs=[*inputs, *(target or [])], force=force)
+        from cascope.models.checkpoint import CONFIG, WEIGHTS
+
+        # a folder of other files is refused now, not after the training
+        check_output(
+            output, inputs=[*inputs, *(target or [])], force=force, holds=(CONFIG, WEIGHTS)
+        )
         training: dict[str, Any] = {
             "steps": steps,
             "batch_size": batch_size,
