@@ -9,9 +9,10 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add ``cascope benchmark denoise`` to the ``benchmark`` group."""
-    from cascope.cli._apps import benchmark_app
+    from cascope.cli._apps import benchmark_app, reads_recordings
 
     @benchmark_app.command("denoise")
+    @reads_recordings
     def benchmark_denoise(
         input_path: Path = typer.Argument(..., metavar="INPUT", help="Noisy recording (T, Y, X)."),
         reference: Path | None = typer.Option(

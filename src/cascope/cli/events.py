@@ -42,9 +42,10 @@ def _parse_ratio(value: str) -> float | str:
 
 def register(app: typer.Typer) -> None:
     """Add ``detect``, ``features``, ``compare`` and ``train events``."""
-    from cascope.cli._apps import train_app
+    from cascope.cli._apps import reads_recordings, train_app
 
     @app.command("detect")
+    @reads_recordings
     def detect(
         input_path: Path = typer.Argument(..., metavar="INPUT", help="(T, Y, X) movie."),
         output: Path = typer.Option(..., "--output", "-o", help="Event table (.csv or .parquet)."),
@@ -114,6 +115,7 @@ def register(app: typer.Typer) -> None:
         Console().print(f"{len(table)} events -> {output}")
 
     @app.command("features")
+    @reads_recordings
     def features_cmd(
         input_path: Path = typer.Argument(..., metavar="INPUT", help="(T, Y, X) movie."),
         labels_path: Path = typer.Argument(..., metavar="LABELS", help="Event label movie."),
@@ -202,6 +204,7 @@ def register(app: typer.Typer) -> None:
         Console().print(f"report -> {output} ({len(summary['figures'])} figures)")
 
     @train_app.command("events")
+    @reads_recordings
     def train_events(
         inputs: list[Path] = typer.Argument(
             None, metavar="INPUT...", help="Movies (or `cascope simulate mscts` folders)."

@@ -17,9 +17,10 @@ AMP_HELP = (
 
 def register(app: typer.Typer) -> None:
     """Add ``cascope train denoiser`` to the ``train`` group."""
-    from cascope.cli._apps import train_app
+    from cascope.cli._apps import reads_recordings, train_app
 
     @train_app.command("denoiser")
+    @reads_recordings
     def train_denoiser_cmd(
         inputs: list[Path] = typer.Argument(..., metavar="INPUT...", help="Noisy recordings."),
         output: Path = typer.Option(..., "--output", "-o", help="Model folder to write."),

@@ -288,7 +288,7 @@ def as_movie(data: Any, axes: str | None = None) -> Movie:
             raise InputError(f"expected axes {axes!r} but the recording has {data.axes!r}")
         return data
     if axes is None:
-        raise InputError("a bare array needs an explicit axes string, e.g. axes='TYX'")
+        raise InputError("a bare array needs an explicit axes string, e.g. 'TYX'")
     return Movie(data, axes=axes)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cascope.errors import InputError
-from cascope.io._limits import check_decoded_size, expected_chunks, human
+from cascope.io._limits import check_decoded_size, expected_chunks, human, missing_hint
 from cascope.io._movie import Movie, RecordingKind, unnamed_axes
 from cascope.io.tiff import cast_block
 
@@ -164,7 +164,7 @@ def _check_storage(ds: Any, path: Path, missing: str) -> None:
         check_decoded_size(f"dataset {name!r}: a chunk of {ds.chunks}", chunk_bytes, path)
     if missing == "fill" or ds.size == 0 or ds.external or ds.is_virtual:
         return
-    hint = "set CASCOPE_MISSING_CHUNKS=fill to read unstored data as the fill value"
+    hint = missing_hint()
     declared = int(ds.size) * itemsize
     if ds.chunks is not None:
         n = expected_chunks(ds.shape, ds.chunks)
