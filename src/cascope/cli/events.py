@@ -24,6 +24,10 @@ def _labels(path: Path, *, lazy: bool = False) -> Any:
     if path.is_dir() and (path / "labels.tif").is_file():
         path = path / "labels.tif"
     movie = read(path, kind="movie")
+    if not np.issubdtype(movie.dtype, np.integer):
+        from cascope.errors import InputError
+
+        raise InputError(f"labels must be integers, got {movie.dtype}", path)
     return movie if lazy else np.asarray(movie)
 
 
@@ -136,15 +140,23 @@ def register(app: typer.Typer) -> None:
         check_outputs(
             [("--output", output, "table")], inputs=[input_path, labels_path], force=force
         )
+        from cascope.errors import InputError
+
         movie = _movie(input_path)
         roi_img = None if rois is None else np.asarray(read(rois))
-        table = event_features(
-            movie,
-            _labels(labels_path, lazy=True),
-            frame_rate=frame_rate or movie.frame_rate,
-            rois=roi_img,
-            offset=offset,
-        )
+        try:
+            table = event_features(
+                movie,
+                _labels(labels_path, lazy=True),
+                frame_rate=frame_rate or movie.frame_rate,
+                rois=roi_img,
+                offset=offset,
+            )
+        except InputError as err:
+            if err.path is not None:
+                raise
+            # the movie's problem (NaN planes, a shape unlike the labels'): name its file
+            raise InputError(f"{err.problem} (labels: {labels_path.name})", input_path) from err
         if condition is not None:
             table.insert(0, "condition", condition)
         write_table(table, output, force=force, inputs=[input_path, labels_path])
@@ -280,7 +292,11 @@ def register(app: typer.Typer) -> None:
                 raise InputError(f"give one --labels per INPUT ({len(labels)} vs {len(inputs)})")
             import numpy as np
 
+            from cascope.io import check_finite
+
             movies = [np.asarray(_movie(p)) for p in inputs]
+            for movie, path in zip(movies, inputs, strict=True):
+                check_finite(movie, path=path, axis="T")  # NaN would train a broken network
             labs = [_labels(p) for p in (labels or inputs)]
             valid = None
             if valid_fraction > 0:
