@@ -60,11 +60,10 @@ def describe_assumed(axes: str, kind: RecordingKind | None) -> str:
         why = "this command takes a volume"
     elif kind == "movie":
         why = "this command takes a movie"
+    elif axes == "TYX":
+        why = "a guess: give --axes ZYX if it is a volume"
     else:
-        other = axes.replace("T", "Z") if "T" in axes else axes.replace("Z", "T")
-        why = f"a guess: give --axes {other} if it is a " + (
-            "volume" if "T" in axes else "movie"
-        )
+        why = "a guess"
     return f"the file does not record its axes; read as {spelled} ({why}; --axes overrides)"
 
 
