@@ -146,6 +146,12 @@ def one_plane(tmp: Path) -> Path:
     return path
 
 
+def fifo(tmp: Path) -> Path:
+    path = tmp / "pipe.tif"
+    os.mkfifo(path)
+    return path
+
+
 CASES = {
     "truncated": (truncated_tiff, "truncated|corrupt|cannot be read|not a valid"),
     "empty": (empty_tiff, "empty"),
@@ -158,6 +164,7 @@ CASES = {
     "huge_h5": (huge_h5, "declares shape"),
     "missing_chunk": (missing_chunk_zarr, "first missing: chunk \\(2, 0, 0\\)"),
     "symlink_loop": (symlink_loop, "loops"),
+    "fifo": (fifo, "FIFO"),
 }
 _VOLUME = ["--axes", "ZYX"]
 _TINY = ["--steps", "2", "--patch", "4", "16", "16", "--device", "cpu"]
@@ -191,6 +198,29 @@ COMMANDS = {
         *_TINY,
     ],
     "run": lambda p, o: ["run", str(p), "-o", str(o.with_suffix("")), "--denoise", "gaussian"],
+    "semantic": lambda p, o: ["semantic", str(p), "-o", str(o), *_VOLUME],
+    # the model is opened after INPUT is read: a bad INPUT is refused before it is needed
+    "segment": lambda p, o: (
+        ["segment", str(p), "--model", str(o.parent / "m"), "-o", str(o)] + _VOLUME
+    ),
+    # the movie is its own label movie here: whichever is read first, the file is named
+    "features": lambda p, o: ["features", str(p), str(p), "-o", str(o.with_suffix(".csv"))],
+    "evaluate-segmentation": lambda p, o: (
+        ["evaluate", "segmentation", str(p), "-r", str(_labels(o))] + _VOLUME
+    ),
+    "train-segmenter": lambda p, o: [
+        *("train", "segmenter", str(p), "--labels", str(_labels(o)), "-o", str(o.with_suffix(""))),
+        *("--steps", "2", "--patch", "4", "16", "16", "--device", "cpu", *_VOLUME),
+    ],
+    "train-events": lambda p, o: [
+        *("train", "events", str(p), "--labels", str(_labels(o)), "-o", str(o.with_suffix(""))),
+        *("--steps", "2", "--window", "4", "16", "16", "--base", "4", "--depth", "2"),
+        *("--device", "cpu"),
+    ],
+    "benchmark": lambda p, o: [
+        *("benchmark", "denoise", str(p), "-m", "gaussian", "--frames", "40"),
+        *("--json", str(o.with_suffix(".json"))),
+    ],
 }
 
 # ``info`` reads headers only: a NaN value or a damaged chunk in the data is not its business
@@ -227,6 +257,8 @@ def test_hostile_input_one_line(case, command, tmp_path, monkeypatch, capsys, re
     assert str(path) in lines[0]
     import re
 
+    if command == "features":  # the file is its own label movie: a float one is refused as such
+        pattern += "|labels must be integers"
     assert re.search(pattern, lines[0]), lines[0]
     assert list(out.parent.iterdir()) == []
 

@@ -110,6 +110,17 @@ def test_volume_commands_take_a_plain_stack_as_z_y_x(
     assert said and all("Z, Y, X" in s and "volume" in s for s in said)
 
 
+def test_segment_accepts_a_plain_stack_before_it_opens_the_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _plain_tiff(tmp_path)
+    model = tmp_path / "no_model"
+    args = ["segment", str(path), "--model", str(model), "-o", str(tmp_path / "l.tif")]
+    assert _cli(args, monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert "Z, Y, X volume" not in err and str(model) in err  # the volume was taken
+
+
 def test_qc_on_a_plain_stack_keeps_t_y_x_and_says_it_guessed(tmp_path: Path) -> None:
     import subprocess
 

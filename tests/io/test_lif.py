@@ -53,7 +53,7 @@ def test_lif_errors(make_lif, lif_images, tmp_path):
     path = make_lif(lif_images)
     with pytest.raises(InputError, match="no series 'nope'"):
         io.read(path, series="nope")
-    with pytest.raises(InputError, match="series=7 does not exist"):
+    with pytest.raises(InputError, match="--series 7 does not exist"):
         io.read(path, series=7)
     cut = tmp_path / "cut.lif"
     cut.write_bytes(path.read_bytes()[:-500])

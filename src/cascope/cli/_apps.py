@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import typer
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
 
 app = typer.Typer(
     name="cascope",
@@ -36,3 +42,36 @@ def _root(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+
+
+def reads_recordings(command: _Command) -> _Command:
+    """Give a command that reads recordings the ``--missing-chunks`` option.
+
+    A Zarr chunk or HDF5 data that a file declares but does not hold is an error unless the
+    user says ``--missing-chunks fill`` (read as the fill value); the option applies to every
+    recording the command opens.
+    """
+
+    @functools.wraps(command)
+    def run(*args: Any, missing_chunks: str = "error", **kwargs: Any) -> Any:
+        from cascope.io import missing_chunks_default
+
+        with missing_chunks_default(missing_chunks):
+            return command(*args, **kwargs)
+
+    signature = inspect.signature(command, eval_str=True)
+    option = inspect.Parameter(
+        "missing_chunks",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=typer.Option(
+            "error",
+            "--missing-chunks",
+            help="Chunks a Zarr/HDF5 file declares but does not hold: error, or fill (read "
+            "them as the fill value).",
+        ),
+        annotation=str,
+    )
+    run.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*signature.parameters.values(), option]
+    )
+    return run  # type: ignore[return-value]

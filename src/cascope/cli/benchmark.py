@@ -9,9 +9,10 @@ import typer
 
 def register(app: typer.Typer) -> None:
     """Add ``cascope benchmark denoise`` to the ``benchmark`` group."""
-    from cascope.cli._apps import benchmark_app
+    from cascope.cli._apps import benchmark_app, reads_recordings
 
     @benchmark_app.command("denoise")
+    @reads_recordings
     def benchmark_denoise(
         input_path: Path = typer.Argument(..., metavar="INPUT", help="Noisy recording (T, Y, X)."),
         reference: Path | None = typer.Option(
@@ -38,7 +39,7 @@ def register(app: typer.Typer) -> None:
         from cascope.denoise.compare import benchmark_denoisers
         from cascope.denoise.deep import read_recording
         from cascope.errors import InputError
-        from cascope.io import atomic_output, check_output
+        from cascope.io import atomic_output, check_finite, check_output
 
         inputs = [input_path] if reference is None else [input_path, reference]
         if json_out is not None:
@@ -47,10 +48,12 @@ def register(app: typer.Typer) -> None:
         if movie.axes != "TYX":
             raise InputError(f"needs a (T, Y, X) movie, got axes {movie.axes!r}", input_path)
         noisy = np.asarray(movie[:frames], np.float32)
+        check_finite(noisy, path=input_path, axis="T")  # NaN would rank every method NaN
         ref = None
         if reference is not None:
             ref_movie = read_recording(reference, axes=axes or "TYX")
             ref = np.asarray(ref_movie[:frames], np.float32)
+            check_finite(ref, path=reference, axis="T")
         console = Console(stderr=True)
         with console.status("benchmarking...") as status:
             rows = benchmark_denoisers(

@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from cascope.cli._apps import reads_recordings
 from cascope.cli.train_denoiser import AMP_HELP
 
 #: Methods this command runs without a model (kept equal to ``config.denoise_classical``).
@@ -52,6 +53,7 @@ def register(app: typer.Typer) -> None:
     """Add ``cascope denoise``."""
 
     @app.command("denoise")
+    @reads_recordings
     def denoise(
         input_path: Path = typer.Argument(..., metavar="INPUT", help="Recording to denoise."),
         output: Path = typer.Option(

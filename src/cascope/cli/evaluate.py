@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from cascope.cli._apps import evaluate_app
+from cascope.cli._apps import evaluate_app, reads_recordings
 
 _JSON = typer.Option(None, "--json", help="Also write the scores as JSON here.")
 _FORCE = typer.Option(False, "--force", help="Replace an existing JSON file.")
@@ -91,6 +91,7 @@ def register(app: typer.Typer) -> None:
     del app  # the commands belong to the evaluate group, already attached to the app
 
     @evaluate_app.command("denoise")
+    @reads_recordings
     def denoise(
         pred: Path = typer.Argument(..., help="Denoised recording."),
         reference: Path = typer.Option(..., "--reference", "-r", help="Clean ground truth."),
@@ -156,6 +157,7 @@ def register(app: typer.Typer) -> None:
         _emit(f"denoising: {pred.name} vs {reference.name}", rows, payload, json_out, inputs, force)
 
     @evaluate_app.command("segmentation")
+    @reads_recordings
     def segmentation(
         pred: Path = typer.Argument(..., help="Predicted class or instance labels."),
         reference: Path = typer.Option(..., "--reference", "-r", help="True labels."),

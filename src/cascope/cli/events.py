@@ -24,6 +24,10 @@ def _labels(path: Path, *, lazy: bool = False) -> Any:
     if path.is_dir() and (path / "labels.tif").is_file():
         path = path / "labels.tif"
     movie = read(path, kind="movie")
+    if not np.issubdtype(movie.dtype, np.integer):
+        from cascope.errors import InputError
+
+        raise InputError(f"labels must be integers, got {movie.dtype}", path)
     return movie if lazy else np.asarray(movie)
 
 
@@ -42,9 +46,10 @@ def _parse_ratio(value: str) -> float | str:
 
 def register(app: typer.Typer) -> None:
     """Add ``detect``, ``features``, ``compare`` and ``train events``."""
-    from cascope.cli._apps import train_app
+    from cascope.cli._apps import reads_recordings, train_app
 
     @app.command("detect")
+    @reads_recordings
     def detect(
         input_path: Path = typer.Argument(..., metavar="INPUT", help="(T, Y, X) movie."),
         output: Path = typer.Option(..., "--output", "-o", help="Event table (.csv or .parquet)."),
@@ -115,6 +120,7 @@ def register(app: typer.Typer) -> None:
         Console().print(f"{len(table)} events -> {output}")
 
     @app.command("features")
+    @reads_recordings
     def features_cmd(
         input_path: Path = typer.Argument(..., metavar="INPUT", help="(T, Y, X) movie."),
         labels_path: Path = typer.Argument(..., metavar="LABELS", help="Event label movie."),
@@ -137,15 +143,23 @@ def register(app: typer.Typer) -> None:
         check_outputs(
             [("--output", output, "table")], inputs=[input_path, labels_path], force=force
         )
+        from cascope.errors import InputError
+
         movie = _movie(input_path)
         roi_img = None if rois is None else read_rois(rois, tuple(movie.shape[1:])).labels()
-        table = event_features(
-            movie,
-            _labels(labels_path, lazy=True),
-            frame_rate=frame_rate or movie.frame_rate,
-            rois=roi_img,
-            offset=offset,
-        )
+        try:
+            table = event_features(
+                movie,
+                _labels(labels_path, lazy=True),
+                frame_rate=frame_rate or movie.frame_rate,
+                rois=roi_img,
+                offset=offset,
+            )
+        except InputError as err:
+            if err.path is not None:
+                raise
+            # the movie's problem (NaN planes, a shape unlike the labels'): name its file
+            raise InputError(f"{err.problem} (labels: {labels_path.name})", input_path) from err
         if condition is not None:
             table.insert(0, "condition", condition)
         write_table(table, output, force=force, inputs=[input_path, labels_path])
@@ -221,6 +235,7 @@ def register(app: typer.Typer) -> None:
         Console().print(f"report -> {output} ({len(summary['figures'])} figures)")
 
     @train_app.command("events")
+    @reads_recordings
     def train_events(
         inputs: list[Path] = typer.Argument(
             None, metavar="INPUT...", help="Movies (or `cascope simulate mscts` folders)."
@@ -261,6 +276,11 @@ def register(app: typer.Typer) -> None:
 
         if pu not in ("nnpu", "sampling"):
             raise InputError(f"--pu must be nnpu or sampling, got {pu!r}")
+        from cascope.io import check_output
+        from cascope.models.checkpoint import CONFIG, WEIGHTS
+
+        sources = [*(inputs or []), *(labels or []), *([hdf5] if hdf5 is not None else [])]
+        check_output(output, inputs=sources, force=force, holds=(CONFIG, WEIGHTS))
         cfg = EventTrainConfig.model_validate(
             {
                 "window": window,
@@ -291,7 +311,11 @@ def register(app: typer.Typer) -> None:
                 raise InputError(f"give one --labels per INPUT ({len(labels)} vs {len(inputs)})")
             import numpy as np
 
+            from cascope.io import check_finite
+
             movies = [np.asarray(_movie(p)) for p in inputs]
+            for movie, path in zip(movies, inputs, strict=True):
+                check_finite(movie, path=path, axis="T")  # NaN would train a broken network
             labs = [_labels(p) for p in (labels or inputs)]
             valid = None
             if valid_fraction > 0:

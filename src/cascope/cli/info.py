@@ -7,6 +7,8 @@ from typing import Any
 
 import typer
 
+from cascope.cli._apps import reads_recordings
+
 _AXES = typer.Option(None, "--axes", help="Axes of the data when the file does not say, e.g. TYX.")
 _DATASET = typer.Option(None, "--dataset", help="Dataset inside an HDF5 file / array in a Zarr.")
 _SERIES = typer.Option(
@@ -78,4 +80,4 @@ def info(
 
 def register(app: typer.Typer) -> None:
     """Add ``cascope info`` to the app."""
-    app.command("info")(info)
+    app.command("info")(reads_recordings(info))

@@ -7,6 +7,8 @@ from typing import Any
 
 import typer
 
+from cascope.cli._apps import reads_recordings
+
 
 def _fmt(value: Any, spec: str = ".4g") -> str:
     if value is None:
@@ -64,6 +66,7 @@ def register(app: typer.Typer) -> None:
     """Add ``cascope qc`` to the application."""
 
     @app.command("qc")
+    @reads_recordings
     def qc(
         path: Path = typer.Argument(..., help="Recording to check (TIFF, Zarr, HDF5, ...)."),
         json_out: Path | None = typer.Option(None, "--json", help="Also write the report here."),

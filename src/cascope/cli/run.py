@@ -6,11 +6,14 @@ from pathlib import Path
 
 import typer
 
+from cascope.cli._apps import reads_recordings
+
 
 def register(app: typer.Typer) -> None:
     """Add ``cascope run``."""
 
     @app.command("run")
+    @reads_recordings
     def run(
         input_path: Path | None = typer.Argument(
             None, metavar="[INPUT]", help="(T, Y, X) movie; may come from --config instead."

@@ -57,9 +57,10 @@ def _write(path: Path, data: Any, *, inputs: list[Path], force: bool, voxel: Any
 
 def register(app: typer.Typer) -> None:
     """Add the segmentation commands and ``train segmenter``."""
-    from cascope.cli._apps import train_app
+    from cascope.cli._apps import reads_recordings, train_app
 
     @app.command("preprocess")
+    @reads_recordings
     def preprocess(
         input_path: Path = typer.Argument(..., metavar="INPUT", help="Raw (Z, Y, X) stack."),
         output: Path = typer.Option(..., "--output", "-o", help="Preprocessed stack (same dtype)."),
@@ -101,6 +102,7 @@ def register(app: typer.Typer) -> None:
         )
 
     @app.command("label")
+    @reads_recordings
     def label(
         input_path: Path = typer.Argument(..., metavar="INPUT", help="(Preprocessed) stack."),
         output: Path = typer.Option(..., "--output", "-o", help="Instance labels (.tif)."),
@@ -146,6 +148,7 @@ def register(app: typer.Typer) -> None:
         Console().print(f"{output}: {int(lab.max())} labels")
 
     @app.command("semantic")
+    @reads_recordings
     def semantic(
         labels: Path = typer.Argument(..., metavar="LABELS", help="Instance labels."),
         output: Path = typer.Option(..., "--output", "-o", help="Classes 0/1/2 (.tif)."),
@@ -169,6 +172,7 @@ def register(app: typer.Typer) -> None:
         Console().print(f"{output}: background {counts[0]}, axon {counts[1]}, border {counts[2]}")
 
     @app.command("segment")
+    @reads_recordings
     def segment(
         input_path: Path = typer.Argument(..., metavar="INPUT", help="Raw (Z, Y, X) stack."),
         model: Path = typer.Option(
@@ -200,6 +204,7 @@ def register(app: typer.Typer) -> None:
         Console().print(f"{output}: {int(inst.max())} instances")
 
     @app.command("measure")
+    @reads_recordings
     def measure(
         input_path: Path = typer.Argument(
             ..., metavar="INPUT", help="The image (1 or 2 channels)."
@@ -270,6 +275,7 @@ def register(app: typer.Typer) -> None:
         Console().print(f"{output}: {len(table)} structures measured")
 
     @train_app.command("segmenter")
+    @reads_recordings
     def train_segmenter_cmd(
         images: list[Path] = typer.Argument(..., metavar="IMAGES", help="Training volumes."),
         labels: list[Path] = typer.Option(..., "--labels", help="Label volume per image."),
@@ -296,6 +302,10 @@ def register(app: typer.Typer) -> None:
 
         if len(labels) != len(images):
             raise InputError(f"give one --labels per image ({len(images)} images, {len(labels)})")
+        from cascope.io import check_output
+        from cascope.models.checkpoint import CONFIG, WEIGHTS
+
+        check_output(output, inputs=[*images, *labels], force=force, holds=(CONFIG, WEIGHTS))
         cfg = SegmenterConfig.model_validate(
             {
                 "arch": arch,

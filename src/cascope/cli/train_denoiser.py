@@ -17,9 +17,10 @@ AMP_HELP = (
 
 def register(app: typer.Typer) -> None:
     """Add ``cascope train denoiser`` to the ``train`` group."""
-    from cascope.cli._apps import train_app
+    from cascope.cli._apps import reads_recordings, train_app
 
     @train_app.command("denoiser")
+    @reads_recordings
     def train_denoiser_cmd(
         inputs: list[Path] = typer.Argument(..., metavar="INPUT...", help="Noisy recordings."),
         output: Path = typer.Option(..., "--output", "-o", help="Model folder to write."),
@@ -65,7 +66,12 @@ def register(app: typer.Typer) -> None:
 
         if method not in METHODS:
             raise typer.BadParameter(f"choose from {', '.join(METHODS)}", param_hint="--method")
-        check_output(output, inputs=[*inputs, *(target or [])], force=force)
+        from cascope.models.checkpoint import CONFIG, WEIGHTS
+
+        # a folder of other files is refused now, not after the training
+        check_output(
+            output, inputs=[*inputs, *(target or [])], force=force, holds=(CONFIG, WEIGHTS)
+        )
         training: dict[str, Any] = {
             "steps": steps,
             "batch_size": batch_size,

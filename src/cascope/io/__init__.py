@@ -7,6 +7,7 @@ and frame rate where the file has them. Writers are atomic and never overwrite a
 from cascope.io._api import (
     BlockWriter,
     detect_format,
+    missing_chunks_default,
     open_writer,
     open_writer_like,
     read,
@@ -37,6 +38,7 @@ __all__ = [
     "check_outputs",
     "check_table_path",
     "detect_format",
+    "missing_chunks_default",
     "open_writer",
     "open_writer_like",
     "read",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import glob
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -80,6 +81,30 @@ def detect_format(path: str | Path, *, for_writing: bool = False) -> Format:
     return fmt
 
 
+#: Missing chunks accepted by :func:`missing_chunks_default` (None: not set).
+_MISSING_CHUNKS: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "missing_chunks", default=None
+)
+
+
+@contextlib.contextmanager
+def missing_chunks_default(policy: str) -> Iterator[None]:
+    """Within the block, :func:`read` treats missing chunks by ``policy`` unless told otherwise.
+
+    Parameters
+    ----------
+    policy : {"error", "fill"}
+        See ``missing_chunks`` of :func:`read` (the CLI's ``--missing-chunks``).
+    """
+    if policy not in ("error", "fill"):
+        raise InputError(f"--missing-chunks must be 'error' or 'fill', not {policy!r}")
+    token = _MISSING_CHUNKS.set(policy)
+    try:
+        yield
+    finally:
+        _MISSING_CHUNKS.reset(token)
+
+
 def read(
     path: str | Path,
     *,
@@ -107,8 +132,9 @@ def read(
         Keep only this channel (the ``C`` axis is removed).
     missing_chunks : {"error", "fill"}, optional
         Zarr chunks or HDF5 data that a file declares but does not hold: an error (the
-        default), or read as the fill value. The default comes from the environment variable
-        ``CASCOPE_MISSING_CHUNKS`` when it is set (how command-line users accept them).
+        default), or read as the fill value. The default comes from
+        :func:`missing_chunks_default` (the CLI's ``--missing-chunks``), else from the
+        environment variable ``CASCOPE_MISSING_CHUNKS`` when it is set.
     kind : {"movie", "volume"}, optional
         What the caller expects, used only when the file does not record its axes (a plain
         TIFF stack, an HDF5 dataset or Zarr array without axes, a folder of frames): a 3-D
@@ -151,17 +177,19 @@ def read(
         if p.is_file() and p.stat().st_size == 0:
             raise InputError("the file is empty (0 bytes)", p)
     if dataset is not None and fmt not in ("hdf5", "zarr"):
-        raise InputError(f"dataset={dataset!r} (--dataset) is for HDF5 and Zarr files only", p)
+        raise InputError(f"--dataset {dataset} is for HDF5 and Zarr files only", p)
     if axes is not None:
         bad = sorted(set(axes.upper()) - set("TCZYX"))
         if bad or len(set(axes.upper())) != len(axes):
             raise InputError(f"axes {axes!r} is not a valid axes string (letters TCZYX, once)", p)
-    missing = missing_chunks or os.environ.get("CASCOPE_MISSING_CHUNKS") or "error"
+    missing = (
+        missing_chunks
+        or _MISSING_CHUNKS.get()
+        or os.environ.get("CASCOPE_MISSING_CHUNKS")
+        or "error"
+    )
     if missing not in ("error", "fill"):
-        raise InputError(
-            f"missing chunks must be 'error' or 'fill' (CASCOPE_MISSING_CHUNKS), not {missing!r}",
-            p,
-        )
+        raise InputError(f"--missing-chunks must be 'error' or 'fill', not {missing!r}", p)
     try:
         movie = _read(
             fmt, p, axes=axes, dataset=dataset, series=series, missing=missing, kind=kind

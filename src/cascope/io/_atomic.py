@@ -11,7 +11,7 @@ import re
 import secrets
 import shutil
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 
 from cascope.errors import OutputError
@@ -20,7 +20,11 @@ log = logging.getLogger(__name__)
 
 
 def check_output(
-    path: str | Path, *, inputs: Iterable[str | Path] = (), force: bool = False
+    path: str | Path,
+    *,
+    inputs: Iterable[str | Path] = (),
+    force: bool = False,
+    holds: Collection[str] | None = None,
 ) -> Path:
     """Refuse an output path that would overwrite an input, or an existing file without ``force``.
 
@@ -32,6 +36,10 @@ def check_output(
         Files this command reads; the output may never be one of them.
     force : bool
         Allow replacing an existing output (never an input).
+    holds : collection of str, optional
+        The names a folder output will hold (e.g. a model folder's files). With ``force``, an
+        existing file, or a folder holding anything else, is refused now, before the work that
+        makes the output, rather than when the output would replace it.
 
     Returns
     -------
@@ -50,7 +58,25 @@ def check_output(
             )
     if out.exists() and not force:
         raise OutputError(f"{out}: exists already; pass --force to replace it")
+    if holds is not None and (out.exists() or out.is_symlink()):
+        if not out.is_dir():
+            raise OutputError(
+                f"{out}: is a file, and the output is a folder; remove it yourself or choose "
+                "another path"
+            )
+        if not out.is_symlink():
+            _refuse_others(out, sorted({p.name for p in out.iterdir()} - set(holds)))
     return out
+
+
+def _refuse_others(folder: Path, others: list[str]) -> None:
+    """Refuse to replace ``folder`` when it holds ``others``: files the output would delete."""
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise OutputError(
+            f"{folder}: holds {shown}, which the output would delete; remove the folder "
+            "yourself or choose another path"
+        )
 
 
 def _resolved(path: str | Path, what: str) -> Path:
@@ -384,15 +410,8 @@ def _check_replaceable(old: Path, new: Path) -> None:
             f"{old}: is {what}, and the output is {made}; remove it yourself or choose another path"
         )
     if old.is_dir() and not old.is_symlink():
-        others = sorted({p.name for p in old.iterdir()} - {p.name for p in new.iterdir()})
-        if others:
-            shown = ", ".join(others[:3]) + (
-                f" and {len(others) - 3} more" if len(others) > 3 else ""
-            )
-            raise OutputError(
-                f"{old}: holds {shown}, which the output would delete; remove the folder "
-                "yourself or choose another path"
-            )
+        written = {p.name for p in new.iterdir()}
+        _refuse_others(old, sorted({p.name for p in old.iterdir()} - written))
 
 
 def _remove(p: Path) -> None:

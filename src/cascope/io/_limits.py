@@ -108,7 +108,7 @@ def check_input_path(path: Path) -> None:
 
 def missing_hint() -> str:
     """How a user accepts missing chunks (filled with the fill value)."""
-    return "pass --allow-missing-chunks to read them as the fill value"
+    return "give --missing-chunks fill to read what is missing as the fill value"
 
 
 def expected_chunks(shape: tuple[int, ...], chunks: tuple[int, ...]) -> int:

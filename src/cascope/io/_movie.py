@@ -60,11 +60,10 @@ def describe_assumed(axes: str, kind: RecordingKind | None) -> str:
         why = "this command takes a volume"
     elif kind == "movie":
         why = "this command takes a movie"
+    elif axes == "TYX":
+        why = "a guess: give --axes ZYX if it is a volume"
     else:
-        other = axes.replace("T", "Z") if "T" in axes else axes.replace("Z", "T")
-        why = f"a guess: give --axes {other} if it is a " + (
-            "volume" if "T" in axes else "movie"
-        )
+        why = "a guess"
     return f"the file does not record its axes; read as {spelled} ({why}; --axes overrides)"
 
 
@@ -288,7 +287,7 @@ def as_movie(data: Any, axes: str | None = None) -> Movie:
             raise InputError(f"expected axes {axes!r} but the recording has {data.axes!r}")
         return data
     if axes is None:
-        raise InputError("a bare array needs an explicit axes string, e.g. axes='TYX'")
+        raise InputError("a bare array needs an explicit axes string, e.g. 'TYX'")
     return Movie(data, axes=axes)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cascope.errors import InputError
-from cascope.io._limits import check_decoded_size, expected_chunks, human
+from cascope.io._limits import check_decoded_size, expected_chunks, human, missing_hint
 from cascope.io._movie import Movie, RecordingKind, unnamed_axes
 from cascope.io.tiff import cast_block
 
@@ -164,7 +164,7 @@ def _check_storage(ds: Any, path: Path, missing: str) -> None:
         check_decoded_size(f"dataset {name!r}: a chunk of {ds.chunks}", chunk_bytes, path)
     if missing == "fill" or ds.size == 0 or ds.external or ds.is_virtual:
         return
-    hint = "set CASCOPE_MISSING_CHUNKS=fill to read unstored data as the fill value"
+    hint = missing_hint()
     declared = int(ds.size) * itemsize
     if ds.chunks is not None:
         n = expected_chunks(ds.shape, ds.chunks)
@@ -207,6 +207,113 @@ def _attrs(
     return attrs
 
 
+class GuardedFile:
+    """The file an HDF5 output is written through (h5py's file-object driver).
+
+    With HDF5's own driver a write that fails for want of space leaves the library holding a
+    half-flushed file that it tries to flush again when the process exits, and the process dies
+    of a segmentation fault. Written through this object instead, a failed write is kept in
+    :attr:`error` and reported to the library as done, and every later write goes nowhere: the
+    library's state stays whole and it closes the file cleanly. The caller checks :attr:`error`
+    (:func:`close_hdf5_output` raises it) and deletes the file.
+
+    Parameters
+    ----------
+    path : Path
+        The file to create.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._fh = open(path, "w+b", buffering=0)
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        """Write all of ``data`` (nothing once a write has failed); return its length."""
+        view = memoryview(data).cast("B")
+        done = 0
+        while self.error is None and done < len(view):
+            try:
+                done += self._fh.write(view[done:]) or 0
+            except OSError as err:
+                self.error = err
+        return len(view)
+
+    def readinto(self, buffer: Any) -> int:
+        """Read into ``buffer``; return the bytes read."""
+        return int(self._fh.readinto(buffer) or 0)
+
+    def read(self, size: int = -1) -> bytes:
+        """Read up to ``size`` bytes."""
+        return bytes(self._fh.read(size) or b"")
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Move the position."""
+        return int(self._fh.seek(offset, whence))
+
+    def tell(self) -> int:
+        """Return the position."""
+        return int(self._fh.tell())
+
+    def truncate(self, size: int | None = None) -> int:
+        """Set the file's size (nothing once a write has failed)."""
+        if self.error is None:
+            try:
+                return int(self._fh.truncate(size))
+            except OSError as err:
+                self.error = err
+        return self.tell() if size is None else size
+
+    def flush(self) -> None:
+        """Nothing to flush: writes are unbuffered."""
+
+    def check(self) -> None:
+        """Raise the first write error, if any."""
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        """Close the file."""
+        self._fh.close()
+
+
+def open_hdf5_output(path: Path) -> tuple[Any, GuardedFile]:
+    """Create an HDF5 file for writing through a :class:`GuardedFile`.
+
+    Returns
+    -------
+    h5py.File, GuardedFile
+        Close both with :func:`close_hdf5_output`.
+    """
+    import h5py
+
+    sink = GuardedFile(path)
+    try:
+        return h5py.File(sink, "w"), sink
+    except BaseException:
+        sink.close()
+        raise
+
+
+def close_hdf5_output(f: Any, sink: GuardedFile, failure: BaseException | None = None) -> None:
+    """Close an output of :func:`open_hdf5_output`; raise the disk's write error if there was one.
+
+    Parameters
+    ----------
+    f : h5py.File
+        The open file.
+    sink : GuardedFile
+        Its file object.
+    failure : BaseException, optional
+        An error already raised while writing, chained to the write error.
+    """
+    try:
+        f.close()
+    finally:
+        sink.close()
+    if sink.error is not None:
+        raise sink.error from failure
+
+
 class Hdf5BlockWriter:
     """Write one chunked dataset block by block along its first axis (any order).
 
@@ -240,21 +347,29 @@ class Hdf5BlockWriter:
         chunks: tuple[int, ...] | None = None,
         attrs: dict[str, Any] | None = None,
     ) -> None:
-        import h5py
-
         self.dtype = np.dtype(dtype)
-        self._file = h5py.File(path, "w")
-        chunk = chunks or (1, *shape[1:])
-        self._ds = self._file.create_dataset(
-            dataset, shape=shape, dtype=self.dtype, chunks=chunk, compression=compression
-        )
-        for key, value in {**_attrs(axes, voxel_size, frame_rate), **(attrs or {})}.items():
-            self._ds.attrs[key] = value
+        self._file, self._sink = open_hdf5_output(path)
+        self._failure: BaseException | None = None
+        try:
+            chunk = chunks or (1, *shape[1:])
+            self._ds = self._file.create_dataset(
+                dataset, shape=shape, dtype=self.dtype, chunks=chunk, compression=compression
+            )
+            for key, value in {**_attrs(axes, voxel_size, frame_rate), **(attrs or {})}.items():
+                self._ds.attrs[key] = value
+        except Exception as err:
+            close_hdf5_output(self._file, self._sink, err)
+            raise
 
     def write(self, block: NDArray[Any], start: int) -> None:
         """Store ``block`` at index ``start`` of the first axis."""
-        self._ds[start : start + block.shape[0]] = cast_block(block, self.dtype)
+        try:
+            self._ds[start : start + block.shape[0]] = cast_block(block, self.dtype)
+        except Exception as err:
+            self._failure = err
+            raise
+        self._sink.check()  # a full disk stops the writing at once
 
     def close(self) -> None:
-        """Close the file."""
-        self._file.close()
+        """Close the file; a write the disk refused raises its ``OSError`` here."""
+        close_hdf5_output(self._file, self._sink, self._failure)

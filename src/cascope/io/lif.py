@@ -93,7 +93,7 @@ def read_lif(
         index = names.index(series)
     else:
         if not 0 <= series < len(names):
-            raise InputError(f"has {len(names)} series; series={series} does not exist", path)
+            raise InputError(f"has {len(names)} series; --series {series} does not exist", path)
         index = series
     info = lif.image_list[index]
     offset, block_len = lif.offsets[index]

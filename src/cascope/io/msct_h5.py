@@ -119,7 +119,7 @@ def write_msct_h5(
     Path
         The written file.
     """
-    import h5py
+    from cascope.io.hdf5 import close_hdf5_output, open_hdf5_output
 
     unknown = sorted(set(streams) - set(SPLITS))
     if unknown:
@@ -127,17 +127,23 @@ def write_msct_h5(
     for split, group in streams.items():
         for sid, stream in group.items():
             stream.validate(f"{split}/{sid}", path)
-    with atomic_output(path, inputs=inputs, force=force) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs["layout"] = "cascope-msct"
-        f.attrs["event_columns"] = ",".join(EVENT_COLUMNS)
-        for split, group in streams.items():
-            g = f.require_group(split)
-            for sid, stream in group.items():
-                s = g.create_group(str(sid))
-                chunk = (1, *stream.input.shape[1:])
-                s.create_dataset("input", data=stream.input.astype(np.float32), chunks=chunk)
-                s.create_dataset("label", data=stream.label.astype(np.uint16), chunks=chunk)
-                s.create_dataset("events", data=stream.events.astype(np.int64))
+    with atomic_output(path, inputs=inputs, force=force) as tmp:
+        f, sink = open_hdf5_output(tmp)
+        try:
+            f.attrs["layout"] = "cascope-msct"
+            f.attrs["event_columns"] = ",".join(EVENT_COLUMNS)
+            for split, group in streams.items():
+                g = f.require_group(split)
+                for sid, stream in group.items():
+                    s = g.create_group(str(sid))
+                    chunk = (1, *stream.input.shape[1:])
+                    s.create_dataset("input", data=stream.input.astype(np.float32), chunks=chunk)
+                    s.create_dataset("label", data=stream.label.astype(np.uint16), chunks=chunk)
+                    s.create_dataset("events", data=stream.events.astype(np.int64))
+        except Exception as err:
+            close_hdf5_output(f, sink, err)
+            raise
+        close_hdf5_output(f, sink)
     return Path(path)
 
 

@@ -305,7 +305,7 @@ def read_tiff(
     index = series or 0
     if not 0 <= index < n_series:
         tf.close()
-        raise InputError(f"has {n_series} series; series={series} does not exist", path)
+        raise InputError(f"has {n_series} series; --series {series} does not exist", path)
     s = tf.series[index]
     try:
         _check_complete(tf, s, path)

@@ -16,7 +16,13 @@ from numpy.typing import NDArray
 
 from cascope.errors import InputError
 from cascope.io._lazy import LazyArray, normalize_key
-from cascope.io._limits import check_decoded_size, expected_chunks, first_axis_span, human
+from cascope.io._limits import (
+    check_decoded_size,
+    expected_chunks,
+    first_axis_span,
+    human,
+    missing_hint,
+)
 from cascope.io._movie import Movie, RecordingKind, unnamed_axes
 from cascope.io.tiff import cast_block
 
@@ -231,7 +237,7 @@ def _check_chunks(arr: Any, path: Path, name: str, missing: str) -> None:
     stored = {k for k in _stored_keys(arr) if k.rsplit("/", 1)[-1] not in meta_names}
     if len(stored) >= n:
         return
-    hint = "set CASCOPE_MISSING_CHUNKS=fill to read missing chunks as the fill value"
+    hint = missing_hint()
     where = ""
     if n <= 2_000_000:
         counts = [-(-int(s) // max(int(c), 1)) for s, c in zip(arr.shape, grid, strict=True)]
@@ -334,7 +340,7 @@ def read_labels(path: str | Path, name: str | None = None) -> Movie:
     listed = list((ngff[0] if ngff else {}).get("labels", [])) or [k for k, _ in group.groups()]
     if name is None:
         if len(listed) != 1:
-            raise InputError(f"choose a label image with name=...; labels: {listed}", path)
+            raise InputError(f"holds several label images, choose one by name: {listed}", path)
         name = listed[0]
     if name not in listed:
         raise InputError(f"has no label image {name!r}; labels: {listed}", path)

@@ -138,7 +138,7 @@ def classification_report(
     if n_classes < 1:
         raise ValueError("n_classes must be at least 1")
     if n_classes > MAX_CLASSES:  # the confusion matrix has n_classes ** 2 cells
-        raise ValueError(f"n_classes={n_classes} exceeds {MAX_CLASSES} classes")
+        raise ValueError(f"{n_classes} classes exceed the {MAX_CLASSES} a class map may have")
     for what, arr in (("prediction", p), ("truth", t)):
         if not np.issubdtype(arr.dtype, np.integer) and not np.issubdtype(arr.dtype, np.bool_):
             if arr.size and not np.array_equal(arr, np.round(arr)):

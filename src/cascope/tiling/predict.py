@@ -140,7 +140,17 @@ def _blend_tiles(
             out[(slice(None), *t)] += p * weights
             wsum[t] += weights
     assert out is not None
-    return out.div_(wsum)
+    out.div_(wsum)
+    # every network output passes here before it is written, cast to integers or turned into
+    # labels or events (where a NaN would pass as background or zero): one check per call
+    if not bool(torch.isfinite(out).all()):
+        from cascope.errors import CascopeError
+
+        raise CascopeError(
+            "the network's prediction holds NaN or infinite values: the model (its weights or "
+            "normalisation) is broken; nothing was written"
+        )
+    return out
 
 
 def _overlap(overlap: Sequence[int] | int | float, tile: tuple[int, ...]) -> tuple[int, ...]:
