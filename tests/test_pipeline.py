@@ -207,3 +207,26 @@ def test_run_with_a_label_image_puts_the_events_in_their_dendrites(recording, tm
     for _, ev in events[events["roi"] == roi].iterrows():
         during[int(ev["t_start"]) : int(ev["t_end"])] = True
     assert dff[during].mean() > dff[~during].mean() + 0.01
+
+
+def test_denoise_auto_follows_the_quality_check_and_says_what_events_were_detected_on(tmp_path):
+    from cascope.pipeline import qc_denoiser
+    from cascope.qc import run_qc
+
+    # frames of pure noise are decorrelated: the quality check advises n2v, not temporal N2N
+    noise = np.random.default_rng(0).poisson(20, (24, 32, 32)).astype(np.uint16)
+    report = run_qc(noise, axes="TYX")
+    assert "frames_decorrelated" in report.flags and qc_denoiser(report) == "n2v"
+    sim = simulate.mscts(seed=3, n_frames=24, shape=(32, 32), event_rate=30.0)
+    movie = simulate.save(sim, tmp_path / "sim") / "noisy.tif"
+    args = ["run", str(movie), "-o", str(tmp_path / "r"), "--denoise", "auto", "--steps", "1"]
+    res = CliRunner().invoke(app, [*args, "--no-qc"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    # correlated frames: the recommendation names deepcad, and the run used it
+    assert "deepcad" in summary["qc"]["recommendation"]
+    assert summary["denoise"]["method"] == "deepcad" and "qc" in summary["denoise"]["chosen_by"]
+    assert not (tmp_path / "r" / "qc.json").exists()  # --no-qc: checked, not written
+    # the threshold detector ran on the denoised movie, and the outputs say so and why
+    assert summary["events"]["on"] == "denoised" and summary["events"]["why"]
+    assert "detected on the denoised movie" in " ".join(res.output.split())

@@ -22,7 +22,8 @@ def register(app: typer.Typer) -> None:
         denoise: str | None = typer.Option(
             None,
             "--denoise",
-            help="none, gaussian, median, bilateral, bm3d, bm4d, deepcad, n2v or n2v3d.",
+            help="none, auto (what the quality check recommends), gaussian, median, bilateral, "
+            "bm3d, bm4d, deepcad, n2v or n2v3d.",
         ),
         denoiser: Path | None = typer.Option(None, "--denoiser", help="Trained denoiser folder."),
         events_model: Path | None = typer.Option(
@@ -95,7 +96,8 @@ def register(app: typer.Typer) -> None:
         if "qc" in summary:
             console.print(f"qc: {summary['qc']['recommendation']}", highlight=False)
         if "denoise" in summary:
-            console.print(f"denoised with {summary['denoise']['method']}", highlight=False)
+            how = " (the quality check's choice)" if "chosen_by" in summary["denoise"] else ""
+            console.print(f"denoised with {summary['denoise']['method']}{how}", highlight=False)
         if "rois" in summary:
             r = summary["rois"]
             note = (
@@ -106,8 +108,10 @@ def register(app: typer.Typer) -> None:
             console.print(f"{r['n_rois']} ROI traces{note}", highlight=False)
         if "events" in summary:
             ev_sum = summary["events"]
+            movie = "denoised movie" if ev_sum["on"] == "denoised" else "input movie"
             console.print(
-                f"{ev_sum['n_events']} events ({ev_sum['detector']}, on the {ev_sum['on']})",
+                f"{ev_sum['n_events']} events ({ev_sum['detector']}) detected on the {movie}: "
+                f"{ev_sum['why']}",
                 highlight=False,
             )
         console.print(f"results in {result.out_dir}", highlight=False)
