@@ -227,6 +227,17 @@ def test_denoise_auto_follows_the_quality_check_and_says_what_events_were_detect
     assert "deepcad" in summary["qc"]["recommendation"]
     assert summary["denoise"]["method"] == "deepcad" and "qc" in summary["denoise"]["chosen_by"]
     assert not (tmp_path / "r" / "qc.json").exists()  # --no-qc: checked, not written
-    # the threshold detector ran on the denoised movie, and the outputs say so and why
-    assert summary["events"]["on"] == "denoised" and summary["events"]["why"]
-    assert "detected on the denoised movie" in " ".join(res.output.split())
+    # which movie the events were detected on, and why, in the summary and on the console
+    assert summary["events"]["on"] == "input" and "denoise_detect" in summary["events"]["why"]
+    assert "detected on the input movie" in " ".join(res.output.split())
+    # asked for, the detector runs on the denoised movie
+    cfg = PipelineConfig.from_yaml(tmp_path / "r" / "pipeline.yaml")
+    cfg = cfg.model_copy(
+        update={
+            "qc": False,
+            "denoise": DenoiseStep(method="gaussian"),
+            "events": EventsStep(source="denoised"),
+        }
+    )
+    again = run_pipeline(cfg, tmp_path / "d")
+    assert again.summary["events"]["on"] == "denoised"

@@ -139,7 +139,14 @@ def qc_denoiser(report: Any) -> str:
 
 
 def detection_source(events: EventsStep, denoised: bool) -> tuple[str, str]:
-    """Which movie events are detected on (``"denoised"`` or ``"input"``), and why."""
+    """Which movie events are detected on (``"denoised"`` or ``"input"``), and why.
+
+    ``events.source`` ``"auto"`` keeps the input: event networks are trained on raw movies,
+    and the threshold detector, which smooths the movie itself, was not helped consistently by
+    any denoiser on simulated low-SNR movies (benchmarks/results/denoise_detect.md: with a
+    threshold tuned per input a Gaussian filter helped, median and a short deepcad training
+    hurt; at the default threshold every input scored low).
+    """
     if not denoised:
         return "input", "no denoised movie"
     if events.source == "input":
@@ -148,9 +155,10 @@ def detection_source(events: EventsStep, denoised: bool) -> tuple[str, str]:
         return "denoised", "events.source is 'denoised'"
     if events.model is not None:
         return "input", "event networks are trained on raw movies (events.source 'auto')"
-    return "denoised", (
-        "the threshold detector finds events better on a denoised movie "
-        "(benchmarks/results/denoise_detect.md; events.source 'auto')"
+    return "input", (
+        "the threshold detector smooths the movie itself and no denoiser helped it consistently "
+        "(benchmarks/results/denoise_detect.md); set events.source to 'denoised' to detect on "
+        "the denoised movie (events.source 'auto')"
     )
 
 

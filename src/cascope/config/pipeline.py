@@ -65,10 +65,10 @@ class EventsStep(BaseModel):
     )
     source: Literal["auto", "input", "denoised"] = Field(
         default="auto",
-        description="Detect on the raw input or on the denoised movie. 'auto': the threshold "
-        "detector on the denoised movie when there is one (it finds more events there: "
-        "benchmarks/results/denoise_detect.md), a network on the input (what event models are "
-        "trained on). Features are always measured on the raw input.",
+        description="Detect on the raw input or on the denoised movie. 'auto': the input (event "
+        "networks are trained on raw movies; the threshold detector smooths the movie itself and "
+        "no denoiser helped it consistently: benchmarks/results/denoise_detect.md). Features "
+        "are always measured on the raw input.",
     )
     features: bool = Field(default=True, description="Add kinetic and shape features.")
 
