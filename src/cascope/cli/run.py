@@ -33,8 +33,8 @@ def register(app: typer.Typer) -> None:
         rois: Path | None = typer.Option(
             None,
             "--rois",
-            help="Your ROIs (ImageJ .zip/.roi, label image, or JSON of [y, x] pixels): "
-            "traces.csv and each event's ROI.",
+            help="Your ROIs (ImageJ .zip/.roi, label image, JSON of [y, x] pixels, suite2p "
+            "stat.npy): traces.csv and each event's ROI.",
         ),
         no_qc: bool = typer.Option(False, "--no-qc", help="Skip the quality check."),
         steps: int | None = typer.Option(None, "--steps", min=1, help="Self-training steps."),

@@ -95,9 +95,9 @@ class PipelineConfig(BaseModel):
     events: EventsStep | None = Field(default_factory=EventsStep, description="None: skip.")
     rois: Path | None = Field(
         default=None,
-        description="ROIs the user already has (ImageJ .zip/.roi, a (Y, X) label image, or a "
-        "JSON list of {'coordinates': [[y, x], ...]}): per-ROI traces and ΔF/F in traces.csv, "
-        "and each event's ROI in events.csv.",
+        description="ROIs the user already has (ImageJ .zip/.roi, a (Y, X) label image, a JSON "
+        "list of {'coordinates': [[y, x], ...]}, or suite2p's stat.npy): per-ROI traces and ΔF/F "
+        "in traces.csv, and each event's ROI in events.csv.",
     )
     device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda' for networks.")
 
