@@ -52,12 +52,11 @@ def test_pu_sampler_ratios() -> None:
         assert (half.sample(4).target[:2].flatten(1).sum(1) > 0).all()
 
 
-def test_trained_unet_beats_threshold_baseline(trained_event_model) -> None:
-    model, result = trained_event_model
+def _beats_threshold_baseline(model, result, device: str) -> None:
     valid, test = mscts(seed=3, **SIM), mscts(seed=4, **SIM)
     assert np.mean(result.losses[-20:]) < 0.5 * np.mean(result.losses[:20])
     found = detect_events(
-        test.noisy, model, config=DetectConfig(tile=(16, 48, 48), block=40, halo=16, device="cpu")
+        test.noisy, model, config=DetectConfig(tile=(16, 48, 48), block=40, halo=16, device=device)
     )
     f1_unet = match_events(found, test.events).f1
     # the baseline's threshold is tuned on the same validation movie
@@ -69,6 +68,17 @@ def test_trained_unet_beats_threshold_baseline(trained_event_model) -> None:
     # gain 0.10-0.18 over training seeds x CPU kernels (benchmarks/results/seed_sweep.md)
     assert f1_unet > f1_base + 0.05
     assert f1_unet > 0.75
+
+
+def test_trained_unet_beats_threshold_baseline(trained_event_model) -> None:
+    _beats_threshold_baseline(*trained_event_model, "cpu")
+
+
+@pytest.mark.gpu
+def test_trained_unet_beats_threshold_baseline_on_cuda(cuda: str) -> None:
+    from tests.events.conftest import train_small_event_model
+
+    _beats_threshold_baseline(*train_small_event_model(cuda), cuda)
 
 
 def test_train_from_hdf5_layout_and_reload(tmp_path) -> None:
