@@ -207,3 +207,37 @@ def test_run_with_a_label_image_puts_the_events_in_their_dendrites(recording, tm
     for _, ev in events[events["roi"] == roi].iterrows():
         during[int(ev["t_start"]) : int(ev["t_end"])] = True
     assert dff[during].mean() > dff[~during].mean() + 0.01
+
+
+def test_denoise_auto_follows_the_quality_check_and_says_what_events_were_detected_on(tmp_path):
+    from cascope.pipeline import qc_denoiser
+    from cascope.qc import run_qc
+
+    # frames of pure noise are decorrelated: the quality check advises n2v, not temporal N2N
+    noise = np.random.default_rng(0).poisson(20, (24, 32, 32)).astype(np.uint16)
+    report = run_qc(noise, axes="TYX")
+    assert "frames_decorrelated" in report.flags and qc_denoiser(report) == "n2v"
+    sim = simulate.mscts(seed=3, n_frames=24, shape=(32, 32), event_rate=30.0)
+    movie = simulate.save(sim, tmp_path / "sim") / "noisy.tif"
+    args = ["run", str(movie), "-o", str(tmp_path / "r"), "--denoise", "auto", "--steps", "1"]
+    res = CliRunner().invoke(app, [*args, "--no-qc"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    # correlated frames: the recommendation names deepcad, and the run used it
+    assert "deepcad" in summary["qc"]["recommendation"]
+    assert summary["denoise"]["method"] == "deepcad" and "qc" in summary["denoise"]["chosen_by"]
+    assert not (tmp_path / "r" / "qc.json").exists()  # --no-qc: checked, not written
+    # which movie the events were detected on, and why, in the summary and on the console
+    assert summary["events"]["on"] == "input" and "denoise_detect" in summary["events"]["why"]
+    assert "detected on the input movie" in " ".join(res.output.split())
+    # asked for, the detector runs on the denoised movie
+    cfg = PipelineConfig.from_yaml(tmp_path / "r" / "pipeline.yaml")
+    cfg = cfg.model_copy(
+        update={
+            "qc": False,
+            "denoise": DenoiseStep(method="gaussian"),
+            "events": EventsStep(source="denoised"),
+        }
+    )
+    again = run_pipeline(cfg, tmp_path / "d")
+    assert again.summary["events"]["on"] == "denoised"

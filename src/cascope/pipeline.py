@@ -41,7 +41,7 @@ import numpy as np
 
 from cascope import _json as strict_json
 from cascope.config.denoise import SELF_SUPERVISED
-from cascope.config.pipeline import DenoiseStep, PipelineConfig
+from cascope.config.pipeline import DenoiseStep, EventsStep, PipelineConfig
 from cascope.errors import InputError
 from cascope.io import Movie, atomic_output
 
@@ -124,6 +124,44 @@ def _denoise(step: DenoiseStep, cfg: PipelineConfig, target: Path) -> dict[str, 
     options = options.model_copy(update={"dtype": step.dtype})
     denoise_file(cfg.input, target, config=options, axes=cfg.axes, progress=True)
     return {"method": step.method, "options": options.model_dump(mode="json")}
+
+
+def qc_denoiser(report: Any) -> str:
+    """Return the denoising method the quality check recommends for a recording.
+
+    The recommendation (:attr:`cascope.qc.QCReport.recommendation`) names temporal N2N
+    (``deepcad``) for movies whose consecutive frames correlate, and ``n2v`` (blind-spot, frame
+    by frame) for a single frame or decorrelated frames (flag ``frames_decorrelated``).
+    """
+    if report.frame_axis is None or report.frames_sampled < 2:
+        return "n2v"
+    if "frames_decorrelated" in report.flags:
+        return "n2v"
+    return "deepcad"
+
+
+def detection_source(events: EventsStep, denoised: bool) -> tuple[str, str]:
+    """Which movie events are detected on (``"denoised"`` or ``"input"``), and why.
+
+    ``events.source`` ``"auto"`` keeps the input: event networks are trained on raw movies,
+    and the threshold detector, which smooths the movie itself, was not helped consistently by
+    any denoiser on simulated low-SNR movies (benchmarks/results/denoise_detect.md: with a
+    threshold tuned per input a Gaussian filter helped, median and a short deepcad training
+    hurt; at the default threshold every input scored low).
+    """
+    if not denoised:
+        return "input", "no denoised movie"
+    if events.source == "input":
+        return "input", "events.source is 'input'"
+    if events.source == "denoised":
+        return "denoised", "events.source is 'denoised'"
+    if events.model is not None:
+        return "input", "event networks are trained on raw movies (events.source 'auto')"
+    return "input", (
+        "the threshold detector smooths the movie itself and no denoiser helped it consistently "
+        "(benchmarks/results/denoise_detect.md); set events.source to 'denoised' to detect on "
+        "the denoised movie (events.source 'auto')"
+    )
 
 
 def _scratch_labels(shape: tuple[int, ...], near: Path) -> tuple[Any, Path]:
@@ -351,18 +389,26 @@ def run_pipeline(
         tmp.mkdir()
         (tmp / "pipeline.yaml").write_text(config.to_yaml())
         (tmp / "versions.json").write_text(strict_json.dumps(versions(), indent=2) + "\n")
-        if config.qc:
+        step = config.denoise
+        auto = step is not None and step.method == "auto" and step.model is None
+        if config.qc or auto:
             from cascope.qc import run_qc
 
             report = run_qc(raw)
-            (tmp / "qc.json").write_text(strict_json.dumps(report.to_dict(), indent=2) + "\n")
             summary["qc"] = {"flags": report.flags, "recommendation": report.recommendation}
-            names["qc"] = "qc.json"
+            if config.qc:
+                (tmp / "qc.json").write_text(strict_json.dumps(report.to_dict(), indent=2) + "\n")
+                names["qc"] = "qc.json"
             log.info("qc: %s", report.recommendation)
+            if auto and step is not None:
+                step = step.model_copy(update={"method": qc_denoiser(report)})
+                log.info("denoise auto: %s, as the quality check recommends", step.method)
         denoised: Movie | None = None
-        if config.denoise is not None and config.denoise.method != "none":
+        if step is not None and step.method != "none":
             t0 = time.perf_counter()
-            summary["denoise"] = _denoise(config.denoise, config, tmp / "denoised.tif")
+            summary["denoise"] = _denoise(step, config, tmp / "denoised.tif")
+            if auto:
+                summary["denoise"]["chosen_by"] = "qc recommendation (denoise.method 'auto')"
             summary["denoise"]["seconds"] = time.perf_counter() - t0
             denoised = io.read(tmp / "denoised.tif")
             names["denoised"] = "denoised.tif"
@@ -382,8 +428,8 @@ def run_pipeline(
             names.update(traces="traces.csv", rois="rois.tif")
         if config.events is not None:
             t0 = time.perf_counter()
-            use_denoised = config.events.source == "denoised" and denoised is not None
-            source = denoised if use_denoised and denoised is not None else raw
+            on, why = detection_source(config.events, denoised is not None)
+            source = denoised if on == "denoised" and denoised is not None else raw
             table = detect_to_files(
                 source,
                 tmp / "events.csv",
@@ -409,7 +455,8 @@ def run_pipeline(
             )
             summary["events"] = {
                 "detector": "network" if config.events.model else "intensity threshold",
-                "on": "denoised" if use_denoised else "input",
+                "on": on,
+                "why": why,
                 "n_events": len(table),
                 "seconds": time.perf_counter() - t0,
             }

@@ -61,36 +61,41 @@ def event_movie() -> object:
 NETWORK_SIM = {"n_frames": 96, "shape": (48, 48), "event_rate": 30.0, "photons": 10.0}
 
 
-@pytest.fixture(scope="session")
-def trained_event_model() -> object:
-    """A small event U-Net trained once per session on two simulated movies (seeds 1, 2).
+def train_small_event_model(device: str) -> object:
+    """A small event U-Net trained on two simulated movies (seeds 1, 2), threshold on seed 3.
 
-    Returns ``(model, train_result)``; the detection threshold is chosen on seed 3.
+    Returns ``(model, train_result)``.
     """
     from cascope.config.events import EventTrainConfig
     from cascope.config.training import TrainingConfig
     from cascope.events.train import train_event_detector
     from cascope.simulate import mscts
 
+    train = [mscts(seed=s, **NETWORK_SIM) for s in (1, 2)]
+    valid = mscts(seed=3, **NETWORK_SIM)
+    config = EventTrainConfig(
+        window=(16, 32, 32),
+        cache=(24, 48, 48),
+        model={"depth": 3, "base": 8},
+        pu={"pos_weight": 2.0, "unlabeled_ratio": 1.0},
+        training=TrainingConfig(steps=300, batch_size=2, val_every=10_000, lr=2e-3),
+    )
+    return train_event_detector(
+        [s.noisy for s in train],
+        [s.labels for s in train],
+        config=config,
+        valid=([valid.noisy], [valid.labels]),
+        device=device,
+    )
+
+
+@pytest.fixture(scope="session")
+def trained_event_model() -> object:
+    """:func:`train_small_event_model` on the CPU, trained once per session."""
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        train = [mscts(seed=s, **NETWORK_SIM) for s in (1, 2)]
-        valid = mscts(seed=3, **NETWORK_SIM)
-        config = EventTrainConfig(
-            window=(16, 32, 32),
-            cache=(24, 48, 48),
-            model={"depth": 3, "base": 8},
-            pu={"pos_weight": 2.0, "unlabeled_ratio": 1.0},
-            training=TrainingConfig(steps=300, batch_size=2, val_every=10_000, lr=2e-3),
-        )
-        return train_event_detector(
-            [s.noisy for s in train],
-            [s.labels for s in train],
-            config=config,
-            valid=([valid.noisy], [valid.labels]),
-            device="cpu",
-        )
+        return train_small_event_model("cpu")
     finally:
         torch.set_num_threads(old)
 

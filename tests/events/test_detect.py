@@ -108,7 +108,7 @@ def test_threshold_detector_event_times_are_uniform_on_a_stationary_movie() -> N
 
     from cascope.simulate import mscts
 
-    n_frames, starts, truth = 120, [], []
+    n_frames, times, truth = 120, [], []
     for seed in range(200, 208):
         # no redrawing of close events (min_separation 0), which would favour the ends
         sim = mscts(
@@ -116,8 +116,8 @@ def test_threshold_detector_event_times_are_uniform_on_a_stationary_movie() -> N
         )
         assert sim.bleach.min() == 1.0  # stationary: no bleaching
         _, table = detect_threshold_baseline(sim.noisy, k=3.0)
-        starts += list(table["t_start"])
-        truth += list(sim.events["t_start"])
-    assert len(starts) > 150  # about 20 per bin
-    first, last = end_bin_ratios(starts, n_frames, bins=12)
+        times += list(table["t"])
+        truth += list(sim.events["t"])
+    assert len(times) > 150  # about 20 per bin
+    first, last = end_bin_ratios(times, n_frames, bins=12)
     assert first < 1.5 and last < 1.5, (first, last, end_bin_ratios(truth, n_frames, bins=12))

@@ -52,12 +52,11 @@ def test_pu_sampler_ratios() -> None:
         assert (half.sample(4).target[:2].flatten(1).sum(1) > 0).all()
 
 
-def test_trained_unet_beats_threshold_baseline(trained_event_model) -> None:
-    model, result = trained_event_model
+def _beats_threshold_baseline(model, result, device: str) -> None:
     valid, test = mscts(seed=3, **SIM), mscts(seed=4, **SIM)
     assert np.mean(result.losses[-20:]) < 0.5 * np.mean(result.losses[:20])
     found = detect_events(
-        test.noisy, model, config=DetectConfig(tile=(16, 48, 48), block=40, halo=16, device="cpu")
+        test.noisy, model, config=DetectConfig(tile=(16, 48, 48), block=40, halo=16, device=device)
     )
     f1_unet = match_events(found, test.events).f1
     # the baseline's threshold is tuned on the same validation movie
@@ -69,6 +68,17 @@ def test_trained_unet_beats_threshold_baseline(trained_event_model) -> None:
     # gain 0.10-0.18 over training seeds x CPU kernels (benchmarks/results/seed_sweep.md)
     assert f1_unet > f1_base + 0.05
     assert f1_unet > 0.75
+
+
+def test_trained_unet_beats_threshold_baseline(trained_event_model) -> None:
+    _beats_threshold_baseline(*trained_event_model, "cpu")
+
+
+@pytest.mark.gpu
+def test_trained_unet_beats_threshold_baseline_on_cuda(cuda: str) -> None:
+    from tests.events.conftest import train_small_event_model
+
+    _beats_threshold_baseline(*train_small_event_model(cuda), cuda)
 
 
 def test_train_from_hdf5_layout_and_reload(tmp_path) -> None:
@@ -114,15 +124,15 @@ def test_training_is_reproducible_whatever_ran_before() -> None:
 
 
 def test_unet_event_times_have_no_pile_up_at_the_ends_of_the_movie(trained_event_model) -> None:
-    # stationary movies (no bleaching): event onsets are uniform in time, and so must be the
-    # detections, whatever the tiles and the network's padding do at the first and last frames
+    # stationary movies (no bleaching): event times (the table's centroid t) must not pile up
+    # at the first or last frames, whatever the tiles and the network's padding do there
     model, _ = trained_event_model
-    n_frames, starts = 96, []
-    for seed in range(20, 26):
+    n_frames, times = 96, []
+    for seed in range(20, 30):
         # no redrawing of close events (min_separation 0), which would favour the ends
         sim = mscts(seed=seed, **{**SIM, "event_rate": 15.0, "min_separation": (0, 0)})
         cfg = DetectConfig(tile=(16, 48, 48), block=n_frames, halo=16, device="cpu")
-        starts += list(detect_events(sim.noisy, model, config=cfg)["t_start"])
-    assert len(starts) > 100
-    first, last = end_bin_ratios(starts, n_frames, bins=8)
+        times += list(detect_events(sim.noisy, model, config=cfg)["t"])
+    assert len(times) > 150
+    first, last = end_bin_ratios(times, n_frames, bins=8)
     assert first < 1.5 and last < 1.5, (first, last)

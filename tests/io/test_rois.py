@@ -75,11 +75,43 @@ def test_bad_roi_files_are_refused_with_the_flag_to_fix(tmp_path) -> None:
     (tmp_path / "rois.txt").write_text("1 2 3")
     with pytest.raises(InputError, match="known ROI format"):
         read_rois(tmp_path / "rois.txt", (20, 30))
-    # suite2p's stat.npy is pickled objects: never unpickled
-    stat = np.array([{"ypix": np.arange(3), "xpix": np.arange(3)}], dtype=object)
-    np.save(tmp_path / "stat.npy", stat, allow_pickle=True)
-    with pytest.raises(InputError, match="pickled"):
+    # a pickle that names anything but numpy arrays is refused before it runs
+    target = tmp_path / "exploited"
+    evil = np.array([{"ypix": Exploit(target), "xpix": np.arange(3)}], dtype=object)
+    np.save(tmp_path / "stat.npy", evil, allow_pickle=True)
+    with pytest.raises(InputError, match="read safely"):
         read_rois(tmp_path / "stat.npy", (20, 30))
+    assert not target.exists()
+
+
+class Exploit:
+    """Unpickling this creates a file: the reader must never call it."""
+
+    def __init__(self, target) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.target),))
+
+
+def test_suite2p_stat_npy_keeps_the_cells(tmp_path) -> None:
+    ys, xs = np.mgrid[2:5, 3:7]
+    stat = np.array(
+        [
+            {"ypix": ys.ravel(), "xpix": xs.ravel(), "lam": np.ones(12, np.float32), "npix": 12},
+            {"ypix": np.array([10, 11]), "xpix": np.array([1, 1]), "med": [10, 1]},
+            {"ypix": np.array([15]), "xpix": np.array([20]), "radius": np.float32(1.0)},
+        ],
+        dtype=object,
+    )
+    np.save(tmp_path / "stat.npy", stat, allow_pickle=True)
+    rois = read_rois(tmp_path / "stat.npy", (20, 30))
+    assert list(rois.areas) == [12, 2, 1]
+    np.testing.assert_array_equal(rois.pixels[0][0], ys.ravel())
+    np.save(tmp_path / "iscell.npy", np.array([[1.0, 0.9], [0.0, 0.2], [1.0, 0.7]]))
+    assert list(read_rois(tmp_path / "stat.npy", (20, 30)).areas) == [12, 1]
 
 
 def test_imagej_rectangle_and_oval_and_lines_refused(tmp_path) -> None:

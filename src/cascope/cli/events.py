@@ -127,7 +127,7 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(..., "--output", "-o", help="Table (.csv or .parquet)."),
         frame_rate: float | None = typer.Option(None, "--frame-rate", help="Hz."),
         rois: Path | None = typer.Option(
-            None, "--rois", help="ROIs: ImageJ .zip/.roi, (Y, X) label image or JSON pixels."
+            None, "--rois", help="ROIs: ImageJ .zip/.roi, label image, JSON pixels, stat.npy."
         ),
         offset: float = typer.Option(0.0, "--offset", help="Camera dark level to subtract."),
         condition: str | None = typer.Option(None, "--condition", help="Tag every row."),

@@ -25,7 +25,8 @@ def register(app: typer.Typer) -> None:
         denoise: str | None = typer.Option(
             None,
             "--denoise",
-            help="none, gaussian, median, bilateral, bm3d, bm4d, deepcad, n2v or n2v3d.",
+            help="none, auto (what the quality check recommends), gaussian, median, bilateral, "
+            "bm3d, bm4d, deepcad, n2v or n2v3d.",
         ),
         denoiser: Path | None = typer.Option(None, "--denoiser", help="Trained denoiser folder."),
         events_model: Path | None = typer.Option(
@@ -35,8 +36,8 @@ def register(app: typer.Typer) -> None:
         rois: Path | None = typer.Option(
             None,
             "--rois",
-            help="Your ROIs (ImageJ .zip/.roi, label image, or JSON of [y, x] pixels): "
-            "traces.csv and each event's ROI.",
+            help="Your ROIs (ImageJ .zip/.roi, label image, JSON of [y, x] pixels, suite2p "
+            "stat.npy): traces.csv and each event's ROI.",
         ),
         no_qc: bool = typer.Option(False, "--no-qc", help="Skip the quality check."),
         steps: int | None = typer.Option(None, "--steps", min=1, help="Self-training steps."),
@@ -98,7 +99,8 @@ def register(app: typer.Typer) -> None:
         if "qc" in summary:
             console.print(f"qc: {summary['qc']['recommendation']}", highlight=False)
         if "denoise" in summary:
-            console.print(f"denoised with {summary['denoise']['method']}", highlight=False)
+            how = " (the quality check's choice)" if "chosen_by" in summary["denoise"] else ""
+            console.print(f"denoised with {summary['denoise']['method']}{how}", highlight=False)
         if "rois" in summary:
             r = summary["rois"]
             note = (
@@ -109,8 +111,10 @@ def register(app: typer.Typer) -> None:
             console.print(f"{r['n_rois']} ROI traces{note}", highlight=False)
         if "events" in summary:
             ev_sum = summary["events"]
+            movie = "denoised movie" if ev_sum["on"] == "denoised" else "input movie"
             console.print(
-                f"{ev_sum['n_events']} events ({ev_sum['detector']}, on the {ev_sum['on']})",
+                f"{ev_sum['n_events']} events ({ev_sum['detector']}) detected on the {movie}: "
+                f"{ev_sum['why']}",
                 highlight=False,
             )
         console.print(f"results in {result.out_dir}", highlight=False)

@@ -12,7 +12,7 @@ from cascope.config._types import Size3
 from cascope.config.denoise_classical import ClassicalDenoiseConfig
 
 DenoiseMethod = Literal[
-    "none", "gaussian", "median", "bilateral", "bm3d", "bm4d", "deepcad", "n2v", "n2v3d"
+    "none", "auto", "gaussian", "median", "bilateral", "bm3d", "bm4d", "deepcad", "n2v", "n2v3d"
 ]
 
 
@@ -24,7 +24,8 @@ class DenoiseStep(BaseModel):
     method: DenoiseMethod = Field(
         default="gaussian",
         description="A classical filter, a self-supervised network trained on the recording "
-        "itself (deepcad, n2v, n2v3d), or 'none' to skip denoising.",
+        "itself (deepcad, n2v, n2v3d), 'auto' (the denoiser the quality check recommends for "
+        "this recording) or 'none' to skip denoising.",
     )
     model: Path | None = Field(
         default=None,
@@ -62,10 +63,12 @@ class EventsStep(BaseModel):
         description="Network: probability ('auto' = the model's tuned one). Baseline: z-score "
         "('auto' = 4).",
     )
-    source: Literal["input", "denoised"] = Field(
-        default="input",
-        description="Detect on the raw input (what event models are trained on) or on the "
-        "denoised movie. Features are always measured on the raw input.",
+    source: Literal["auto", "input", "denoised"] = Field(
+        default="auto",
+        description="Detect on the raw input or on the denoised movie. 'auto': the input (event "
+        "networks are trained on raw movies; the threshold detector smooths the movie itself and "
+        "no denoiser helped it consistently: benchmarks/results/denoise_detect.md). Features "
+        "are always measured on the raw input.",
     )
     features: bool = Field(default=True, description="Add kinetic and shape features.")
 
@@ -92,9 +95,9 @@ class PipelineConfig(BaseModel):
     events: EventsStep | None = Field(default_factory=EventsStep, description="None: skip.")
     rois: Path | None = Field(
         default=None,
-        description="ROIs the user already has (ImageJ .zip/.roi, a (Y, X) label image, or a "
-        "JSON list of {'coordinates': [[y, x], ...]}): per-ROI traces and ΔF/F in traces.csv, "
-        "and each event's ROI in events.csv.",
+        description="ROIs the user already has (ImageJ .zip/.roi, a (Y, X) label image, a JSON "
+        "list of {'coordinates': [[y, x], ...]}, or suite2p's stat.npy): per-ROI traces and ΔF/F "
+        "in traces.csv, and each event's ROI in events.csv.",
     )
     device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda' for networks.")
 

@@ -181,7 +181,11 @@ def _resting_images(data: Any, block: int = 64) -> tuple[NDArray[np.float64], ND
     n = int(data.shape[0])
     if n * int(np.prod(data.shape[1:])) <= 50_000_000:
         arr = np.asarray(data, dtype=np.float32)
-        return np.median(arr, axis=0).astype(np.float64), noise_sigma(arr, axis=0)
+        rows = max(1, 4_000_000 // max(1, n * int(arr.shape[2])))  # float64 work in row bands
+        sigma = np.concatenate(
+            [noise_sigma(arr[:, y : y + rows], axis=0) for y in range(0, arr.shape[1], rows)]
+        )
+        return np.median(arr, axis=0).astype(np.float64), sigma
     meds, sigmas = [], []
     for s in range(0, n, block):
         part = np.asarray(data[s : s + block + 1], np.float32)

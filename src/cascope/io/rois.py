@@ -12,14 +12,18 @@ overlap (each keeps all its pixels) and traces can be read ROI by ROI. Formats:
 ``.tif`` / ``.tiff`` / ``.png`` / ``.npy`` (numeric)
     A ``(Y, X)`` label image: 0 is background, every other value one ROI.
 
-suite2p's ``stat.npy`` is a pickled array of Python objects: loading it can run arbitrary code,
-so it is refused with a message that says how to export the ROIs instead.
+``stat.npy``
+    suite2p's ROI statistics: a pickled array of dicts with ``ypix`` and ``xpix``. Pickles can
+    run arbitrary code, so it is read by an unpickler that builds only numpy arrays, numpy
+    scalars, dicts, lists and plain values and refuses anything else. With suite2p's
+    ``iscell.npy`` beside it, only the ROIs classified as cells are kept.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,7 +111,7 @@ def read_rois(path: str | Path, shape: tuple[int, int]) -> Rois:
     ------
     InputError
         Unknown or unreadable format, ROIs without area, ROIs outside the frame, a label image
-        of another shape, suite2p ``stat.npy``.
+        of another shape, a ``stat.npy`` pickle that names anything but numpy arrays.
     """
     p = Path(path)
     if not p.is_file():
@@ -118,14 +122,8 @@ def read_rois(path: str | Path, shape: tuple[int, int]) -> Rois:
         rois = _imagej(p, shape)
     elif suffix == ".json":
         rois = _json(p, shape)
-    elif p.name.lower() == "stat.npy" or suffix == ".npy" and _is_object_npy(p):
-        raise InputError(
-            "holds pickled Python objects (suite2p stat.npy), which cascope does not load because "
-            "loading them can run code; save the ROIs as a label image (suite2p's 'ypix'/'xpix' "
-            '-> a (Y, X) integer TIFF) or a JSON list of {"coordinates": [[y, x], ...]} and '
-            "pass that to --rois",
-            p,
-        )
+    elif suffix == ".npy" and _is_object_npy(p):
+        rois = _suite2p(p, shape)
     elif suffix in LABEL_SUFFIXES:
         rois = _label_image(p, shape)
     else:
@@ -152,6 +150,66 @@ def _is_object_npy(path: Path) -> bool:
     except (ValueError, OSError):
         return False
     return bool(header[2].hasobject)
+
+
+#: The only globals a suite2p ``stat.npy`` pickle may name: numpy array and scalar builders.
+_SAFE_GLOBALS = {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+}
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickle numpy arrays and plain Python values only; any other global is refused."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _SAFE_GLOBALS:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _suite2p(path: Path, shape: tuple[int, int]) -> Rois:
+    from numpy.lib import format as npy
+
+    try:
+        with path.open("rb") as f:
+            version = npy.read_magic(f)
+            if version == (1, 0):
+                npy.read_array_header_1_0(f)
+            else:
+                npy.read_array_header_2_0(f)
+            stat = _ArrayUnpickler(f).load()
+    except (pickle.UnpicklingError, ValueError, EOFError, TypeError, AttributeError) as err:
+        raise InputError(
+            f"is not a suite2p stat.npy that can be read safely ({err}); give a label image or "
+            f"a JSON list of pixels to --rois",
+            path,
+        ) from err
+    items = list(np.asarray(stat, dtype=object).ravel())
+    if not all(isinstance(d, dict) and "ypix" in d and "xpix" in d for d in items):
+        raise InputError("is not a suite2p stat.npy (entries without 'ypix'/'xpix')", path)
+    keep = np.ones(len(items), bool)
+    iscell = path.with_name("iscell.npy")
+    if iscell.is_file():
+        try:
+            cls = np.load(iscell, allow_pickle=False)
+        except (ValueError, OSError) as err:
+            raise InputError(f"is not a readable suite2p iscell.npy ({err})", iscell) from err
+        flags = np.asarray(cls).reshape(len(items), -1)[:, 0] > 0.5
+        keep &= flags
+        log.info("%s: %d of %d ROIs are cells (iscell.npy)", path, int(flags.sum()), len(items))
+    named = [
+        (f"roi{k}", _clip(np.asarray(d["ypix"]), np.asarray(d["xpix"]), shape))
+        for k, d in enumerate(items)
+        if keep[k]
+    ]
+    return _collect(path, named, shape)
 
 
 def _clip(
