@@ -349,8 +349,8 @@ def _study_step(
     if not frames:
         return None, None
     events = pd.concat(frames, ignore_index=True)
-    for col in ("condition", "subject"):
-        events[col] = events[col].astype("string")
+    for col in ("condition", "subject"):  # text or missing, also when every value is missing
+        events[col] = events[col].astype(object).where(events[col].notna(), None)
     for name in ("events.parquet", "events.csv"):
         write_table(events, out / name, force=True)
     if not compare:
