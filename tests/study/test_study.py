@@ -35,7 +35,7 @@ def test_study_on_local_cluster_finds_effect_and_equals_serial_run(
     doc = json.loads((study / "study.json").read_text())
     assert doc["format"] == "cascope-study" and doc["version"] == 1
     assert doc["totals"] == {**result.totals, "seconds": doc["totals"]["seconds"]}
-    assert doc["cluster"]["workers"] == 2
+    assert doc["cluster"]["workers"] == 2 and doc["cluster"]["kind"] == "local"
     row = doc["recordings"][1]
     assert row["id"] == "rec1" and row["condition"] == "ltp" and row["batch"] == "b0"
     assert row["folder"] == "recordings/rec1" and row["status"] == "done"
@@ -85,6 +85,7 @@ def test_corrupt_recording_fails_alone_with_one_line(
         f"error: 1 of 3 recordings failed (see {tmp_path / 's' / 'study.json'})"
     )
     doc = json.loads((tmp_path / "s" / "study.json").read_text())
+    assert doc["cluster"]["kind"] == "scheduler" and doc["cluster"]["address"] == address
     status = {r["id"]: r["status"] for r in doc["recordings"]}
     assert status == {"rec0": "done", "broken": "failed", "good": "done"}
     error = next(r["error"] for r in doc["recordings"] if r["id"] == "broken")
