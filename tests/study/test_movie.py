@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from cascope import io
 from cascope.config.denoise_classical import ClassicalDenoiseConfig
@@ -63,6 +64,7 @@ def test_distributed_denoise_equals_one_process_bitwise(client: Any, tmp_path: P
     assert zarr.open_array(str(out / "0"), mode="r").chunks[0] == 8
 
 
+@pytest.mark.slow
 def test_denoise_cli_on_a_scheduler(client: Any, tmp_path: Path) -> None:
     movie = np.random.default_rng(1).poisson(30, (20, 24, 24)).astype(np.uint16)
     source = io.write(tmp_path / "m.tif", movie, axes="TYX")

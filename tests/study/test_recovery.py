@@ -48,7 +48,8 @@ def test_rerun_skips_complete_and_redoes_changed(
     assert (again.totals["done"], again.totals["skipped"]) == (0, 3)
     assert _stamps(study) == stamps  # not one file of a recording was written again
     doc = json.loads((study / "study.json").read_text())
-    assert doc["totals"]["skipped"] == 3 and doc["cluster"]["kind"] == "none"
+    assert doc["totals"]["skipped"] == 3 and doc["cluster"]["kind"] == "local"
+    assert doc["cluster"]["reused"]  # no cluster was needed: the first run's is recorded
     assert [r["n_events"] for r in doc["recordings"]] == [r["n_events"] for r in first.recordings]
     assert len(pd.read_parquet(study / "events.parquet")) == sum(
         r["n_events"] for r in first.recordings

@@ -35,7 +35,7 @@ def test_study_on_local_cluster_finds_effect_and_equals_serial_run(
     doc = json.loads((study / "study.json").read_text())
     assert doc["format"] == "cascope-study" and doc["version"] == 1
     assert doc["totals"] == {**result.totals, "seconds": doc["totals"]["seconds"]}
-    assert doc["cluster"]["workers"] == 2
+    assert doc["cluster"]["workers"] == 2 and doc["cluster"]["kind"] == "local"
     row = doc["recordings"][1]
     assert row["id"] == "rec1" and row["condition"] == "ltp" and row["batch"] == "b0"
     assert row["folder"] == "recordings/rec1" and row["status"] == "done"
@@ -85,6 +85,7 @@ def test_corrupt_recording_fails_alone_with_one_line(
         f"error: 1 of 3 recordings failed (see {tmp_path / 's' / 'study.json'})"
     )
     doc = json.loads((tmp_path / "s" / "study.json").read_text())
+    assert doc["cluster"]["kind"] == "scheduler" and doc["cluster"]["address"] == address
     status = {r["id"]: r["status"] for r in doc["recordings"]}
     assert status == {"rec0": "done", "broken": "failed", "good": "done"}
     error = next(r["error"] for r in doc["recordings"] if r["id"] == "broken")
@@ -123,3 +124,28 @@ def test_manifest_problems_are_one_line(tmp_path: Path) -> None:
     m.write_text("condition\nctl\n")
     with pytest.raises(InputError, match="row 1 has no path"):
         read_manifest(m)
+
+
+def test_model_is_sent_once_and_keys_follow_contents(tmp_path: Path) -> None:
+    from cascope.study import Recording
+    from cascope.study._task import content_key, pack_model, recording_config, unpack_model
+
+    model = tmp_path / "events_model"
+    model.mkdir()
+    (model / "model.yaml").write_text("format: 1\n")
+    (model / "weights.safetensors").write_bytes(b"\x01\x02" * 100)
+    payload = pack_model(model)
+    local = unpack_model(payload)  # what each worker does once with the broadcast payload
+    assert local != model and (local / "weights.safetensors").read_bytes() == b"\x01\x02" * 100
+    assert unpack_model(payload) == local  # cached: written once per machine
+    rec = Recording(id="r", path=tmp_path / "r.tif")
+    (tmp_path / "r.tif").write_bytes(b"x")
+    config = {**CONFIG, "events": {"model": str(model)}}
+    assert recording_config(rec, config, {"events": local}).events.model == local
+    key = content_key(rec, config, {"events": payload.digest}, "1")
+    moved = {**CONFIG, "events": {"model": str(tmp_path / "elsewhere")}}
+    assert content_key(rec, moved, {"events": payload.digest}, "1") == key  # where: no matter
+    (model / "weights.safetensors").write_bytes(b"\x03" * 200)
+    assert pack_model(model).digest != payload.digest  # what: a new key
+    assert content_key(rec, config, {"events": pack_model(model).digest}, "1") != key
+    assert content_key(rec, config, {"events": payload.digest}, "2") != key  # cascope version

@@ -123,7 +123,7 @@ def _base_row(rec: Recording) -> dict[str, Any]:
 def _client(client: Any, **where: Any) -> Any:
     if client is not None:
         info = {
-            "kind": "client",
+            "kind": _kind_of(client),
             "address": str(client.scheduler.address),
             "dashboard": client.dashboard_link,
             "workers": len(client.scheduler_info(n_workers=-1).get("workers", {})),
@@ -139,6 +139,28 @@ def _client(client: Any, **where: Any) -> Any:
         study_client(**where) as pair,
     ):
         yield pair
+
+
+def _kind_of(client: Any) -> str:
+    """``local``, ``jobqueue`` or ``scheduler``: what a client given by the caller runs on."""
+    cluster = getattr(client, "cluster", None)
+    if cluster is None:
+        return "scheduler"
+    module = type(cluster).__module__
+    if module.startswith("dask_jobqueue"):
+        return "jobqueue"
+    return "local" if module.startswith("distributed") else "scheduler"
+
+
+def _previous_cluster(out: Path) -> dict[str, Any]:
+    """Return the cluster of the study's last run, for a re-run with nothing to compute."""
+    try:
+        previous = json.loads((out / "study.json").read_text()).get("cluster")
+    except (OSError, ValueError, AttributeError):
+        previous = None
+    if isinstance(previous, dict) and previous.get("kind"):
+        return {**previous, "reused": True}
+    return {"kind": "local", "address": None, "workers": 0, "started": False}
 
 
 def _running(client: Any, pending: dict[str, Any]) -> int:
@@ -261,7 +283,7 @@ def run_study(
             "recordings": table,
             "totals": totals,
             "versions": versions(),
-            "cluster": info or {"kind": "none", "address": None, "workers": 0},
+            "cluster": info or _previous_cluster(out),
             "comparison": comparison,
             "events": None if events_path is None else events_path.name,
             "created": datetime.datetime.now(datetime.UTC).isoformat(),
@@ -349,8 +371,8 @@ def _study_step(
     if not frames:
         return None, None
     events = pd.concat(frames, ignore_index=True)
-    for col in ("condition", "subject"):
-        events[col] = events[col].astype("string")
+    for col in ("condition", "subject"):  # text or missing, also when every value is missing
+        events[col] = events[col].astype(object).where(events[col].notna(), None)
     for name in ("events.parquet", "events.csv"):
         write_table(events, out / name, force=True)
     if not compare:

@@ -1,0 +1,186 @@
+"""A movie of >= 2 GB (OME-Zarr) denoised over 2 Dask workers equals one process; peak RSS each.
+
+Writes a uint16 OME-Zarr of ``frames x height x width`` pixels block by block (never whole in
+memory), then denoises it twice with a 3-D Gaussian filter (blocks need a halo of neighbouring
+frames):
+
+* one process: ``python -m cascope denoise IN -o local.ome.zarr`` (streamed blocks);
+* over a real ``LocalCluster`` of 2 single-threaded worker processes: the same command with
+  ``--scheduler ADDRESS``; each worker reads its time blocks with their halos and writes its own
+  chunks of ``dist.ome.zarr``.
+
+The outputs are compared block by block (bitwise). The peak resident set size of each command
+comes from the kernel (``os.wait4`` rusage); that of each worker from its own
+``getrusage(RUSAGE_SELF)`` after the run (both high-water marks). Results go to
+``benchmarks/results/study_big_movie.{json,md}``.
+
+Usage::
+
+    python benchmarks/study_big_movie.py                         # 2048 x 512 x 1024 = 2.1 GB
+    python benchmarks/study_big_movie.py --frames 128 --no-save   # quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def write_movie(path: Path, frames: int, height: int, width: int, block: int) -> None:
+    """Write a noisy uint16 OME-Zarr block by block, chunked one block per chunk along T."""
+    from cascope.io import open_writer
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = (1000 + 400 * np.sin(yy / 17.0) * np.cos(xx / 23.0)).astype(np.int32)
+    noise = rng.integers(-60, 61, (block, height, width), dtype=np.int32)
+    with open_writer(
+        path,
+        (frames, height, width),
+        np.uint16,
+        axes="TYX",
+        frame_rate=30.0,
+        chunks=(block, min(height, 512), min(width, 512)),
+    ) as w:
+        for start in range(0, frames, block):
+            n = min(block, frames - start)
+            shift = start // block
+            w.write(
+                (base + np.roll(noise[:n], shift, axis=2) + shift % 13).astype(np.uint16), start
+            )
+
+
+def run(cmd: list[str]) -> dict[str, Any]:
+    """Run a command; its wall time and peak RSS (kernel high-water mark)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {err[-2000:]}")
+    return {"seconds": seconds, "peak_rss_bytes": usage.ru_maxrss * 1024}
+
+
+def _worker_peak() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def main() -> None:
+    """Run the benchmark and write the results."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=2048)
+    ap.add_argument("--height", type=int, default=512)
+    ap.add_argument("--width", type=int, default=1024)
+    ap.add_argument("--block", type=int, default=64)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--dir", type=Path, default=None, help="Scratch folder (default: a temp).")
+    ap.add_argument("--no-save", action="store_true")
+    args = ap.parse_args()
+
+    import zarr
+    from distributed import Client, LocalCluster
+
+    scratch = Path(tempfile.mkdtemp(prefix="cascope-bigmovie-", dir=args.dir))
+    try:
+        src = scratch / "movie.ome.zarr"
+        t0 = time.perf_counter()
+        write_movie(src, args.frames, args.height, args.width, args.block)
+        write_s = time.perf_counter() - t0
+        nbytes = args.frames * args.height * args.width * 2
+        common = ["--method", "gaussian", "--mode", "3d", "--sigma-stack", "1.5"]
+        common += ["--block", str(args.block), "--dtype", "same"]
+        denoise = [sys.executable, "-m", "cascope", "denoise", str(src)]
+        local = run([*denoise, "-o", str(scratch / "local.ome.zarr"), *common])
+        with (
+            LocalCluster(
+                n_workers=args.workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=":0",
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            before = client.run(_worker_peak)
+            dist = run(
+                [*denoise, "-o", str(scratch / "dist.ome.zarr"), *common]
+                + ["--scheduler", cluster.scheduler_address]
+            )
+            after = client.run(_worker_peak)
+        a = zarr.open_array(str(scratch / "local.ome.zarr" / "0"), mode="r")
+        b = zarr.open_array(str(scratch / "dist.ome.zarr" / "0"), mode="r")
+        equal = (
+            a.shape == b.shape
+            and a.dtype == b.dtype
+            and all(
+                np.array_equal(a[t : t + args.block], b[t : t + args.block])
+                for t in range(0, args.frames, args.block)
+            )
+        )
+        block_bytes = args.block * args.height * args.width * 2
+        result = {
+            "movie": {
+                "shape": [args.frames, args.height, args.width],
+                "dtype": "uint16",
+                "bytes": nbytes,
+                "format": "OME-Zarr",
+                "block_frames": args.block,
+            },
+            "filter": "gaussian 3d, sigma 1 px, sigma_stack 1.5 frames (halo from its reach)",
+            "write_seconds": write_s,
+            "one_process": local,
+            "distributed": {
+                **dist,
+                "workers": args.workers,
+                "worker_peak_rss_bytes": sorted(after.values()),
+                "worker_rss_before_bytes": sorted(before.values()),
+            },
+            "bitwise_equal": bool(equal),
+            "block_bytes": block_bytes,
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        }
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(json.dumps(result, indent=2))
+    if not args.no_save:
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "study_big_movie.json").write_text(json.dumps(result, indent=2) + "\n")
+        gb = 1 << 30
+        peaks = ", ".join(f"{p / gb:.2f}" for p in result["distributed"]["worker_peak_rss_bytes"])
+        lrss, drss = local["peak_rss_bytes"] / gb, dist["peak_rss_bytes"] / gb
+        md = f"""# A {nbytes / 1e9:.2f} GB OME-Zarr movie denoised over {args.workers} Dask workers
+
+`python benchmarks/study_big_movie.py` — {args.frames} x {args.height} x {args.width} uint16,
+{result["filter"]}, blocks of {args.block} frames ({block_bytes / 2**20:.0f} MiB each).
+CPU: {os.cpu_count()} cores (shared machine: times are indicative only).
+
+| run | wall s | peak RSS |
+|---|---|---|
+| one process (`cascope denoise`) | {local["seconds"]:.1f} | {lrss:.2f} GiB |
+| `cascope denoise --scheduler` (client) | {dist["seconds"]:.1f} | {drss:.2f} GiB |
+| each of the {args.workers} workers | | {peaks} GiB |
+
+Bitwise equal to the one-process result: **{equal}**. Peak memory of every process is bounded
+by a few blocks, not by the {nbytes / gb:.2f} GiB movie.
+"""
+        (RESULTS / "study_big_movie.md").write_text(md)
+
+
+if __name__ == "__main__":
+    main()
