@@ -6,7 +6,9 @@ error, seconds, events; totals; config; versions; cluster), ``recordings/<id>/``
 ``condition``) and ``comparison/`` (what :func:`cascope.events.compare.compare_report` writes).
 The page has a sortable table of the recordings linking to each one's own page, the failed
 recordings with their errors, a violin/box plot per compared feature with its test, corrected
-p-value, effect size and n, the clustering embedding by condition, and the provenance. It stays
+p-value, effect size and n, the clustering embedding by condition, maps of new, silenced and
+recurrent events where one field (manifest column ``field``) was recorded in both of two
+conditions, and the provenance. It stays
 light for large studies: the page itself holds one figure per feature and no movie.
 """
 
@@ -301,6 +303,101 @@ def _comparison(folder: Path, files: Path) -> str:
     return body
 
 
+#: Most pairs drawn (a large study lists the rest in the table only).
+MAX_PAIRS = 24
+
+
+def _pairs(
+    folder: Path, study: dict[str, Any], events: pd.DataFrame | None
+) -> list[tuple[str, pd.DataFrame, pd.DataFrame, tuple[int, int]]]:
+    """Pair the recordings of one field (manifest column ``field``) in the two conditions."""
+    done = [r for r in study["recordings"] if r.get("status") == "done" and r.get("field")]
+    conditions = sorted({str(r.get("condition")) for r in done if r.get("condition") is not None})
+    if len(conditions) != 2:
+        return []
+    by_field: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in done:
+        by_field.setdefault(str(r["field"]), {})[str(r.get("condition"))] = r
+    pairs = []
+    for field_name, recs in sorted(by_field.items()):
+        if set(recs) != set(conditions):
+            continue
+        tables, shape = [], None
+        for c in conditions:
+            rid = str(recs[c]["id"])
+            sub = folder / str(recs[c].get("folder") or f"recordings/{rid}")
+            if events is not None and "recording" in events.columns:
+                table = events[events["recording"].astype(str) == rid]
+            elif (sub / "events.csv").is_file():
+                table = pd.read_csv(sub / "events.csv")
+            else:
+                break
+            tables.append(table)
+            summary_path = sub / "summary.json"
+            if shape is None and summary_path.is_file():
+                dims = json.loads(summary_path.read_text()).get("shape") or []
+                shape = (int(dims[-2]), int(dims[-1])) if len(dims) >= 2 else None
+        if len(tables) == 2:
+            if shape is None:
+                both = pd.concat(tables)
+                shape = (int(both["y"].max()) + 1, int(both["x"].max()) + 1)
+            title = f"{field_name}: {recs[conditions[0]]['id']} → {recs[conditions[1]]['id']}"
+            pairs.append((title, tables[0], tables[1], shape))
+    return pairs
+
+
+def _paired_section(folder: Path, study: dict[str, Any], files: Path) -> str:
+    pairs = _pairs(folder, study, _events_table(folder))
+    if not pairs:
+        return ""
+    _, counts = figures.event_type_maps(pairs[:MAX_PAIRS], files / "event_types.png")
+    if len(pairs) > MAX_PAIRS:
+        from cascope.events.compare import event_types
+
+        rest = []
+        for title, before, after, _ in pairs[MAX_PAIRS:]:
+            tb, ta = event_types(before, after)
+            rest.append(
+                {
+                    "pair": title,
+                    "new": int((ta == "new").sum()),
+                    "silenced": int((tb == "silenced").sum()),
+                    "recurrent": int((ta == "recurrent").sum()),
+                }
+            )
+        counts = pd.concat([counts, pd.DataFrame(rest)], ignore_index=True)
+    rows = [
+        [
+            h.cell(r["pair"]),
+            h.cell(int(r["new"])),
+            h.cell(int(r["silenced"])),
+            h.cell(int(r["recurrent"])),
+        ]
+        for _, r in counts.iterrows()
+    ]
+    first, second = sorted(
+        {
+            str(r.get("condition"))
+            for r in study["recordings"]
+            if r.get("status") == "done" and r.get("field")
+        }
+    )
+    note = (
+        f'<p class="note">Recordings of one field (manifest column <code>field</code>) in '
+        f"{h.esc(first)} and then {h.esc(second)}: an event of the second within 6 pixels of "
+        "one of the first recurs; others are new; events of the first with none near them "
+        "in the second are silenced.</p>"
+    )
+    shown = "" if len(pairs) <= MAX_PAIRS else f" (the first {MAX_PAIRS} drawn)"
+    return (
+        note
+        + h.image(f"{FILES}/event_types.png", f"{len(pairs)} paired fields{shown}")
+        + h.table(
+            ["pair", "new", "silenced", "recurrent"], rows, sortable=True, scroll=len(rows) > 25
+        )
+    )
+
+
 def _plain_int(value: Any) -> int | None:
     number = _number(value)
     return int(number) if number is not None else None
@@ -421,6 +518,7 @@ def build_study_page(
         ("recordings", "Recordings", table + qc_note),
         ("failed", "Failed recordings", _failed(rows)),
         ("comparison", "Comparison between conditions", _comparison(folder, files)),
+        ("paired", "New, silenced and recurrent events", _paired_section(folder, study, files)),
         ("provenance", "Provenance", _provenance(study, rows)),
     ]
     return h.page(f"cascope study: {folder.name}", sub, sections)
