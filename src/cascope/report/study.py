@@ -31,6 +31,11 @@ from cascope.report.run import FILES, build_run_report, qc_section, read_run, wr
 
 log = logging.getLogger(__name__)
 
+#: Most events drawn in the embedding.
+MAX_POINTS = 20_000
+#: Most pairs drawn (a large study lists the rest in the table only).
+MAX_PAIRS = 24
+
 
 def read_study(folder: str | Path) -> dict[str, Any]:
     """Read and check ``study.json``.
@@ -277,6 +282,10 @@ def _comparison(folder: Path, files: Path) -> str:
     if (comp / "clusters.csv").is_file():
         clusters = pd.read_csv(comp / "clusters.csv")
         if {"pc1", "pc2"} <= set(clusters.columns) and len(clusters):
+            drawn = ""
+            if len(clusters) > MAX_POINTS:  # a light figure: a random sample of the events
+                drawn = f" ({MAX_POINTS:,} of {len(clusters):,} events drawn at random)"
+                clusters = clusters.sample(MAX_POINTS, random_state=0)
             figures.embedding(
                 clusters,
                 files / "embedding.png",
@@ -286,7 +295,8 @@ def _comparison(folder: Path, files: Path) -> str:
             body += "<h3>Clustering</h3>" + h.image(
                 f"{FILES}/embedding.png",
                 "events in the first two principal components of the standardised features"
-                + (f"; KMeans chose k = {int(k)} by silhouette" if k else ""),
+                + (f"; KMeans chose k = {int(k)} by silhouette" if k else "")
+                + drawn,
             )
     if (comp / "posthoc.csv").is_file() and (comp / "posthoc.csv").stat().st_size > 1:
         try:
@@ -301,10 +311,6 @@ def _comparison(folder: Path, files: Path) -> str:
                 + "</details>"
             )
     return body
-
-
-#: Most pairs drawn (a large study lists the rest in the table only).
-MAX_PAIRS = 24
 
 
 def _pairs(
