@@ -132,7 +132,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
             flag_html = "".join(h.badge(f.replace("_", " "), "warn") for f in flags)
             flag_key = " ".join(flags)
         else:
-            flag_html, flag_key = h.badge("none", "ok"), ""
+            flag_html, flag_key = h.badge("none", "ok"), "(none)"
         n_events = r["n_events"]
         body.append(
             [
@@ -158,7 +158,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
         "events / min / 100 µm²",
         "run time (s)",
     ]
-    return h.table(header, body, sortable=True, scroll=len(rows) > 25, table_id="recordings")
+    return h.table(header, body, sortable=True, scroll=len(rows) > 25, table_id="recordings-table")
 
 
 def _failed(rows: list[dict[str, Any]]) -> str:
@@ -250,7 +250,7 @@ def _comparison(folder: Path, files: Path) -> str:
         "effect size",
         "measure",
     ]
-    body += h.table(header, rows, sortable=True, table_id="statistics")
+    body += h.table(header, rows, sortable=True, table_id="statistics-table")
     events = _events_table(folder)
     grid = []
     for _, r in stats.iterrows():
