@@ -93,6 +93,20 @@ def test_paired_fields_show_new_silenced_and_recurrent_events(study: Path) -> No
         assert counts == expected and sum(counts) > 0
 
 
+def test_a_recording_id_with_spaces_and_hashes_links_to_its_page(study: Path) -> None:
+    from urllib.parse import unquote
+
+    doc = json.loads((study / "study.json").read_text())
+    odd = "ctrl a #1"
+    (study / "recordings" / "ctrl_a").rename(study / "recordings" / odd)
+    doc["recordings"][0].update(id=odd, folder=f"recordings/{odd}")
+    (study / "study.json").write_text(json.dumps(doc))
+    page = parse_page(build_report(study, recordings="none"))
+    links = [link for link in page.links if link.startswith("recordings/ctrl%20a")]
+    assert links == ["recordings/ctrl%20a%20%231/report.html"]
+    assert (study / unquote(links[0])).is_file()
+
+
 def test_a_study_of_only_failures_still_builds(study: Path) -> None:
     doc = json.loads((study / "study.json").read_text())
     for rec in doc["recordings"]:

@@ -17,9 +17,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -115,7 +117,8 @@ def _recording_rows(
                         log.warning("report: no page for recording %s (%s)", rid, err)
                         problems.append(f"{rid}: its page could not be built ({err})")
                 if page.is_file():
-                    row["link"] = page.relative_to(folder).as_posix()
+                    # a URL: an id may hold spaces or '#'
+                    row["link"] = quote(Path(os.path.relpath(page, folder)).as_posix())
         rows.append(row)
     return rows, problems
 
@@ -266,7 +269,7 @@ def _comparison(folder: Path, files: Path) -> str:
         elif (comp / f"feature_{feature}.png").is_file():
             grid.append(
                 h.image(
-                    f"comparison/feature_{feature}.png",
+                    quote(f"comparison/feature_{feature}.png"),
                     f"{h.esc(feature)}: {h.esc(title)}",
                     alt=feature,
                 )
