@@ -464,10 +464,10 @@ def run_pipeline(
         summary["seconds"] = time.perf_counter() - start
         summary["files"] = names
         (tmp / "summary.json").write_text(strict_json.dumps(summary, indent=2) + "\n")
-    try:  # the results are complete; the page is a view of them
-        from cascope.report import build_run_report
+        try:  # the results are complete; the page is a view of them
+            from cascope.report import build_run_report
 
-        build_run_report(out, raw=config.input)
-    except Exception as err:
-        log.warning("%s: no report.html (%s); `cascope report` rebuilds it", out, err)
+            build_run_report(tmp, raw=config.input, name=out.name)
+        except Exception as err:
+            log.warning("%s: no report.html (%s); `cascope report` rebuilds it", out, err)
     return PipelineResult(out, {k: out / v for k, v in names.items()}, summary)

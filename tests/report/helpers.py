@@ -83,6 +83,7 @@ def assemble_study(folder: Path, runs: dict[str, Path], *, failed: bool = True) 
                 "seconds": summary["seconds"],
                 "n_events": len(table),
                 "folder": f"recordings/{rid}",
+                "field": f"{subject}_field1",  # a manifest column: one field per subject
             }
         )
     if failed:

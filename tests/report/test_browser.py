@@ -24,8 +24,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def open_page(page: Path, profile: Path, *extra: str) -> tuple[dict[str, str], str]:
-    """Load ``page`` in headless Chromium without network; the <html> attributes and the log."""
+def open_page(page: Path, profile: Path, *extra: str) -> tuple[dict[str, str], str, str]:
+    """Load ``page`` in headless Chromium without network: <html>'s attributes, output, log."""
     assert CHROMIUM is not None
     cmd = [
         CHROMIUM,
@@ -50,11 +50,11 @@ def open_page(page: Path, profile: Path, *extra: str) -> tuple[dict[str, str], s
     head = re.search(r"<html([^>]*)>", proc.stdout)
     if head:
         attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', head.group(1)))
-    return attrs, proc.stderr
+    return attrs, proc.stdout, proc.stderr
 
 
 def assert_clean_load(page: Path, profile: Path) -> None:
-    attrs, log = open_page(page, profile, "--dump-dom")
+    attrs, _, log = open_page(page, profile, "--dump-dom")
     assert attrs.get("data-report") == "ready", attrs
     assert attrs.get("data-failed-loads") == "", attrs["data-failed-loads"]
     assert attrs.get("data-errors") == "", attrs["data-errors"]
@@ -95,10 +95,29 @@ def test_a_broken_page_is_caught_and_the_network_is_off(study_folder: Path, tmp_
             '</main><img src="https://example.org/a.png"><script>notDefined();</script>',
         )
     )
-    attrs, log = open_page(broken, tmp_path / "profile", "--dump-dom")
+    attrs, _, log = open_page(broken, tmp_path / "profile", "--dump-dom")
     assert attrs["data-report"] == "ready"
     failed = attrs["data-failed-loads"].split()
     assert "https://example.org/a.png" in failed  # no network: the request failed
     assert any(f.endswith("report_files/gone.png") for f in failed)
     assert "notDefined" in attrs["data-errors"]
     assert "notDefined" in log
+
+
+def test_the_recordings_table_sorts_by_a_click(study_folder: Path, tmp_path: Path) -> None:
+    study = Path(shutil.copytree(study_folder, tmp_path / "study"))
+    html = build_report(study, recordings="none").read_text()
+    # click the "events" header twice (ascending, then descending), as a reader would
+    click = "var th = document.querySelectorAll('#recordings-table th')[5]; th.click(); th.click();"
+    clicked = study / "clicked.html"
+    clicked.write_text(html.replace("</body>", f"<script>{click}</script></body>"))
+    attrs, dom, _ = open_page(clicked, tmp_path / "profile", "--dump-dom")
+    assert attrs["data-errors"] == ""
+    table = dom.split('id="recordings-table"')[1].split("</table>")[0]
+    rows = table.split("<tbody>")[1].split("</tr>")[:-1]
+    cells = [re.findall(r"<td([^>]*)>", r)[5] for r in rows]  # the sixth column: events
+    keys = [re.search(r'data-v="([^"]*)"', c) for c in cells]
+    events = [float(k.group(1)) if k and k.group(1) else None for k in keys]
+    known = [e for e in events if e is not None]
+    assert known == sorted(known, reverse=True) and len(known) == 6
+    assert events[-1] is None  # the failed recording, with no count, sorts last

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from tests.cli.test_bad_inputs import run_cli
 from tests.report.helpers import (
     FRAME_RATE,
     PIXEL_UM,
@@ -105,15 +106,20 @@ def test_a_failing_report_never_fails_the_run(
 
 
 @pytest.mark.parametrize("what", ["nothing", "empty", "file"])
-def test_report_of_a_folder_that_is_no_run_is_one_line(tmp_path: Path, what: str) -> None:
+def test_report_of_a_folder_that_is_no_run_is_one_line(
+    tmp_path: Path, what: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     target = tmp_path / "x"
     if what == "empty":
         target.mkdir()
     elif what == "file":
         target.write_text("not a folder")
-    result = CliRunner().invoke(app, ["report", str(target)])
-    assert result.exit_code != 0
-    assert not (tmp_path / "report.html").exists()
+    code, err = run_cli(["report", str(target)], monkeypatch, capsys)
+    assert code == 1
+    assert len(err.strip().splitlines()) == 1 and str(target) in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([] if what == "nothing" else ["x"])
+    if what == "empty":
+        assert list(target.iterdir()) == []
 
 
 def test_a_volume_folder_shows_its_segmentation_and_measurements(tmp_path: Path) -> None:

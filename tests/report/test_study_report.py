@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -66,6 +67,44 @@ def test_the_drug_effect_is_in_the_report(study: Path) -> None:
     html = (study / "report.html").read_text()
     row = html.split("<td>dff_peak</td>")[1].split("</tr>")[0]
     assert "badge ok" in row  # the corrected p-value marked significant
+
+
+def test_paired_fields_show_new_silenced_and_recurrent_events(study: Path) -> None:
+    from cascope.events.compare import event_types
+
+    page_path = build_report(study, recordings="none")
+    page = parse_page(page_path)
+    assert "report_files/event_types.png" in page.images
+    decode_all(study, ["report_files/event_types.png"])
+    html = page_path.read_text()
+    events = pd.read_parquet(study / "events.parquet")
+    for subject, first, second in (
+        ("s1", "ctrl_a", "drug_a"),
+        ("s2", "ctrl_b", "drug_b"),
+        ("s3", "ctrl_c", "drug_c"),
+    ):
+        before = events[events["recording"] == first]
+        after = events[events["recording"] == second]
+        tb, ta = event_types(before, after)
+        title = f"{subject}_field1: {first} → {second}"
+        row = html.split(f"<td>{title}</td>")[1].split("</tr>")[0]
+        counts = [int(float(v)) for v in re.findall(r'data-v="([0-9.]+)"', row)]
+        expected = [(ta == "new").sum(), (tb == "silenced").sum(), (ta == "recurrent").sum()]
+        assert counts == expected and sum(counts) > 0
+
+
+def test_a_recording_id_with_spaces_and_hashes_links_to_its_page(study: Path) -> None:
+    from urllib.parse import unquote
+
+    doc = json.loads((study / "study.json").read_text())
+    odd = "ctrl a #1"
+    (study / "recordings" / "ctrl_a").rename(study / "recordings" / odd)
+    doc["recordings"][0].update(id=odd, folder=f"recordings/{odd}")
+    (study / "study.json").write_text(json.dumps(doc))
+    page = parse_page(build_report(study, recordings="none"))
+    links = [link for link in page.links if link.startswith("recordings/ctrl%20a")]
+    assert links == ["recordings/ctrl%20a%20%231/report.html"]
+    assert (study / unquote(links[0])).is_file()
 
 
 def test_a_study_of_only_failures_still_builds(study: Path) -> None:

@@ -96,7 +96,7 @@ _WATCH = """
 """
 
 # Click a header to sort by that column; a second click reverses. Cells sort by their
-# data-v attribute when present (numbers), else by their text.
+# data-v attribute when present (numbers; empty for a missing value), else by their text.
 _SORT = """
 (function () {
   function key(cell) {
@@ -120,7 +120,10 @@ _SORT = """
         var body = table.tBodies[0];
         var rows = Array.prototype.slice.call(body.rows);
         rows.sort(function (r1, r2) {
-          var c = cmp(key(r1.cells[col]), key(r2.cells[col]));
+          var k1 = key(r1.cells[col]), k2 = key(r2.cells[col]);
+          // missing values stay last in either direction
+          if ((k1[0] === 2) !== (k2[0] === 2)) { return k1[0] === 2 ? 1 : -1; }
+          var c = cmp(k1, k2);
           return asc ? c : -c;
         });
         rows.forEach(function (r) { body.appendChild(r); });
@@ -166,7 +169,8 @@ def cell(value: Any, *, raw_html: str | None = None) -> str:
         number = float(value)
         key = f"{number!r}" if math.isfinite(number) else ""
         return f'<td class="num" data-v="{key}">{raw_html or esc(fmt(value))}</td>'
-    return f"<td>{raw_html if raw_html is not None else esc(fmt(value))}</td>"
+    missing = ' data-v=""' if value is None else ""
+    return f"<td{missing}>{raw_html if raw_html is not None else esc(fmt(value))}</td>"
 
 
 def table(

@@ -434,3 +434,78 @@ def volume_planes(
         ax.set_title(f"segmentation, {title}", fontsize=10)
         ax.set_axis_off()
     return _save(fig, path)
+
+
+#: Colours of the event types of paired recordings.
+EVENT_TYPE_COLOURS = {"new": "#2f855a", "silenced": "#c53030", "recurrent": "#718096"}
+
+
+def event_type_maps(
+    pairs: Sequence[tuple[str, pd.DataFrame, pd.DataFrame, tuple[int, int]]],
+    path: str | Path,
+    *,
+    max_distance: float = 6.0,
+) -> tuple[Path, pd.DataFrame]:
+    """Draw where events are new, silenced or recurrent between two recordings of a field.
+
+    Parameters
+    ----------
+    pairs : sequence of (title, before, after, (Y, X))
+        Event tables (``y``, ``x``) of the first and second recording of each field, and the
+        field's size.
+    path : str or Path
+        The PNG to write (one panel per pair, four per row).
+    max_distance : float
+        Pixels within which an event recurs (:func:`cascope.events.compare.event_types`).
+
+    Returns
+    -------
+    path : Path
+    counts : pandas.DataFrame
+        ``pair, new, silenced, recurrent`` per pair.
+    """
+    from cascope.events.compare import event_types
+
+    plt = _pyplot()
+    n_cols = min(4, len(pairs))
+    n_rows = -(-len(pairs) // n_cols)
+    fig, axes = plt.subplots(
+        n_rows,
+        n_cols,
+        figsize=(3.3 * n_cols, 3.3 * n_rows + 0.4),
+        squeeze=False,
+        constrained_layout=True,
+    )
+    rows = []
+    for ax, (title, before, after, (n_y, n_x)) in zip(axes.ravel(), pairs, strict=False):
+        types_before, types_after = event_types(before, after, max_distance=max_distance)
+        shown = [
+            ("silenced", before[types_before == "silenced"]),
+            ("recurrent", after[types_after == "recurrent"]),
+            ("new", after[types_after == "new"]),
+        ]
+        for kind, table in shown:
+            ax.scatter(
+                table["x"],
+                table["y"],
+                s=14,
+                color=EVENT_TYPE_COLOURS[kind],
+                label=kind,
+                edgecolors="none",
+                alpha=0.85,
+            )
+        ax.set(xlim=(0, n_x), ylim=(n_y, 0), aspect="equal", xticks=[], yticks=[])
+        ax.set_title(title, fontsize=9)
+        rows.append(
+            {
+                "pair": title,
+                "new": int((types_after == "new").sum()),
+                "silenced": int((types_before == "silenced").sum()),
+                "recurrent": int((types_after == "recurrent").sum()),
+            }
+        )
+    for ax in axes.ravel()[len(pairs) :]:
+        ax.set_axis_off()
+    handles, labels = axes.ravel()[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=3, frameon=False)
+    return _save(fig, path), pd.DataFrame(rows)

@@ -9,10 +9,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-
-def _contrast(image: NDArray[Any]) -> tuple[float, float]:
-    lo, hi = np.percentile(image, [1, 99.5])
-    return float(lo), float(hi if hi > lo else lo + 1)
+from cascope.report.preview import contrast
 
 
 def events_overview(
@@ -62,7 +59,7 @@ def events_overview(
         1, len(images) + 1, figsize=(4.2 * (len(images) + 1), 4.2), constrained_layout=True
     )
     for ax, (name, img) in zip(axes, images, strict=False):
-        lo, hi = _contrast(img)
+        lo, hi = contrast(img, low=1.0, high=99.5)
         ax.imshow(img, cmap="gray", vmin=lo, vmax=hi)
         if len(events):
             sc = ax.scatter(

@@ -400,7 +400,9 @@ def _overview(info: RunInfo, events: pd.DataFrame | None) -> str:
     return h.cards(items) + note
 
 
-def build_run_page(info: RunInfo, files: Path, *, reference: Path | None = None) -> str:
+def build_run_page(
+    info: RunInfo, files: Path, *, reference: Path | None = None, name: str | None = None
+) -> str:
     """Write the figures of a run into ``files`` and return the page (paths relative to it).
 
     Parameters
@@ -411,6 +413,8 @@ def build_run_page(info: RunInfo, files: Path, *, reference: Path | None = None)
         An existing, empty folder that becomes ``report_files/``.
     reference : Path, optional
         A clean movie of the same shape (default: a simulation's ``clean.tif``).
+    name : str, optional
+        The run's name in the title (default: the folder's).
 
     Returns
     -------
@@ -526,7 +530,7 @@ def build_run_page(info: RunInfo, files: Path, *, reference: Path | None = None)
         sections.append(("events", "Events", body))
     sections.append(("volume", "Segmentation", _volume_section(folder, info.raw_path, files)))
     sections.append(("provenance", "Provenance", _provenance(info)))
-    return h.page(f"cascope run: {folder.name}", _subtitle(info), sections)
+    return h.page(f"cascope run: {name or folder.name}", _subtitle(info), sections)
 
 
 def _subtitle(info: RunInfo) -> str:
@@ -546,6 +550,7 @@ def build_run_report(
     *,
     raw: str | Path | None = None,
     reference: str | Path | None = None,
+    name: str | None = None,
 ) -> Path:
     """Write ``report.html`` and ``report_files/`` into a ``cascope run`` folder.
 
@@ -559,6 +564,9 @@ def build_run_report(
         The recording, if it has moved since the run (default: the configured input).
     reference : str or Path, optional
         A clean movie for the denoising gain (default: a simulation's ``clean.tif``).
+    name : str, optional
+        The run's name in the page title (default: the folder's; a run writing its report
+        into its temporary folder gives the final one).
 
     Returns
     -------
@@ -571,7 +579,8 @@ def build_run_report(
     html: str = ""
     with atomic_output(info.folder / FILES, force=True) as tmp:
         tmp.mkdir()
-        html = build_run_page(info, tmp, reference=None if reference is None else Path(reference))
+        ref = None if reference is None else Path(reference)
+        html = build_run_page(info, tmp, reference=ref, name=name)
     return write_page(info.folder / "report.html", html)
 
 

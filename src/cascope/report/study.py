@@ -6,7 +6,9 @@ error, seconds, events; totals; config; versions; cluster), ``recordings/<id>/``
 ``condition``) and ``comparison/`` (what :func:`cascope.events.compare.compare_report` writes).
 The page has a sortable table of the recordings linking to each one's own page, the failed
 recordings with their errors, a violin/box plot per compared feature with its test, corrected
-p-value, effect size and n, the clustering embedding by condition, and the provenance. It stays
+p-value, effect size and n, the clustering embedding by condition, maps of new, silenced and
+recurrent events where one field (manifest column ``field``) was recorded in both of two
+conditions, and the provenance. It stays
 light for large studies: the page itself holds one figure per feature and no movie.
 """
 
@@ -15,9 +17,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -28,6 +32,11 @@ from cascope.report import figures
 from cascope.report.run import FILES, build_run_report, qc_section, read_run, write_page
 
 log = logging.getLogger(__name__)
+
+#: Most events drawn in the embedding.
+MAX_POINTS = 20_000
+#: Most pairs drawn (a large study lists the rest in the table only).
+MAX_PAIRS = 24
 
 
 def read_study(folder: str | Path) -> dict[str, Any]:
@@ -108,7 +117,8 @@ def _recording_rows(
                         log.warning("report: no page for recording %s (%s)", rid, err)
                         problems.append(f"{rid}: its page could not be built ({err})")
                 if page.is_file():
-                    row["link"] = page.relative_to(folder).as_posix()
+                    # a URL: an id may hold spaces or '#'
+                    row["link"] = quote(Path(os.path.relpath(page, folder)).as_posix())
         rows.append(row)
     return rows, problems
 
@@ -125,7 +135,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
             flag_html = "".join(h.badge(f.replace("_", " "), "warn") for f in flags)
             flag_key = " ".join(flags)
         else:
-            flag_html, flag_key = h.badge("none", "ok"), ""
+            flag_html, flag_key = h.badge("none", "ok"), "(none)"
         n_events = r["n_events"]
         body.append(
             [
@@ -151,7 +161,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
         "events / min / 100 µm²",
         "run time (s)",
     ]
-    return h.table(header, body, sortable=True, scroll=len(rows) > 25, table_id="recordings")
+    return h.table(header, body, sortable=True, scroll=len(rows) > 25, table_id="recordings-table")
 
 
 def _failed(rows: list[dict[str, Any]]) -> str:
@@ -243,7 +253,7 @@ def _comparison(folder: Path, files: Path) -> str:
         "effect size",
         "measure",
     ]
-    body += h.table(header, rows, sortable=True, table_id="statistics")
+    body += h.table(header, rows, sortable=True, table_id="statistics-table")
     events = _events_table(folder)
     grid = []
     for _, r in stats.iterrows():
@@ -259,7 +269,7 @@ def _comparison(folder: Path, files: Path) -> str:
         elif (comp / f"feature_{feature}.png").is_file():
             grid.append(
                 h.image(
-                    f"comparison/feature_{feature}.png",
+                    quote(f"comparison/feature_{feature}.png"),
                     f"{h.esc(feature)}: {h.esc(title)}",
                     alt=feature,
                 )
@@ -275,6 +285,10 @@ def _comparison(folder: Path, files: Path) -> str:
     if (comp / "clusters.csv").is_file():
         clusters = pd.read_csv(comp / "clusters.csv")
         if {"pc1", "pc2"} <= set(clusters.columns) and len(clusters):
+            drawn = ""
+            if len(clusters) > MAX_POINTS:  # a light figure: a random sample of the events
+                drawn = f" ({MAX_POINTS:,} of {len(clusters):,} events drawn at random)"
+                clusters = clusters.sample(MAX_POINTS, random_state=0)
             figures.embedding(
                 clusters,
                 files / "embedding.png",
@@ -284,7 +298,8 @@ def _comparison(folder: Path, files: Path) -> str:
             body += "<h3>Clustering</h3>" + h.image(
                 f"{FILES}/embedding.png",
                 "events in the first two principal components of the standardised features"
-                + (f"; KMeans chose k = {int(k)} by silhouette" if k else ""),
+                + (f"; KMeans chose k = {int(k)} by silhouette" if k else "")
+                + drawn,
             )
     if (comp / "posthoc.csv").is_file() and (comp / "posthoc.csv").stat().st_size > 1:
         try:
@@ -299,6 +314,97 @@ def _comparison(folder: Path, files: Path) -> str:
                 + "</details>"
             )
     return body
+
+
+def _pairs(
+    folder: Path, study: dict[str, Any], events: pd.DataFrame | None
+) -> list[tuple[str, pd.DataFrame, pd.DataFrame, tuple[int, int]]]:
+    """Pair the recordings of one field (manifest column ``field``) in the two conditions."""
+    done = [r for r in study["recordings"] if r.get("status") == "done" and r.get("field")]
+    conditions = sorted({str(r.get("condition")) for r in done if r.get("condition") is not None})
+    if len(conditions) != 2:
+        return []
+    by_field: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in done:
+        by_field.setdefault(str(r["field"]), {})[str(r.get("condition"))] = r
+    pairs = []
+    for field_name, recs in sorted(by_field.items()):
+        if set(recs) != set(conditions):
+            continue
+        tables, shape = [], None
+        for c in conditions:
+            rid = str(recs[c]["id"])
+            sub = folder / str(recs[c].get("folder") or f"recordings/{rid}")
+            if events is not None and "recording" in events.columns:
+                table = events[events["recording"].astype(str) == rid]
+            elif (sub / "events.csv").is_file():
+                table = pd.read_csv(sub / "events.csv")
+            else:
+                break
+            tables.append(table)
+            summary_path = sub / "summary.json"
+            if shape is None and summary_path.is_file():
+                dims = json.loads(summary_path.read_text()).get("shape") or []
+                shape = (int(dims[-2]), int(dims[-1])) if len(dims) >= 2 else None
+        if len(tables) == 2:
+            if shape is None:
+                both = pd.concat(tables)
+                shape = (int(both["y"].max()) + 1, int(both["x"].max()) + 1)
+            title = f"{field_name}: {recs[conditions[0]]['id']} → {recs[conditions[1]]['id']}"
+            pairs.append((title, tables[0], tables[1], shape))
+    return pairs
+
+
+def _paired_section(folder: Path, study: dict[str, Any], files: Path) -> str:
+    pairs = _pairs(folder, study, _events_table(folder))
+    if not pairs:
+        return ""
+    _, counts = figures.event_type_maps(pairs[:MAX_PAIRS], files / "event_types.png")
+    if len(pairs) > MAX_PAIRS:
+        from cascope.events.compare import event_types
+
+        rest = []
+        for title, before, after, _ in pairs[MAX_PAIRS:]:
+            tb, ta = event_types(before, after)
+            rest.append(
+                {
+                    "pair": title,
+                    "new": int((ta == "new").sum()),
+                    "silenced": int((tb == "silenced").sum()),
+                    "recurrent": int((ta == "recurrent").sum()),
+                }
+            )
+        counts = pd.concat([counts, pd.DataFrame(rest)], ignore_index=True)
+    rows = [
+        [
+            h.cell(r["pair"]),
+            h.cell(int(r["new"])),
+            h.cell(int(r["silenced"])),
+            h.cell(int(r["recurrent"])),
+        ]
+        for _, r in counts.iterrows()
+    ]
+    first, second = sorted(
+        {
+            str(r.get("condition"))
+            for r in study["recordings"]
+            if r.get("status") == "done" and r.get("field")
+        }
+    )
+    note = (
+        f'<p class="note">Recordings of one field (manifest column <code>field</code>) in '
+        f"{h.esc(first)} and then {h.esc(second)}: an event of the second within 6 pixels of "
+        "one of the first recurs; others are new; events of the first with none near them "
+        "in the second are silenced.</p>"
+    )
+    shown = "" if len(pairs) <= MAX_PAIRS else f" (the first {MAX_PAIRS} drawn)"
+    return (
+        note
+        + h.image(f"{FILES}/event_types.png", f"{len(pairs)} paired fields{shown}")
+        + h.table(
+            ["pair", "new", "silenced", "recurrent"], rows, sortable=True, scroll=len(rows) > 25
+        )
+    )
 
 
 def _plain_int(value: Any) -> int | None:
@@ -421,6 +527,7 @@ def build_study_page(
         ("recordings", "Recordings", table + qc_note),
         ("failed", "Failed recordings", _failed(rows)),
         ("comparison", "Comparison between conditions", _comparison(folder, files)),
+        ("paired", "New, silenced and recurrent events", _paired_section(folder, study, files)),
         ("provenance", "Provenance", _provenance(study, rows)),
     ]
     return h.page(f"cascope study: {folder.name}", sub, sections)
