@@ -246,3 +246,24 @@ def test_export_refuses_to_write_a_package_that_fails_its_test(exported, tmp_pat
     with pytest.raises(CascopeError, match="fails bioimage.io's test"):
         bmz.export_bioimageio(exported["n2v"]["folder"], tmp_path / "bad.zip")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("command", "kind", "words"),
+    [("denoise", "events", "cascope detect"), ("segment", "deepcad", "cascope denoise")],
+)
+def test_a_package_of_another_task_is_refused_in_one_line(
+    exported, tmp_path, monkeypatch, capsys, command, kind, words
+):
+    from tests.cli.test_bad_inputs import run_cli
+
+    data = tmp_path / "data.tif"
+    tifffile.imwrite(data, _tiny.movie(13, (8, 24, 24)))
+    out = tmp_path / "out.tif"
+    args = [command, str(data), "--model", str(exported[kind]["package"]), "-o", str(out)]
+    if command == "segment":
+        args += ["--axes", "ZYX"]
+    code, err = run_cli(args, monkeypatch, capsys)
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and words in lines[0], err
+    assert not out.exists()
