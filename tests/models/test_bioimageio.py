@@ -267,3 +267,20 @@ def test_a_package_of_another_task_is_refused_in_one_line(
     lines = err.strip().splitlines()
     assert code == 1 and len(lines) == 1 and words in lines[0], err
     assert not out.exists()
+
+
+def test_percentile_preprocessing_of_a_package_uses_the_whole_volume(exported):
+    """Run with its own processing, the tiles share the volume's percentiles, as cascope's do."""
+    from cascope.models import load_model
+    from cascope.models.package import open_package
+    from cascope.segment.predict import predict_probabilities
+    from cascope.tiling import predict_tiled, torch_predictor
+
+    volume = _tiny.movie(14, (10, 30, 34))
+    package = open_package(exported["segmenter"]["package"], axes="ZYX")
+    assert package.preprocessing == ["scale_range"]  # percentiles of each sample
+    net = package.network(data=volume, processing=True)
+    got = predict_tiled(torch_predictor(net), volume[None], tile=(8, 16, 16), channel=True)
+    folder = exported["segmenter"]["folder"]
+    expected = predict_probabilities(load_model(folder)[0], volume, tile=(8, 16, 16))
+    assert np.abs(got - expected).max() < 1e-5
