@@ -7,6 +7,7 @@ cascope's own prediction of that movie within the tolerances below.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -79,18 +80,50 @@ def _cascope_prediction(kind: str, folder: Path) -> tuple[np.ndarray, np.ndarray
 
 
 def _export_and_run(kinds: tuple[str, ...], root: Path) -> dict[str, dict[str, Any]]:
-    """Train tiny models, export them, and run every package in one separate process."""
+    """Train tiny models, export them, and run every package in one separate process.
+
+    The 2D N2V model is exported through the command line, with ONNX weights, an author and a
+    sample recording; the others through the library.
+    """
+    from typer.testing import CliRunner
+
+    from cascope.cli import app
     from cascope.models.bioimageio import export_bioimageio
 
     results: dict[str, dict[str, Any]] = {}
     jobs = []
     for kind in kinds:
         folder = _tiny.make_model(kind, root / kind)
-        package = export_bioimageio(folder, root / f"{kind}.zip")
+        package = root / f"{kind}.zip"
+        formats = ["pytorch_state_dict", "torchscript"]
+        if kind == "n2v" and importlib.util.find_spec("onnxruntime") is not None:
+            tifffile.imwrite(root / "sample.tif", _tiny.movie(4, (6, 40, 40)))
+            args = [
+                "export",
+                str(folder),
+                "-o",
+                str(package),
+                "--onnx",
+                "--author",
+                "A. Person",
+                "--sample",
+                str(root / "sample.tif"),
+            ]
+            result = CliRunner().invoke(app, args)
+            assert result.exit_code == 0, result.output
+            formats.append("onnx")
+        else:
+            export_bioimageio(folder, package)
         expected, x = _cascope_prediction(kind, folder)
         np.save(root / f"{kind}_in.npy", x)
-        results[kind] = {"folder": folder, "package": package, "expected": expected, "input": x}
-        for weights in ("pytorch_state_dict", "torchscript"):
+        results[kind] = {
+            "folder": folder,
+            "package": package,
+            "expected": expected,
+            "input": x,
+            "formats": formats,
+        }
+        for weights in formats:
             jobs.append(
                 {
                     "package": str(package),
@@ -108,7 +141,7 @@ def _export_and_run(kinds: tuple[str, ...], root: Path) -> dict[str, dict[str, A
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     for kind in kinds:
-        for weights in ("pytorch_state_dict", "torchscript"):
+        for weights in results[kind]["formats"]:
             results[kind][weights] = np.load(root / f"{kind}_{weights}.npy")
     return results
 
@@ -120,7 +153,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
 
 def _assert_same(result: dict[str, Any]) -> None:
     expected = result["expected"]
-    for weights in ("pytorch_state_dict", "torchscript"):
+    for weights in result["formats"]:
         got = result[weights]
         assert got.shape == expected.shape, weights
         diff = float(np.abs(got - expected).max())
@@ -144,6 +177,8 @@ def test_package_run_elsewhere_gives_cascopes_prediction(exported, kind):
     assert "format_version: 0.5" in rdf
     readme = zipfile.ZipFile(result["package"]).read("README.md").decode()
     assert "## Validation" in readme and "doi:" in readme
+    if kind == "n2v":  # exported by the command line with its options
+        assert "A. Person" in rdf and "onnx" in rdf
 
 
 @pytest.mark.slow
