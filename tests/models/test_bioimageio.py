@@ -7,6 +7,7 @@ cascope's own prediction of that movie within the tolerances below.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -79,18 +80,50 @@ def _cascope_prediction(kind: str, folder: Path) -> tuple[np.ndarray, np.ndarray
 
 
 def _export_and_run(kinds: tuple[str, ...], root: Path) -> dict[str, dict[str, Any]]:
-    """Train tiny models, export them, and run every package in one separate process."""
+    """Train tiny models, export them, and run every package in one separate process.
+
+    The 2D N2V model is exported through the command line, with ONNX weights, an author and a
+    sample recording; the others through the library.
+    """
+    from typer.testing import CliRunner
+
+    from cascope.cli import app
     from cascope.models.bioimageio import export_bioimageio
 
     results: dict[str, dict[str, Any]] = {}
     jobs = []
     for kind in kinds:
         folder = _tiny.make_model(kind, root / kind)
-        package = export_bioimageio(folder, root / f"{kind}.zip")
+        package = root / f"{kind}.zip"
+        formats = ["pytorch_state_dict", "torchscript"]
+        if kind == "n2v" and importlib.util.find_spec("onnxruntime") is not None:
+            tifffile.imwrite(root / "sample.tif", _tiny.movie(4, (6, 40, 40)))
+            args = [
+                "export",
+                str(folder),
+                "-o",
+                str(package),
+                "--onnx",
+                "--author",
+                "A. Person",
+                "--sample",
+                str(root / "sample.tif"),
+            ]
+            result = CliRunner().invoke(app, args)
+            assert result.exit_code == 0, result.output
+            formats.append("onnx")
+        else:
+            export_bioimageio(folder, package)
         expected, x = _cascope_prediction(kind, folder)
         np.save(root / f"{kind}_in.npy", x)
-        results[kind] = {"folder": folder, "package": package, "expected": expected, "input": x}
-        for weights in ("pytorch_state_dict", "torchscript"):
+        results[kind] = {
+            "folder": folder,
+            "package": package,
+            "expected": expected,
+            "input": x,
+            "formats": formats,
+        }
+        for weights in formats:
             jobs.append(
                 {
                     "package": str(package),
@@ -108,7 +141,7 @@ def _export_and_run(kinds: tuple[str, ...], root: Path) -> dict[str, dict[str, A
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     for kind in kinds:
-        for weights in ("pytorch_state_dict", "torchscript"):
+        for weights in results[kind]["formats"]:
             results[kind][weights] = np.load(root / f"{kind}_{weights}.npy")
     return results
 
@@ -120,7 +153,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
 
 def _assert_same(result: dict[str, Any]) -> None:
     expected = result["expected"]
-    for weights in ("pytorch_state_dict", "torchscript"):
+    for weights in result["formats"]:
         got = result[weights]
         assert got.shape == expected.shape, weights
         diff = float(np.abs(got - expected).max())
@@ -144,6 +177,8 @@ def test_package_run_elsewhere_gives_cascopes_prediction(exported, kind):
     assert "format_version: 0.5" in rdf
     readme = zipfile.ZipFile(result["package"]).read("README.md").decode()
     assert "## Validation" in readme and "doi:" in readme
+    if kind == "n2v":  # exported by the command line with its options
+        assert "A. Person" in rdf and "onnx" in rdf
 
 
 @pytest.mark.slow
@@ -246,3 +281,41 @@ def test_export_refuses_to_write_a_package_that_fails_its_test(exported, tmp_pat
     with pytest.raises(CascopeError, match="fails bioimage.io's test"):
         bmz.export_bioimageio(exported["n2v"]["folder"], tmp_path / "bad.zip")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("command", "kind", "words"),
+    [("denoise", "events", "cascope detect"), ("segment", "deepcad", "cascope denoise")],
+)
+def test_a_package_of_another_task_is_refused_in_one_line(
+    exported, tmp_path, monkeypatch, capsys, command, kind, words
+):
+    from tests.cli.test_bad_inputs import run_cli
+
+    data = tmp_path / "data.tif"
+    tifffile.imwrite(data, _tiny.movie(13, (8, 24, 24)))
+    out = tmp_path / "out.tif"
+    args = [command, str(data), "--model", str(exported[kind]["package"]), "-o", str(out)]
+    if command == "segment":
+        args += ["--axes", "ZYX"]
+    code, err = run_cli(args, monkeypatch, capsys)
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and words in lines[0], err
+    assert not out.exists()
+
+
+def test_percentile_preprocessing_of_a_package_uses_the_whole_volume(exported):
+    """Run with its own processing, the tiles share the volume's percentiles, as cascope's do."""
+    from cascope.models import load_model
+    from cascope.models.package import open_package
+    from cascope.segment.predict import predict_probabilities
+    from cascope.tiling import predict_tiled, torch_predictor
+
+    volume = _tiny.movie(14, (10, 30, 34))
+    package = open_package(exported["segmenter"]["package"], axes="ZYX")
+    assert package.preprocessing == ["scale_range"]  # percentiles of each sample
+    net = package.network(data=volume, processing=True)
+    got = predict_tiled(torch_predictor(net), volume[None], tile=(8, 16, 16), channel=True)
+    folder = exported["segmenter"]["folder"]
+    expected = predict_probabilities(load_model(folder)[0], volume, tile=(8, 16, 16))
+    assert np.abs(got - expected).max() < 1e-5

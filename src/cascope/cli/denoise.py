@@ -350,6 +350,12 @@ def _package_denoiser(
 
     movie = read_recording(input_path, axes=axes, dataset=dataset)
     pkg = open_package(package, axes=movie.axes)
+    task = pkg.cascope.get("task", "denoise")
+    if task != "denoise":
+        from cascope.errors import InputError
+
+        command = {"events": "detect", "segmentation": "segment"}.get(task, task)
+        raise InputError(f"is a {task} package: run it with `cascope {command} --model`", package)
     net = pkg.network(data=movie, device="cuda" if device == "cuda" else "cpu")
     method = pkg.cascope.get("method") if pkg.cascope.get("task") == "denoise" else None
     cfg = DeepDenoiseConfig.model_validate(

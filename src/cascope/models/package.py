@@ -159,6 +159,13 @@ class PackageNetwork(nn.Module):
 
         spatial = batch.shape[2:]
         valid = self.package.tile(tuple(int(s) for s in spatial))
+        for a, s, v in zip(self.package.axes, spatial, valid, strict=True):
+            if v < s:
+                raise InputError(
+                    f"its input is {v} wide along {_AXIS_ID[a]}, whatever the data: give "
+                    f"--tile no larger than {dict(zip(self.package.axes, valid, strict=True))}",
+                    self.package.source,
+                )
         pad = [(0, 0), (0, 0)] + [(0, v - s) for v, s in zip(valid, spatial, strict=True)]
         mode: Any = (
             "reflect" if all(v - s < s for v, s in zip(valid, spatial, strict=True)) else "edge"
