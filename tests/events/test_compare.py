@@ -131,7 +131,7 @@ def test_recording_as_unit_is_not_fooled_by_pooled_events() -> None:
     # no effect between conditions, strong recording effects: pooled events look "significant"
     # in many seeds; per-recording summaries must not (4 vs 4 units)
     false_pooled, false_unit = 0, 0
-    for seed in range(12):
+    for seed in range(8):
         table = _recordings(np.random.default_rng(seed), shift=0.0)
         pooled = compare_conditions(table, features=["dff_peak"])[0]
         unit = compare_conditions(table, features=["dff_peak"], unit="recording")[0]
@@ -139,7 +139,7 @@ def test_recording_as_unit_is_not_fooled_by_pooled_events() -> None:
         false_unit += bool(unit.loc[0, "significant"])
         assert unit.loc[0, "unit"] == "recording" and pooled.loc[0, "unit"] == "event"
         assert unit.loc[0, "n_control"] == 4 and unit.loc[0, "n_drug"] == 4
-    assert false_pooled >= 8 and false_unit <= 2
+    assert false_pooled >= 5 and false_unit <= 1
 
 
 def test_recording_unit_finds_a_real_effect_and_reports_n(tmp_path) -> None:

@@ -43,11 +43,18 @@ def register(app: typer.Typer) -> None:
         are skipped; a recording that fails is reported with its one-line error and the others
         go on.
         """
+        import logging
+
+        import distributed
         from rich.console import Console
 
         from cascope.errors import CascopeError
         from cascope.study import run_study
 
+        if logging.getLogger().getEffectiveLevel() > logging.INFO:  # without --verbose
+            # the cluster's chatter (workers starting, closing) is not news for the user; the
+            # level is set after importing distributed, whose import sets it to INFO
+            logging.getLogger(distributed.__name__).setLevel(logging.ERROR)
         console = Console(stderr=True)
 
         def ready(info: dict[str, Any]) -> None:
@@ -55,6 +62,7 @@ def register(app: typer.Typer) -> None:
                 f"dask: {info.get('kind')} cluster at {info.get('address')}, "
                 f"{info.get('workers')} workers; dashboard {info.get('dashboard')}",
                 highlight=False,
+                soft_wrap=True,
             )
 
         result = run_study(

@@ -183,7 +183,9 @@ def local_cluster(
             "cls": Scheduler,
             "options": {"host": "127.0.0.1", "dashboard_address": dashboard},
         }
-        return SpecCluster(workers=spec, scheduler=scheduler, **kwargs)
+        return SpecCluster(
+            workers=spec, scheduler=scheduler, **{"silence_logs": logging.ERROR, **kwargs}
+        )
     cores = os.cpu_count() or 1
     n = workers or max(1, min(cores // threads, int(total // WORKER_MEMORY)))
     return LocalCluster(
@@ -193,7 +195,7 @@ def local_cluster(
         host="127.0.0.1",
         dashboard_address=dashboard,
         memory_limit=max(total // n, WORKER_MEMORY),
-        **kwargs,
+        **{"silence_logs": logging.ERROR, **kwargs},
     )
 
 
