@@ -204,9 +204,14 @@ def read(
     empty = [a for a, n in zip(movie.axes, movie.shape, strict=True) if n == 0]
     if empty:
         raise InputError(f"the {empty[0]} axis has length 0 (shape {movie.shape})", p)
-    if movie.metadata.get("axes_assumed") and movie.ndim > 2:
+    if movie.metadata.get("axes_assumed") and movie.ndim > 2 and (str(p), movie.axes) not in _SAID:
+        _SAID.add((str(p), movie.axes))  # a pipeline reads a file several times: say it once
         log.warning("%s: %s", p, describe_assumed(movie.axes, kind))
     return movie
+
+
+#: The (file, assumed axes) pairs already reported in this process.
+_SAID: set[tuple[str, str]] = set()
 
 
 def _read(

@@ -291,6 +291,12 @@ def run_study(
         tmp = out / f".study.json.{os.getpid()}.tmp"
         tmp.write_text(strict_json.dumps(doc, indent=2) + "\n")
         os.replace(tmp, out / "study.json")
+        try:  # the tables are complete; the page is a view of them
+            from cascope.report import build_study_report
+
+            build_study_report(out)
+        except Exception as err:
+            log.warning("%s: no report.html (%s); `cascope report` rebuilds it", out, err)
     return StudyResult(out, table, totals, info, comparison, events_path)
 
 
