@@ -1,14 +1,16 @@
 """cascope N2V-3D and temporal N2N side by side with CAREamics N2V, at the same training budget.
 
-CAREamics is a peer, never a dependency: it lives in its own virtual environment outside the
-repository and runs in its own process (``benchmarks/_careamics_driver.py`` with that
+CAREamics is a peer, never a dependency: it lives in its own virtual
+environment (under the git-ignored ``benchmarks/.peer-venv/``) and runs
+in its own process (``benchmarks/_careamics_driver.py`` with that
 environment's Python). Set it up once (about 1 GB, torch's CPU build from the local wheel)::
 
-    python3 -m venv /work/peers/careamics
-    /work/peers/careamics/bin/pip install torch==2.13.0
-    /work/peers/careamics/bin/pip install careamics==0.3.5 --no-deps
-    echo "torch==2.13.0" > /work/peers/careamics/constraints.txt
-    /work/peers/careamics/bin/pip install -c /work/peers/careamics/constraints.txt \\
+    P=benchmarks/.peer-venv/careamics
+    python3 -m venv $P
+    $P/bin/pip install torch==2.13.0
+    $P/bin/pip install careamics==0.3.5 --no-deps
+    echo "torch==2.13.0" > $P/constraints.txt
+    $P/bin/pip install -c $P/constraints.txt \\
         "bioimageio-core>=0.9.0,<=0.11.0" "lightning>=2.2,<=2.6.6,!=2.6.2,!=2.6.3" \\
         "matplotlib<=3.11.2" "microssim<=0.0.5" "numpy>=1.21,<=2.4.6" "pillow<=13.0.0" \\
         "psutil<=7.2.2" "pydantic>=2.11,<=2.14.1" "pyyaml<=6.0.3,!=6.0.0" \\
@@ -16,15 +18,15 @@ environment's Python). Set it up once (about 1 GB, torch's CPU build from the lo
         "zarr>=3.0.0,<4.0.0"
     # careamics (and torchmetrics, which it imports) import torchvision, which N2V never
     # calls; no torchvision build matches torch 2.13 here, so a stub package stands in:
-    python benchmarks/careamics_compare.py --setup-stub /work/peers/careamics
+    python benchmarks/careamics_compare.py --setup-stub $P
 
 or all of the above in one go:
-``python benchmarks/careamics_compare.py --setup /work/peers/careamics``.
+``python benchmarks/careamics_compare.py --setup $P``.
 The dependency pins are careamics 0.3.5's own ``Requires-Dist`` (torch and torchvision left out).
 
 Then::
 
-    python benchmarks/careamics_compare.py [--peer-python /work/peers/careamics/bin/python]
+    python benchmarks/careamics_compare.py [--peer-python $P/bin/python]
         [--frames 200] [--size 128] [--photons 4 20] [--steps 200] [--quick]
 
 (the peer's Python may also come from ``CASCOPE_CAREAMICS_PYTHON``). On each simulated somatic
@@ -58,7 +60,7 @@ import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DRIVER = Path(__file__).resolve().parent / "_careamics_driver.py"
-DEFAULT_PEER = Path("/work/peers/careamics")
+DEFAULT_PEER = Path(__file__).resolve().parent / ".peer-venv" / "careamics"
 
 #: careamics 0.3.5's requirements, torch (pinned by the constraints file) and torchvision left out
 PEER_DEPS = [

@@ -1,16 +1,18 @@
 """cascope temporal N2N side by side with DeepCAD-RT 1.2.0, same movie, same training budget.
 
-DeepCAD-RT is a peer, never a dependency: it lives in its own virtual environment outside the
-repository and runs in its own process (``benchmarks/_deepcad_driver.py`` with that
+DeepCAD-RT is a peer, never a dependency: it lives in its own virtual
+environment (under the git-ignored ``benchmarks/.peer-venv/``) and runs
+in its own process (``benchmarks/_deepcad_driver.py`` with that
 environment's Python). Set it up once (torch's CPU build from the local wheel)::
 
-    python3 -m venv /work/peers/deepcad
-    /work/peers/deepcad/bin/pip install torch==2.13.0
-    echo "torch==2.13.0" > /work/peers/deepcad/constraints.txt
-    /work/peers/deepcad/bin/pip install -c /work/peers/deepcad/constraints.txt \\
+    P=benchmarks/.peer-venv/deepcad
+    python3 -m venv $P
+    $P/bin/pip install torch==2.13.0
+    echo "torch==2.13.0" > $P/constraints.txt
+    $P/bin/pip install -c $P/constraints.txt \\
         "setuptools<81" deepcad==1.2.0 "numpy<2" onnx onnxscript
 
-or ``python benchmarks/deepcad_compare.py --setup /work/peers/deepcad``. Why each pin:
+or ``python benchmarks/deepcad_compare.py --setup $P``. Why each pin:
 ``setuptools<81`` (deepcad imports ``pkg_resources`` through gdown), ``numpy<2`` (DeepCAD-RT's
 test step subtracts a float64 mean from a float32 movie; under NumPy 2's promotion rules the
 patches become float64 and its network refuses them: "Input type (double) and bias type (float)
@@ -65,7 +67,7 @@ import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DRIVER = Path(__file__).resolve().parent / "_deepcad_driver.py"
-DEFAULT_PEER = Path("/work/peers/deepcad")
+DEFAULT_PEER = Path(__file__).resolve().parent / ".peer-venv" / "deepcad"
 PEER_PINS = ["setuptools<81", "deepcad==1.2.0", "numpy<2", "onnx", "onnxscript"]
 
 

@@ -1,15 +1,17 @@
 """cascope's PU 3D U-Net event detector beside StarDist-3D on simulated mSCT movies.
 
-StarDist is a peer, never a dependency: it lives in its own virtual environment outside the
-repository and runs in its own process (``benchmarks/_stardist_driver.py`` with that
+StarDist is a peer, never a dependency: it lives in its own virtual
+environment (under the git-ignored ``benchmarks/.peer-venv/``) and runs
+in its own process (``benchmarks/_stardist_driver.py`` with that
 environment's Python), so TensorFlow never enters cascope's process. Set it up once::
 
-    python3 -m venv /work/peers/stardist
-    /work/peers/stardist/bin/pip install stardist tensorflow-cpu
+    P=benchmarks/.peer-venv/stardist
+    python3 -m venv $P
+    $P/bin/pip install stardist tensorflow-cpu
 
 Then::
 
-    python benchmarks/stardist_compare.py [--peer-python /work/peers/stardist/bin/python]
+    python benchmarks/stardist_compare.py [--peer-python $P/bin/python]
         [--steps 400] [--epochs 4 40] [--steps-per-epoch 100] [--lr 3e-4] [--threads 1]
 
 (the peer's Python may also come from ``CASCOPE_STARDIST_PYTHON``). The movies are those of
@@ -58,7 +60,7 @@ import pandas as pd
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DRIVER = Path(__file__).resolve().parent / "_stardist_driver.py"
-DEFAULT_PEER = Path("/work/peers/stardist/bin/python")
+DEFAULT_PEER = Path(__file__).resolve().parent / ".peer-venv" / "stardist" / "bin" / "python"
 PHOTONS = 10.0
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
