@@ -320,7 +320,7 @@ def roi_traces_table(movie: Movie, rois: Any, *, frame_rate: float | None = None
     """
     import pandas as pd
 
-    from cascope.events.preprocess import baseline_reliable, delta_f_over_f, trace_baseline
+    from cascope.preprocess.dff import baseline_reliable, delta_f_over_f, trace_baseline
 
     f = rois.traces(movie)
     options: dict[str, Any] = {"method": "percentile", "window": 101, "percentile": 8.0}

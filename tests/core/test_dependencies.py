@@ -112,6 +112,8 @@ def test_every_third_party_import_is_declared():
         declared |= {MODULE.get(n, n).replace("-", "_").lower() for n in map(_name, requirements)}
     stdlib = set(sys.stdlib_module_names)
     undeclared = sorted(
-        m for m in _imported(SRC) if m not in stdlib and m != "cascope" and m.lower() not in declared
+        m
+        for m in _imported(SRC)
+        if m not in stdlib and m != "cascope" and m.lower() not in declared
     )
     assert undeclared == [], f"imported but not declared in pyproject.toml: {undeclared}"

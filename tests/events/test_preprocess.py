@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cascope.events.preprocess import (
-    als_baseline,
-    baseline_reliable,
-    delta_f_over_f,
-    preprocess,
-    roi_traces,
-    triangle_foreground,
-)
+from cascope.events.preprocess import preprocess, triangle_foreground
+from cascope.preprocess.dff import als_baseline, baseline_reliable, delta_f_over_f, roi_traces
 
 
 def test_als_follows_drift_but_not_transients() -> None:

@@ -25,18 +25,7 @@ from cascope.events.detect import (
     threshold_from_pr,
 )
 from cascope.events.features import decay_tau, event_features, read_table, rise_time, write_table
-from cascope.events.preprocess import (
-    Normalization,
-    als_baseline,
-    baseline_reliable,
-    delta_f_over_f,
-    noise_sigma,
-    percentile_baseline,
-    preprocess,
-    roi_traces,
-    trace_baseline,
-    triangle_foreground,
-)
+from cascope.events.preprocess import Normalization, preprocess, triangle_foreground
 from cascope.events.pu import PUSampler, bce_loss, nnpu_loss
 from cascope.events.train import (
     EventModel,
@@ -45,6 +34,15 @@ from cascope.events.train import (
     probability,
     train_event_detector,
     train_from_msct_h5,
+)
+from cascope.preprocess.dff import (
+    als_baseline,
+    baseline_reliable,
+    delta_f_over_f,
+    noise_sigma,
+    percentile_baseline,
+    roi_traces,
+    trace_baseline,
 )
 
 __all__ = [

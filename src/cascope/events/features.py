@@ -176,7 +176,7 @@ def _resting_images(data: Any, block: int = 64) -> tuple[NDArray[np.float64], ND
     Long movies: the median and noise of each block of ``block`` frames, then the median over
     blocks, which bounds memory.
     """
-    from cascope.events.preprocess import noise_sigma
+    from cascope.preprocess.dff import noise_sigma
 
     n = int(data.shape[0])
     if n * int(np.prod(data.shape[1:])) <= 50_000_000:

@@ -100,9 +100,9 @@ def delta_f_over_f(
 
     See Also
     --------
-    cascope.events.delta_f_over_f : The one ΔF/F of the project, which this calls.
+    cascope.preprocess.delta_f_over_f : The one ΔF/F of the project, which this calls.
     """
-    from cascope.events.preprocess import delta_f_over_f as dff_of_traces
+    from cascope.preprocess.dff import delta_f_over_f as dff_of_traces
 
     return dff_of_traces(
         traces, method="percentile", window=None, percentile=percentile, offset=offset, min_snr=0

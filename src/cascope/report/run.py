@@ -263,7 +263,7 @@ def _box(ev: pd.Series, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
 
 
 def _dff(traces: np.ndarray[Any, Any]) -> np.ndarray[Any, Any] | None:
-    from cascope.events.preprocess import delta_f_over_f
+    from cascope.preprocess.dff import delta_f_over_f
 
     if not traces.size:
         return None
