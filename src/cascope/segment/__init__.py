@@ -7,6 +7,7 @@ the background / axon / border classes a network learns; ``train_segmenter`` and
 
 from cascope.segment.evaluate import ClassScores, InstanceScores, class_scores, instance_scores
 from cascope.segment.predict import (
+    decode_in_blocks,
     decode_instances,
     predict_probabilities,
     predict_semantic,
@@ -33,6 +34,7 @@ __all__ = [
     "choose_stack_denoiser",
     "class_scores",
     "connected_components",
+    "decode_in_blocks",
     "decode_instances",
     "dice_focal_loss",
     "foreground_density",

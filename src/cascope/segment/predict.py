@@ -147,6 +147,118 @@ def decode_instances(
     return relabel_min_size(grown, min_size=min_size)
 
 
+def _owned(tiles: list[tuple[slice, ...]], shape: tuple[int, ...]) -> list[tuple[slice, ...]]:
+    """Give each tile the core it owns: overlaps split at their middle (the ownership rule)."""
+    cuts = []
+    for ax, size in enumerate(shape):
+        starts = sorted({(t[ax].start, t[ax].stop) for t in tiles})
+        edges = {}
+        for i, (a, b) in enumerate(starts):
+            lo = 0 if i == 0 else (a + starts[i - 1][1]) // 2
+            hi = size if i == len(starts) - 1 else (b + starts[i + 1][0]) // 2
+            edges[(a, b)] = slice(lo, hi)
+        cuts.append(edges)
+    return [tuple(cuts[ax][(t[ax].start, t[ax].stop)] for ax in range(len(shape))) for t in tiles]
+
+
+def decode_in_blocks(
+    semantic: ArrayLike,
+    probabilities: ArrayLike | None = None,
+    *,
+    block: tuple[int, int, int] = (64, 256, 256),
+    overlap: tuple[int, int, int] = (4, 16, 16),
+    method: Decoder = "border",
+    min_size: int = 100,
+    **options: Any,
+) -> NDArray[np.int32]:
+    """Decode instances block by block and merge the objects that cross block borders.
+
+    Every block (:func:`cascope.tiling.cover`, overlapping by ``overlap``) is decoded alone by
+    :func:`decode_instances`. Each voxel is reported by the one block whose core holds it (the
+    cores split every overlap at its middle), and two reported objects are merged when any block
+    that sees both sides of their common border decodes the two neighbouring voxels as one
+    object. A block therefore never cuts an instance at its edge.
+
+    Parameters
+    ----------
+    semantic : array-like of int, (Z, Y, X)
+        Classes 0/1/2.
+    probabilities : array-like, (3, Z, Y, X), optional
+        Class probabilities (see :func:`decode_instances`).
+    block, overlap : tuple of int
+        Block size and minimum overlap per axis, in voxels.
+    method : str
+        The decoder (see :func:`decode_instances`).
+    min_size : int
+        Smallest instance kept after merging, in voxels.
+    **options
+        Other :func:`decode_instances` options.
+
+    Returns
+    -------
+    ndarray of int32
+        Instance labels 1..N.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components as graph_components
+
+    from cascope.tiling import cover
+
+    sem = np.asarray(semantic)
+    if sem.ndim != 3:
+        raise InputError(f"expected a (Z, Y, X) class map, got shape {sem.shape}")
+    prob = None if probabilities is None else np.asarray(probabilities)
+    tiles = cover(sem.shape, block, overlap)
+    out = np.zeros(sem.shape, np.int64)
+    local: list[NDArray[np.int32]] = []
+    firsts: list[int] = []
+    next_id = 0
+    for t, own in zip(tiles, _owned(tiles, sem.shape), strict=True):
+        p = None if prob is None else prob[(slice(None), *t)]
+        lab = decode_instances(sem[t], p, method=method, min_size=0, **options)
+        local.append(lab)
+        firsts.append(next_id + 1)
+        inner = tuple(
+            slice(o.start - s.start, o.stop - s.start) for o, s in zip(own, t, strict=True)
+        )
+        piece = lab[inner].astype(np.int64)
+        out[own] = np.where(piece > 0, piece + next_id, 0)
+        next_id += int(lab.max())
+    owner_of = np.zeros(next_id + 1, np.int64)  # the block that reports each object
+    for k, first in enumerate(firsts):
+        owner_of[first:] = k
+    pairs = []
+    for k, (t, lab) in enumerate(zip(tiles, local, strict=True)):
+        glob = out[t]
+        for ax in range(3):
+            a = [slice(None)] * 3
+            b = [slice(None)] * 3
+            a[ax], b[ax] = slice(None, -1), slice(1, None)
+            la, lb = lab[tuple(a)], lab[tuple(b)]
+            ga, gb = glob[tuple(a)], glob[tuple(b)]
+            same = (la == lb) & (la > 0) & (ga != gb) & (ga > 0) & (gb > 0)
+            if same.any():
+                found = np.unique(np.stack([ga[same], gb[same]], axis=1), axis=0)
+                pairs.append(np.column_stack([found, np.full(len(found), k)]))
+    if pairs:
+        # a merge needs the blocks that report both objects to agree: each owner must see the
+        # two neighbouring voxels as one object (a block with less context cannot merge alone)
+        seen = np.unique(np.concatenate(pairs), axis=0)
+        by_pair: dict[tuple[int, int], set[int]] = {}
+        for a, b, k in seen.tolist():
+            by_pair.setdefault((min(a, b), max(a, b)), set()).add(k)
+        keep = [
+            (a, b) for (a, b), ks in by_pair.items() if {int(owner_of[a]), int(owner_of[b])} <= ks
+        ]
+        edges = np.asarray(keep, dtype=np.int64).reshape(-1, 2)
+        n = next_id + 1
+        graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+        _, group = graph_components(graph, directed=False)
+        out = np.where(out > 0, group[out] + 1, 0)
+    log.info("decoded %d blocks, %d merges across block borders", len(tiles), sum(map(len, pairs)))
+    return relabel_min_size(out, min_size=min_size)
+
+
 def predict_semantic(model: nn.Module, volume: ArrayLike, **options: Any) -> NDArray[np.uint8]:
     """Most probable class of every voxel (see :func:`predict_probabilities` for options)."""
     return np.argmax(predict_probabilities(model, volume, **options), axis=0).astype(np.uint8)
@@ -158,6 +270,7 @@ def segment_volume(
     *,
     min_size: int | None = None,
     device: str = "auto",
+    block: tuple[int, int, int] = (64, 256, 256),
     **options: Any,
 ) -> tuple[NDArray[np.int32], NDArray[np.uint8]]:
     """Segment a volume into instances with a trained 3-class model.
@@ -172,6 +285,8 @@ def segment_volume(
         Smallest instance kept (default: the model's training config, else 100).
     device : str
         Where to compute.
+    block : tuple of int
+        Classes are turned into instances block by block (:func:`decode_in_blocks`).
     **options
         Tiling options of :func:`predict_probabilities`.
 
@@ -197,10 +312,12 @@ def segment_volume(
     # the border the model was trained to predict tells contacts from rings
     semantic_rule = trained.get("semantic", {})
     sem = predict_semantic(model, volume, device=device, **options)
-    inst = semantic_to_instances(
+    # decoded block by block (bounded memory); objects crossing a block border are merged
+    inst = decode_in_blocks(
         sem,
+        method="border",
+        block=block,
         min_size=min_size,
-        connectivity=18,
         border=int(semantic_rule.get("border", 1)),
         planes=semantic_rule.get("planes", "yz"),
     )
