@@ -102,7 +102,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("label")
     def label(
-        input_path: Path = typer.Argument(..., metavar="INPUT", help="(Preprocessed) stack."),
+        input_path: Path = typer.Argument(
+            ..., metavar="INPUT", help="Raw stack (or a preprocessed one with --method otsu)."
+        ),
         output: Path = typer.Option(..., "--output", "-o", help="Instance labels (.tif)."),
         channel: int | None = typer.Option(None, help="Channel to use in a multichannel file."),
         axes: str | None = typer.Option(None, help=AXES_HELP),

@@ -167,7 +167,10 @@ def label_volume(
     2
     """
     if method == "seed":
-        return seed_labels(data, connectivity=connectivity, min_size=min_size)[0]
+        arr2 = np.asarray(data)
+        if arr2.ndim == 2:  # one image: a one-slice stack
+            return seed_labels(arr2[None], connectivity=connectivity, min_size=min_size)[0][0]
+        return seed_labels(arr2, connectivity=connectivity, min_size=min_size)[0]
     arr = _volume(data)
     thr = threshold_value(arr, method=method, value=value)
     log.info("threshold %s = %.4g", method, thr)
