@@ -165,17 +165,20 @@ def networks(
     cache: Path | None,
     tta: bool,
     cached_only: bool = False,
+    archs: tuple[str, ...] = tuple(ARCHS),
 ) -> list[dict[str, Any]]:
     """Train every architecture on every seed; score every decoder on the test part."""
     train_img, train_lab = parts["train"]
     test_img, test_lab = parts["test"]
     rows = []
-    for arch in ARCHS:
+    for arch in archs:
         for seed in seeds:
             key = cache / f"{arch}_s{seed}_n{steps}_y{SPLIT_Y}.npz" if cache else None
             if key is not None and key.exists():
                 z = np.load(key)
-                probs = {"plain": z["plain"], "tta": z["tta"]}
+                probs = {"plain": z["plain"]}
+                if tta and "tta" in z:
+                    probs["tta"] = z["tta"]
                 seconds, params = float(z["seconds"]), int(z["params"])
             elif cached_only:
                 continue
@@ -183,11 +186,10 @@ def networks(
                 model, seconds = train_one(arch, seed, steps, train_img, train_lab)
                 params = count_parameters(model)
                 probs = {"plain": predict_probabilities(model, test_img, tile=(16, 64, 64))}
-                probs["tta"] = (
-                    predict_probabilities(model, test_img, tile=(16, 64, 64), tta=True)
-                    if tta
-                    else probs["plain"]
-                )
+                if tta:
+                    probs["tta"] = predict_probabilities(
+                        model, test_img, tile=(16, 64, 64), tta=True
+                    )
                 if key is not None:
                     key.parent.mkdir(parents=True, exist_ok=True)
                     np.savez_compressed(key, seconds=seconds, params=params, **probs)
@@ -265,8 +267,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Axons on the real confocal volume",
         "",
-        f"`python benchmarks/axons_real.py --steps {result['steps']} --seeds "
-        f"{' '.join(map(str, result['seeds']))}`: train on y < {SPLIT_Y} of "
+        f"`python benchmarks/axons_real.py {result['command']}`: train on y < {SPLIT_Y} of "
         f"`{RAW.name}` {tuple(result['shape'])}, score on y >= {SPLIT_Y} "
         f"({result['n_test_axons']} curated axons there). Shared 2-core CPU, no GPU; "
         f"{result['threads']} torch thread(s); total {result['wall_seconds']:.0f} s. "
@@ -327,12 +328,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--archs", nargs="+", choices=list(ARCHS), default=list(ARCHS))
     ap.add_argument("--no-tta", action="store_true")
     ap.add_argument("--cache", type=Path, default=None)
     ap.add_argument("--cached-only", action="store_true", help="Score only cached runs.")
     ap.add_argument("--reuse", type=Path, default=None, help="Network rows from this JSON.")
     ap.add_argument("--figure", type=Path, default=None, help="Write the picture here (.png).")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--name", default="axons_real", help="Result file name (no suffix).")
     ap.add_argument("--notes", type=Path, default=None, help="Markdown bullet notes to append.")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -349,7 +352,13 @@ def main() -> None:
         rows = [r for r in earlier["rows"] if r["method"] != "semi-automatic"]
     else:
         rows = networks(
-            parts, args.steps, args.seeds, args.cache, not args.no_tta, args.cached_only
+            parts,
+            args.steps,
+            args.seeds,
+            args.cache,
+            not args.no_tta,
+            args.cached_only,
+            tuple(args.archs),
         )
     rows.insert(0, semi_automatic(test_img, test_lab))
     if args.figure is not None:
@@ -369,6 +378,8 @@ def main() -> None:
         figure(panels, args.figure)
     log.info("semi-automatic: %s", {k: rows[0][k] for k in ("instance_f1", "foreground_f1")})
     result: dict[str, Any] = {
+        "command": f"--steps {args.steps} --seeds {' '.join(map(str, args.seeds))} --archs "
+        f"{' '.join(args.archs)}" + (" --no-tta" if args.no_tta else ""),
         "shape": list(raw.shape),
         "split_y": SPLIT_Y,
         "n_test_axons": int(test_lab.max()),
@@ -390,8 +401,8 @@ def main() -> None:
             ln[2:].strip() for ln in args.notes.read_text().splitlines() if ln.startswith("- ")
         ]
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "axons_real.json").write_text(json.dumps(result, indent=1, default=str))
-    (args.out / "axons_real.md").write_text(markdown(result))
+    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=1, default=str))
+    (args.out / f"{args.name}.md").write_text(markdown(result))
 
 
 if __name__ == "__main__":
