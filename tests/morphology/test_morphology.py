@@ -86,3 +86,16 @@ def test_measure_table_and_figure(tmp_path):
         measure_structures(sim.labels, donor=sim.noisy[0])
     with pytest.raises(InputError):
         write_table(table, tmp_path / "t.xlsx")
+
+
+def test_measure_columns_name_their_units():
+    from cascope.morphology.measure import with_units
+
+    sim = axons(mode="straight", tube_length=40, tube_direction=(0, 0, 1), shape=(12, 24, 60))
+    table, _ = measure_structures(sim.labels, voxel_size=(1.0, 0.5, 0.5))
+    um = with_units(table, micrometres=True)
+    vox = with_units(table, micrometres=False)
+    assert {"length_um", "mean_diameter_um", "volume_um3"} <= set(um.columns)
+    assert {"length_voxels", "mean_diameter_voxels", "volume_voxels"} <= set(vox.columns)
+    assert "length" not in um.columns and "length" not in vox.columns
+    np.testing.assert_array_equal(um["length_um"], table["length"])

@@ -63,7 +63,14 @@ def test_real_stack_preprocess_label_measure(real_data, tmp_path):
         ]
     )
     table = pd.read_parquet(tmp_path / "m.parquet")
-    assert len(table) == lab.max() and (table["length"].dropna() > 0).all()
+    # every column with a unit names it: um from the voxel size, else voxels
+    (length,) = [c for c in table.columns if c.startswith("length_")]
+    assert length in ("length_um", "length_voxels") and "length" not in table.columns
+    assert {"mean_diameter_um", "volume_um3"} <= set(table.columns) or {
+        "mean_diameter_voxels",
+        "volume_voxels",
+    } <= set(table.columns)
+    assert len(table) == lab.max() and (table[length].dropna() > 0).all()
 
 
 def test_semantic_and_fret_measure_commands(tmp_path):

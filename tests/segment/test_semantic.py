@@ -189,3 +189,18 @@ def test_round_trip_on_real_curated_labels(real_data):
     ceiling = instance_scores(gt, at_least(pieces, 100)).f1
     f1 = instance_scores(gt, at_least(back, 100)).f1
     assert f1 >= 0.85 * ceiling
+
+
+@pytest.mark.parametrize("method", ["components", "border", "cores"])
+def test_decoding_in_blocks_merges_objects_across_block_borders(method):
+    from cascope.segment import decode_in_blocks, decode_instances
+
+    sim = axons(seed=4, shape=(16, 80, 96))
+    whole = decode_instances(sim.semantic, method=method, min_size=20)
+    blocks = decode_in_blocks(
+        sim.semantic, method=method, block=(16, 40, 40), overlap=(0, 8, 8), min_size=20
+    )
+    # the axons cross block borders, yet no block cuts one: every whole-volume instance comes
+    # back as one instance
+    assert int(blocks.max()) == int(whole.max()) >= 2
+    assert instance_scores(whole, blocks).f1 == 1.0

@@ -65,3 +65,27 @@ def test_sobel_edges_peak_on_boundaries():
     assert edges[3, 10, :8].max() == 0
     ref = np.hypot(ndimage.sobel(img, axis=2, mode="nearest"), 0)
     np.testing.assert_allclose(edges[3], ref[3], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("depth", "height", "recipe", "stack"),
+    [(12, 3, "sparse", "gaussian"), (6, 4, "dense", "bilateral")],
+)
+def test_seed_chain_separates_parallel_axons_and_reports_its_recipe(depth, height, recipe, stack):
+    from cascope.segment import label_volume, seed_labels
+
+    rng = np.random.default_rng(0)
+    vol = rng.poisson(3, (depth, 80, 80)).astype(np.float32)
+    vol[:, :, 70:] = 0  # zero padding beside the imaged field, as in rotated captures
+    mid = slice(depth // 2 - 1, depth // 2 + 1)
+    for y in (15, 35, 55):
+        vol[mid, y : y + height, 5:65] += 30
+    lab, info = seed_labels(vol, min_size=50)
+    # the recipe follows the foreground fraction, and each planted axon is one label
+    assert (info["recipe"], info["stack"]) == (recipe, stack)
+    assert int(lab.max()) == 3
+    for y in (15, 35, 55):
+        core = lab[mid, y + 1 : y + 2, 10:60]
+        assert len(np.unique(core)) == 1 and core.min() > 0
+    # label_volume's "seed" method is the same chain
+    np.testing.assert_array_equal(label_volume(vol, method="seed", min_size=50), lab)

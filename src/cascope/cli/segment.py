@@ -104,11 +104,17 @@ def register(app: typer.Typer) -> None:
     @app.command("label")
     @reads_recordings
     def label(
-        input_path: Path = typer.Argument(..., metavar="INPUT", help="(Preprocessed) stack."),
+        input_path: Path = typer.Argument(
+            ..., metavar="INPUT", help="Raw stack (or a preprocessed one with --method otsu)."
+        ),
         output: Path = typer.Option(..., "--output", "-o", help="Instance labels (.tif)."),
         channel: int | None = typer.Option(None, help="Channel to use in a multichannel file."),
         axes: str | None = typer.Option(None, help=AXES_HELP),
-        method: str = typer.Option("otsu", help="constant, otsu, triangle or li."),
+        method: str = typer.Option(
+            "seed",
+            help="seed (the default chain for a raw stack: denoise, recipe by foreground "
+            "fraction, top-hat, threshold), or a plain threshold: constant, otsu, triangle, li.",
+        ),
         value: float | None = typer.Option(None, help="Threshold for --method constant."),
         connectivity: int = typer.Option(26, help="6, 18 or 26."),
         min_size: int = typer.Option(1000, min=0, help="Smallest component kept (voxels)."),
@@ -118,13 +124,13 @@ def register(app: typer.Typer) -> None:
         edges: Path | None = typer.Option(None, help="Also write the Sobel edge map."),
         force: bool = typer.Option(False, help="Replace existing outputs."),
     ) -> None:
-        """Semi-automatic labels: threshold, 3D connected components, minimum size."""
+        """Semi-automatic labels: (seed chain,) threshold, 3D connected components, minimum size."""
         from rich.console import Console
 
         from cascope.config.segment import LabelConfig
         from cascope.io import check_outputs
         from cascope.morphology import write_table
-        from cascope.segment import label_statistics, label_volume, sobel_edges
+        from cascope.segment import label_statistics, label_volume, seed_labels, sobel_edges
 
         cfg = LabelConfig.model_validate(
             {"method": method, "value": value, "connectivity": connectivity, "min_size": min_size}
@@ -133,19 +139,34 @@ def register(app: typer.Typer) -> None:
         outputs.append(("--edges", edges, "image"))
         check_outputs(outputs, inputs=[input_path], force=force)
         vol, voxel = _read_volume(input_path, channel=channel, axes=axes)
-        lab = label_volume(
-            vol,
-            method=cfg.method,
-            value=cfg.value,
-            connectivity=cfg.connectivity,
-            min_size=cfg.min_size,
-        )
+        recipe = ""
+        if cfg.method == "seed":
+            known = voxel is not None and all(a in voxel for a in "ZYX")
+            size = tuple(float(voxel[a]) for a in "ZYX") if known and voxel else None
+            lab, info = seed_labels(
+                vol,
+                voxel_size=size,  # type: ignore[arg-type]
+                connectivity=cfg.connectivity,
+                min_size=cfg.min_size,
+            )
+            recipe = (
+                f" ({info['recipe']} field: foreground fraction {info['density']:.3f}; "
+                f"{info['stack']} over the stack; lengths in {'µm' if size else 'voxels'})"
+            )
+        else:
+            lab = label_volume(
+                vol,
+                method=cfg.method,
+                value=cfg.value,
+                connectivity=cfg.connectivity,
+                min_size=cfg.min_size,
+            )
         _write(output, lab, inputs=[input_path], force=force, voxel=voxel)
         if stats is not None:
             write_table(label_statistics(lab, vol), stats, force=force)
         if edges is not None:
             _write(edges, sobel_edges(vol), inputs=[input_path], force=force, voxel=voxel)
-        Console().print(f"{output}: {int(lab.max())} labels")
+        Console().print(f"{output}: {int(lab.max())} labels{recipe}")
 
     @app.command("semantic")
     @reads_recordings
@@ -218,13 +239,18 @@ def register(app: typer.Typer) -> None:
         figure: Path | None = typer.Option(None, help="Also write a figure (.png, .pdf)."),
         force: bool = typer.Option(False, help="Replace existing outputs."),
     ) -> None:
-        """Per-structure length, branches, volume, diameter, tortuosity (and FRET ratio)."""
+        """Per-structure length, branches, volume, diameter, tortuosity (and FRET ratio).
+
+        Columns with a unit name it: ``length_um`` when the labels record their voxel size,
+        ``length_voxels`` when they do not.
+        """
         import numpy as np
         from rich.console import Console
 
         from cascope.errors import InputError
         from cascope.io import check_outputs
         from cascope.morphology import measure_structures, plot_measurements, write_table
+        from cascope.morphology.measure import with_units
 
         if figure is not None and figure.suffix.lower() not in FIGURE_SUFFIXES:
             raise InputError(
@@ -269,10 +295,12 @@ def register(app: typer.Typer) -> None:
 
             ids = table["label"].to_numpy()
             table["mean_intensity"] = ndimage.mean(image, labels=lab, index=ids)
-        write_table(table, output, force=force)
+        known = voxel is not None and all(a in voxel for a in "ZYX")
+        write_table(with_units(table, micrometres=known), output, force=force)
         if figure is not None:
             plot_measurements(table, figure, distributions=dists, force=force)
-        Console().print(f"{output}: {len(table)} structures measured")
+        unit = "µm (from the voxel size)" if known else "voxels (the file records no voxel size)"
+        Console().print(f"{output}: {len(table)} structures measured; lengths in {unit}")
 
     @train_app.command("segmenter")
     @reads_recordings

@@ -50,8 +50,10 @@ class LabelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["constant", "otsu", "triangle", "li"] = Field(
-        default="otsu", description="Threshold method ('constant' uses value)."
+    method: Literal["seed", "constant", "otsu", "triangle", "li"] = Field(
+        default="seed",
+        description="'seed': the default chain for a raw stack (cascope.segment.seed_labels); "
+        "otherwise a plain threshold method ('constant' uses value).",
     )
     value: float | None = Field(
         default=None, description="Threshold for method='constant', input units."
@@ -141,3 +143,53 @@ class SegmenterConfig(BaseModel):
     min_size: int = Field(
         default=100, ge=0, description="Smallest predicted instance kept, voxels."
     )
+
+
+class SeedConfig(BaseModel):
+    """The default seed chain of ``cascope label`` on a raw stack (see ``segment.seed_labels``).
+
+    Lengths are in µm when the stack records its voxel size and in voxels otherwise.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    slice_denoiser: Literal["bilateral", "bm3d", "gaussian", "none"] = Field(
+        default="bilateral", description="Denoiser of every YX slice (bm3d: slowest)."
+    )
+    stack: Literal["auto", "bm4d", "bilateral", "gaussian", "none"] = Field(
+        default="auto",
+        description="Denoiser over the stack; 'auto' picks by the foreground fraction: "
+        "sparse_stack for sparse fields, bilateral for dense ones.",
+    )
+    sparse_stack: Literal["bm4d", "gaussian"] = Field(
+        default="gaussian",
+        description="The stack denoiser 'auto' uses for a sparse field (bm4d: the reference, "
+        "minutes per stack on a CPU; gaussian: seconds).",
+    )
+    density_threshold: float = Field(
+        default=0.15,
+        ge=0,
+        le=1,
+        description="Foreground fraction (of the smoothed stack over its Otsu threshold) above "
+        "which a field is dense; a sparse real confocal stack measures about 0.1.",
+    )
+    smooth: tuple[float, float, float] = Field(
+        default=(1.0, 3.0, 3.0), description="Gaussian sigma (z, y, x) of the stack smoothing."
+    )
+    background_radius: tuple[float, float, float] | None = Field(
+        default=(1.0, 15.0, 15.0),
+        description="Half-size (z, y, x) of the top-hat box, larger than an axon's half-width; "
+        "None skips background removal.",
+    )
+    method: Literal["otsu", "triangle", "li"] = Field(
+        default="otsu", description="Threshold over the imaged field (zero padding excluded)."
+    )
+    threshold_scale: float = Field(
+        default=0.7,
+        gt=0,
+        description="Multiplier of the automatic threshold. Otsu over a sparse field sits high "
+        "(the few axons are its bright class); 0.7 recovered the most curated axons on a real "
+        "confocal stack (benchmarks/axons_real.py).",
+    )
+    connectivity: Literal[6, 18, 26] = Field(default=26, description="Component connectivity.")
+    min_size: int = Field(default=1000, ge=0, description="Smallest component kept, voxels.")

@@ -57,6 +57,41 @@ def measure_structures(
     return table, dists
 
 
+#: Columns of :func:`measure_structures` that carry a length unit, and the power of it.
+UNIT_COLUMNS = {"length": 1, "mean_diameter": 1, "volume": 3}
+
+
+def with_units(table: pd.DataFrame, *, micrometres: bool) -> pd.DataFrame:
+    """Name the unit in every column that has one: ``length_um`` or ``length_voxels``.
+
+    Parameters
+    ----------
+    table : DataFrame
+        A table of :func:`measure_structures`.
+    micrometres : bool
+        Whether its lengths are in µm (the voxel size was known) or in voxels.
+
+    Returns
+    -------
+    DataFrame
+        The same table with ``length``, ``mean_diameter`` and ``volume`` renamed to
+        ``*_um`` / ``volume_um3`` or ``*_voxels``.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"label": [1], "length": [2.0], "volume": [8.0]})
+    >>> list(with_units(t, micrometres=True).columns)
+    ['label', 'length_um', 'volume_um3']
+    """
+    names = {}
+    for col, power in UNIT_COLUMNS.items():
+        if micrometres:
+            names[col] = f"{col}_um" + (str(power) if power > 1 else "")
+        else:
+            names[col] = f"{col}_voxels"
+    return table.rename(columns=names)
+
+
 def write_table(table: pd.DataFrame, path: str | Path, *, force: bool = False) -> Path:
     """Write a table as Parquet (``.parquet``) or CSV (``.csv``), atomically."""
     out = check_table_path(path)

@@ -6,13 +6,21 @@ the background / axon / border classes a network learns; ``train_segmenter`` and
 """
 
 from cascope.segment.evaluate import ClassScores, InstanceScores, class_scores, instance_scores
-from cascope.segment.predict import predict_probabilities, predict_semantic, segment_volume
+from cascope.segment.predict import (
+    decode_in_blocks,
+    decode_instances,
+    predict_probabilities,
+    predict_semantic,
+    segment_volume,
+)
 from cascope.segment.preprocess import choose_stack_denoiser, foreground_density, preprocess_volume
 from cascope.segment.semantic import instances_to_semantic, relabel_min_size, semantic_to_instances
 from cascope.segment.semiauto import (
     connected_components,
+    imaged_field,
     label_statistics,
     label_volume,
+    seed_labels,
     sobel_edges,
     threshold_value,
 )
@@ -26,8 +34,11 @@ __all__ = [
     "choose_stack_denoiser",
     "class_scores",
     "connected_components",
+    "decode_in_blocks",
+    "decode_instances",
     "dice_focal_loss",
     "foreground_density",
+    "imaged_field",
     "instance_scores",
     "instances_to_semantic",
     "label_statistics",
@@ -36,6 +47,7 @@ __all__ = [
     "predict_semantic",
     "preprocess_volume",
     "relabel_min_size",
+    "seed_labels",
     "segment_volume",
     "semantic_to_instances",
     "sobel_edges",

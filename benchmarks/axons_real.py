@@ -1,0 +1,409 @@
+"""Axon segmentation on the real confocal volume: semi-automatic chain vs U-Net vs VGG16-U-Net.
+
+The real raw volume (17, 1024, 512) and its 47 curated axons are split along Y: the networks
+train on ``y < 512`` (32 axons) and every method is scored on ``y >= 512`` (18 axons; the curated
+labels cut by the split are relabelled inside each part). Scores: foreground F1, per-class P/R/F1
+(background / axon / border, the classes of :func:`cascope.segment.instances_to_semantic`),
+instance F1 at IoU 0.5, clDice, Betti-0 (axon count) error and per-axon length and diameter
+error on matched axons (:func:`cascope.morphology.measure_structures`).
+
+For the networks several ways from classes to instances are scored on the same predictions
+(with and without flip test-time augmentation), so the default is chosen by measurement.
+
+Sized for a shared 2-core CPU: a few minutes of training per run (``--steps``), one thread per
+run. ``--cache DIR`` keeps the predicted probabilities so scoring can be rerun without training.
+
+Usage: python benchmarks/axons_real.py [--steps 300] [--seeds 0 1] [--out benchmarks/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+import torch
+from numpy.typing import NDArray
+
+import cascope
+from cascope.config.segment import SegmenterConfig
+from cascope.metrics import cldice
+from cascope.models import count_parameters
+from cascope.morphology import measure_structures
+from cascope.segment import (
+    class_scores,
+    instance_scores,
+    instances_to_semantic,
+    predict_probabilities,
+    relabel_min_size,
+    seed_labels,
+    train_segmenter,
+)
+from cascope.segment.predict import DECODERS, decode_instances
+
+log = logging.getLogger("axons_real")
+
+REAL = Path(__file__).resolve().parents[2] / "shared/data/real"
+RAW = REAL / "axons_less_intensive_left_raw_zyx.tif"
+GT = REAL / "axons_less_intensive_left_gt_instances_zyx.tif"
+SPLIT_Y = 512
+ARCHS = {
+    "unet": {"arch": "unet", "base": 8, "depth": 3},
+    "vgg16-unet": {"arch": "vgg16-unet", "width": 0.125, "blocks": 3},
+}
+PATCH = (16, 48, 48)
+MIN_SIZE = 1000  # smallest instance kept, voxels (the seed chain keeps the same)
+
+
+def load() -> tuple[NDArray[Any], NDArray[np.int32]]:
+    """The raw volume and its curated instance labels."""
+    raw = tifffile.imread(RAW)
+    gt = tifffile.imread(GT).astype(np.int32)
+    return raw, gt
+
+
+def split(raw: NDArray[Any], gt: NDArray[np.int32]) -> dict[str, Any]:
+    """Training part (``y < SPLIT_Y``) and test part, labels relabelled inside each part."""
+
+    def part(sl: slice) -> tuple[NDArray[Any], NDArray[np.int32]]:
+        lab = gt[:, sl]
+        # a label cut by the split keeps only its piece on this side; renumber 1..N
+        return raw[:, sl], relabel_min_size(lab, min_size=1)
+
+    train = part(slice(0, SPLIT_Y))
+    test = part(slice(SPLIT_Y, None))
+    return {"train": train, "test": test}
+
+
+def train_one(arch: str, seed: int, steps: int, image: Any, labels: Any) -> tuple[Any, float]:
+    """Train one network; returns the model and its training seconds."""
+    cfg = SegmenterConfig.model_validate(
+        {
+            **ARCHS[arch],
+            "patch": PATCH,
+            "augment": {"elastic": 0.0},
+            "training": {
+                "steps": steps,
+                "batch_size": 2,
+                "lr": 2e-3,
+                "seed": seed,
+                "val_every": steps,
+                "val_batches": 2,
+                "lr_schedule": "cosine",
+            },
+        }
+    )
+    model, result = train_segmenter([image], [labels], config=cfg, label_kind="instance")
+    return model, float(result.seconds)
+
+
+def per_axon_errors(truth: NDArray[np.int32], pred: NDArray[np.int32]) -> dict[str, float]:
+    """Median relative length and diameter error of matched axons (IoU >= 0.5)."""
+    s = instance_scores(truth, pred)
+    if s.tp == 0:
+        return {"length_error": float("nan"), "diameter_error": float("nan"), "matched": 0}
+    t_tab, _ = measure_structures(truth)
+    p_tab, _ = measure_structures(pred)
+    t_tab = t_tab.set_index("label")
+    p_tab = p_tab.set_index("label")
+    lt = t_tab.loc[s.pairs[:, 0], "length"].to_numpy()
+    lp = p_tab.loc[s.pairs[:, 1], "length"].to_numpy()
+    dt = t_tab.loc[s.pairs[:, 0], "mean_diameter"].to_numpy()
+    dp = p_tab.loc[s.pairs[:, 1], "mean_diameter"].to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        le = np.abs(lp - lt) / lt
+        de = np.abs(dp - dt) / dt
+    return {
+        "length_error": float(np.nanmedian(le)),
+        "diameter_error": float(np.nanmedian(de)),
+        "matched": int(s.tp),
+    }
+
+
+def score(truth: NDArray[np.int32], inst: NDArray[np.int32], sem: NDArray[Any]) -> dict[str, Any]:
+    """Every score of one prediction against the test labels."""
+    true_sem = instances_to_semantic(truth)
+    cs = class_scores(true_sem, sem)
+    fg_t, fg_p = truth > 0, inst > 0
+    inter = float((fg_t & fg_p).sum())
+    s = instance_scores(truth, inst)
+    n_true, n_pred = int(len(np.unique(truth)) - 1), int(len(np.unique(inst)) - 1)
+    out: dict[str, Any] = {
+        "foreground_f1": 2 * inter / max(float(fg_t.sum() + fg_p.sum()), 1.0),
+        **{k: float(v) for k, v in cs.as_dict().items()},
+        "instance_f1": float(s.f1),
+        "instance_precision": float(s.precision),
+        "instance_recall": float(s.recall),
+        "cldice": float(cldice(fg_t, fg_p)),
+        "n_true": n_true,
+        "n_pred": n_pred,
+        "betti0_error": abs(n_pred - n_true) / max(n_true, 1),
+    }
+    out.update(per_axon_errors(truth, inst))
+    return out
+
+
+def semi_automatic(image: NDArray[Any], truth: NDArray[np.int32]) -> dict[str, Any]:
+    """The default seed chain (``cascope label``) on the test part."""
+    t0 = time.perf_counter()
+    lab, info = seed_labels(image)
+    seconds = time.perf_counter() - t0
+    sem = instances_to_semantic(lab)
+    return {"method": "semi-automatic", "seconds": seconds, "info": info, **score(truth, lab, sem)}
+
+
+def networks(
+    parts: dict[str, Any],
+    steps: int,
+    seeds: list[int],
+    cache: Path | None,
+    tta: bool,
+    cached_only: bool = False,
+    archs: tuple[str, ...] = tuple(ARCHS),
+) -> list[dict[str, Any]]:
+    """Train every architecture on every seed; score every decoder on the test part."""
+    train_img, train_lab = parts["train"]
+    test_img, test_lab = parts["test"]
+    rows = []
+    for arch in archs:
+        for seed in seeds:
+            key = cache / f"{arch}_s{seed}_n{steps}_y{SPLIT_Y}.npz" if cache else None
+            if key is not None and key.exists():
+                z = np.load(key)
+                probs = {"plain": z["plain"]}
+                if tta and "tta" in z:
+                    probs["tta"] = z["tta"]
+                seconds, params = float(z["seconds"]), int(z["params"])
+            elif cached_only:
+                continue
+            else:
+                model, seconds = train_one(arch, seed, steps, train_img, train_lab)
+                params = count_parameters(model)
+                probs = {"plain": predict_probabilities(model, test_img, tile=(16, 64, 64))}
+                if tta:
+                    probs["tta"] = predict_probabilities(
+                        model, test_img, tile=(16, 64, 64), tta=True
+                    )
+                if key is not None:
+                    key.parent.mkdir(parents=True, exist_ok=True)
+                    np.savez_compressed(key, seconds=seconds, params=params, **probs)
+            log.info("%s seed %d: %.0f s training", arch, seed, seconds)
+            for which, p in probs.items():
+                sem = np.argmax(p, axis=0).astype(np.uint8)
+                for decoder in DECODERS:
+                    inst = decode_instances(sem, p, method=decoder, min_size=MIN_SIZE)
+                    row = score(test_lab, inst, sem)
+                    row.update(
+                        method=arch,
+                        seed=seed,
+                        tta=which == "tta",
+                        decoder=decoder,
+                        train_seconds=seconds,
+                        params=params,
+                        steps=steps,
+                    )
+                    rows.append(row)
+                    log.info(
+                        "%s s%d %s %s: fg %.3f axon %.3f inst %.3f n %d/%d",
+                        arch,
+                        seed,
+                        which,
+                        decoder,
+                        row["foreground_f1"],
+                        row["f1_axon"],
+                        row["instance_f1"],
+                        row["n_pred"],
+                        row["n_true"],
+                    )
+    return rows
+
+
+def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and spread over seeds per (method, tta, decoder)."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["method"], r.get("tta"), r.get("decoder")), []).append(r)
+    keys = [
+        "foreground_f1",
+        "precision_background",
+        "recall_background",
+        "f1_background",
+        "precision_axon",
+        "recall_axon",
+        "f1_axon",
+        "precision_border",
+        "recall_border",
+        "f1_border",
+        "instance_f1",
+        "cldice",
+        "betti0_error",
+        "length_error",
+        "diameter_error",
+        "n_pred",
+        "n_true",
+    ]
+    out = []
+    for (method, tta, decoder), rs in groups.items():
+        row: dict[str, Any] = {"method": method, "tta": tta, "decoder": decoder, "runs": len(rs)}
+        for k in keys:
+            vals = np.array([r[k] for r in rs], dtype=float)
+            row[k] = float(np.nanmean(vals))
+            row[k + "_min"] = float(np.nanmin(vals))
+            row[k + "_max"] = float(np.nanmax(vals))
+        row["train_seconds"] = float(np.mean([r.get("train_seconds", 0.0) for r in rs]))
+        row["seconds"] = float(np.mean([r.get("seconds", 0.0) for r in rs]))
+        out.append(row)
+    return out
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The results table and notes."""
+    lines = [
+        "# Axons on the real confocal volume",
+        "",
+        f"`python benchmarks/axons_real.py {result['command']}`: train on y < {SPLIT_Y} of "
+        f"`{RAW.name}` {tuple(result['shape'])}, score on y >= {SPLIT_Y} "
+        f"({result['n_test_axons']} curated axons there). Shared 2-core CPU, no GPU; "
+        f"{result['threads']} torch thread(s); total {result['wall_seconds']:.0f} s. "
+        "Mean over seeds (min-max in brackets for instance F1).",
+        "",
+        "| method | TTA | decoder | fg F1 | P/R/F1 background | P/R/F1 axon | P/R/F1 border "
+        "| instance F1 | clDice | count pred/true | Betti-0 err | length err | diameter err "
+        "| train s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["summary"]:
+
+        def prf(c: str, r: dict[str, Any] = r) -> str:
+            return f"{r['precision_' + c]:.2f}/{r['recall_' + c]:.2f}/{r['f1_' + c]:.3f}"
+
+        lines.append(
+            f"| {r['method']} | {'yes' if r['tta'] else ('no' if r['tta'] is False else '-')} "
+            f"| {r['decoder'] or '-'} | {r['foreground_f1']:.3f} | {prf('background')} "
+            f"| {prf('axon')} | {prf('border')} | {r['instance_f1']:.3f} "
+            f"[{r['instance_f1_min']:.2f}-{r['instance_f1_max']:.2f}] | {r['cldice']:.3f} "
+            f"| {r['n_pred']:.1f}/{r['n_true']:.0f} | {r['betti0_error']:.2f} "
+            f"| {r['length_error']:.2f} | {r['diameter_error']:.2f} "
+            f"| {r['train_seconds']:.0f} |"
+        )
+    lines += ["", "## Notes", ""] + [f"- {n}" for n in result.get("notes", [])]
+    return "\n".join(lines) + "\n"
+
+
+def _colour(labels: NDArray[np.integer]) -> NDArray[np.float64]:
+    """Maximum projection over Z, one random colour per instance, black background."""
+    proj = labels.max(axis=0)
+    rng = np.random.default_rng(7)
+    palette = np.vstack([[0.0, 0.0, 0.0], rng.uniform(0.25, 1.0, (int(proj.max()) + 1, 3))])
+    return palette[np.where(proj > 0, proj + 1, 0)]
+
+
+def figure(panels: dict[str, NDArray[np.integer]], path: Path) -> None:
+    """Curated vs predicted instances side by side (Z maximum projections)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
+    for ax, (title, lab) in zip(axes, panels.items(), strict=True):
+        ax.imshow(_colour(lab), interpolation="nearest")
+        ax.set_title(f"{title} ({len(np.unique(lab)) - 1})", fontsize=9)
+        ax.set_axis_off()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    """Run the benchmark and write ``axons_real.json`` / ``.md``."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--archs", nargs="+", choices=list(ARCHS), default=list(ARCHS))
+    ap.add_argument("--no-tta", action="store_true")
+    ap.add_argument("--cache", type=Path, default=None)
+    ap.add_argument("--cached-only", action="store_true", help="Score only cached runs.")
+    ap.add_argument("--reuse", type=Path, default=None, help="Network rows from this JSON.")
+    ap.add_argument("--figure", type=Path, default=None, help="Write the picture here (.png).")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--name", default="axons_real", help="Result file name (no suffix).")
+    ap.add_argument("--notes", type=Path, default=None, help="Markdown bullet notes to append.")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    raw, gt = load()
+    parts = split(raw, gt)
+    test_img, test_lab = parts["test"]
+    earlier_seconds = None
+    if args.reuse is not None:
+        # network rows of an earlier run of this script (same split and steps)
+        earlier = json.loads(args.reuse.read_text())
+        earlier_seconds = float(earlier["wall_seconds"])
+        rows = [r for r in earlier["rows"] if r["method"] != "semi-automatic"]
+    else:
+        rows = networks(
+            parts,
+            args.steps,
+            args.seeds,
+            args.cache,
+            not args.no_tta,
+            args.cached_only,
+            tuple(args.archs),
+        )
+    rows.insert(0, semi_automatic(test_img, test_lab))
+    if args.figure is not None:
+        full, _ = seed_labels(raw)
+        panels = {"curated axons": gt, "cascope label (defaults)": full}
+        if args.cache is not None:
+            key = args.cache / f"unet_s{args.seeds[0]}_n{args.steps}_y{SPLIT_Y}.npz"
+            if key.exists():
+                p = np.load(key)["plain"]
+                sem = np.argmax(p, axis=0).astype(np.uint8)
+                pred = decode_instances(sem, p, method="components", min_size=MIN_SIZE)
+                panels = {
+                    f"curated, y >= {SPLIT_Y}": test_lab,
+                    "cascope label (defaults)": full[:, SPLIT_Y:],
+                    f"U-Net, {args.steps} CPU steps": pred,
+                }
+        figure(panels, args.figure)
+    log.info("semi-automatic: %s", {k: rows[0][k] for k in ("instance_f1", "foreground_f1")})
+    result: dict[str, Any] = {
+        "command": f"--steps {args.steps} --seeds {' '.join(map(str, args.seeds))} --archs "
+        f"{' '.join(args.archs)}" + (" --no-tta" if args.no_tta else ""),
+        "shape": list(raw.shape),
+        "split_y": SPLIT_Y,
+        "n_test_axons": int(test_lab.max()),
+        "steps": args.steps,
+        "seeds": args.seeds,
+        "threads": args.threads,
+        "patch": list(PATCH),
+        "archs": ARCHS,
+        "cascope": cascope.__version__,
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "rows": rows,
+        "summary": summary(rows),
+        "wall_seconds": time.perf_counter() - t0 + (earlier_seconds or 0.0),
+        "notes": [],
+    }
+    if args.notes is not None:
+        result["notes"] = [
+            ln[2:].strip() for ln in args.notes.read_text().splitlines() if ln.startswith("- ")
+        ]
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=1, default=str))
+    (args.out / f"{args.name}.md").write_text(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
