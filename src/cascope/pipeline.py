@@ -172,7 +172,7 @@ def _scratch_labels(shape: tuple[int, ...], near: Path) -> tuple[Any, Path]:
     """
     import zarr
 
-    from cascope.io._atomic import remove_stale_temporaries, temp_path
+    from cascope.io import remove_stale_temporaries, temp_path
 
     remove_stale_temporaries(near)  # a killed earlier run's scratch folder
     folder = temp_path(near, "labels")

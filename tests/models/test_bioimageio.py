@@ -21,7 +21,7 @@ from tests.models import _tiny
 
 bioimageio_core = pytest.importorskip("bioimageio.core")
 
-from cascope.models.bioimageio import bioimageio_incompatible  # noqa: E402
+from cascope.models.package import bioimageio_incompatible  # noqa: E402
 
 
 def _skip_reason() -> str | None:

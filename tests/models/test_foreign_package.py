@@ -17,7 +17,7 @@ from tests.cli.test_bad_inputs import run_cli
 
 pytest.importorskip("bioimageio.core")
 
-from cascope.models.bioimageio import bioimageio_incompatible
+from cascope.models.package import bioimageio_incompatible
 
 
 def _incompatible() -> bool:

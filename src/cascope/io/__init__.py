@@ -6,7 +6,6 @@ and frame rate where the file has them. Writers are atomic and never overwrite a
 
 from cascope.io._api import (
     BlockWriter,
-    detect_format,
     missing_chunks_default,
     open_writer,
     open_writer_like,
@@ -20,7 +19,13 @@ from cascope.io._atomic import (
     check_output,
     check_outputs,
     check_table_path,
+    output_fault,
+    output_lock,
+    remove_stale_temporaries,
+    replace_output,
+    temp_path,
 )
+from cascope.io._formats import detect_format
 from cascope.io._movie import Movie, Volume, as_movie, check_finite, validate_axes
 from cascope.io.msct_h5 import MsctStream, read_msct_h5, write_msct_h5
 from cascope.io.zarr import read_labels
@@ -41,10 +46,15 @@ __all__ = [
     "missing_chunks_default",
     "open_writer",
     "open_writer_like",
+    "output_fault",
+    "output_lock",
     "read",
     "read_labels",
     "read_msct_h5",
+    "remove_stale_temporaries",
+    "replace_output",
     "select_channel",
+    "temp_path",
     "validate_axes",
     "write",
     "write_msct_h5",

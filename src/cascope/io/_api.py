@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
-import glob
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -18,67 +17,13 @@ from numpy.typing import NDArray
 
 from cascope.errors import CascopeError, InputError, OutputError
 from cascope.io._atomic import atomic_output, check_output
-from cascope.io._limits import check_input_path
+from cascope.io._formats import Format, detect_format
 from cascope.io._movie import Movie, RecordingKind, describe_assumed, validate_axes
 
 log = logging.getLogger(__name__)
 
-Format = Literal["tiff", "tiff-sequence", "hdf5", "zarr", "lif"]
-
-_SUFFIX_FORMAT: dict[str, Format] = {
-    ".tif": "tiff",
-    ".tiff": "tiff",
-    ".btf": "tiff",
-    ".tf8": "tiff",
-    ".tf2": "tiff",
-    ".h5": "hdf5",
-    ".hdf5": "hdf5",
-    ".hdf": "hdf5",
-    ".he5": "hdf5",
-    ".zarr": "zarr",
-    ".lif": "lif",
-}
 #: Bytes per block when a whole recording is copied into a writer.
 _COPY_BLOCK_BYTES = 64 * 2**20
-
-
-def detect_format(path: str | Path, *, for_writing: bool = False) -> Format:
-    """Name the format of a path from its suffix (or, for a folder, its content).
-
-    Parameters
-    ----------
-    path : str or Path
-        A file, a folder (zarr store or folder of one-frame TIFFs) or a glob of TIFFs.
-    for_writing : bool
-        Only consider the suffix (the output does not exist yet).
-
-    Returns
-    -------
-    str
-        One of ``"tiff"``, ``"tiff-sequence"``, ``"hdf5"``, ``"zarr"``, ``"lif"``.
-    """
-    p = Path(path)
-    suffix = p.suffix.lower()
-    if not for_writing:
-        check_input_path(p)
-        if glob.has_magic(str(path)) and not p.exists():
-            return "tiff-sequence"
-        if p.is_dir():
-            if suffix == ".zarr" or any(
-                (p / m).exists() for m in ("zarr.json", ".zgroup", ".zarray")
-            ):
-                return "zarr"
-            return "tiff-sequence"
-    fmt = _SUFFIX_FORMAT.get(suffix)
-    if fmt is None or (for_writing and fmt == "lif"):
-        known = ", ".join(sorted({s for s, f in _SUFFIX_FORMAT.items() if f != "lif"}))
-        what = "write" if for_writing else "read"
-        raise InputError(
-            f"unknown file type {suffix or '(no suffix)'!r}; cascope can {what} {known}"
-            + ("" if for_writing else ", .lif and folders of TIFF frames"),
-            path,
-        )
-    return fmt
 
 
 #: Missing chunks accepted by :func:`missing_chunks_default` (None: not set).

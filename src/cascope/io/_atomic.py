@@ -124,7 +124,7 @@ def check_outputs(
     inputs, force
         As in :func:`check_output`.
     """
-    from cascope.io._api import detect_format
+    from cascope.io._formats import detect_format
 
     sources = list(inputs)
     seen: dict[Path, str] = {}
@@ -174,7 +174,7 @@ def atomic_output(
             try:
                 yield tmp
             except OSError as err:
-                fault = _io_fault(err, final)
+                fault = output_fault(err, final)
                 if fault is None:
                     raise
                 raise fault from err
@@ -182,7 +182,7 @@ def atomic_output(
                 raise OutputError(f"{final}: nothing was written")
             if final.exists() or final.is_symlink():
                 _check_replaceable(final, tmp)
-                _replace(tmp, final)
+                replace_output(tmp, final)
             else:
                 os.replace(tmp, final)
         except BaseException:
@@ -200,7 +200,7 @@ _IO_FAULTS = {
 }
 
 
-def _io_fault(err: BaseException, final: Path) -> OutputError | None:
+def output_fault(err: BaseException, final: Path) -> OutputError | None:
     """Return an OutputError for a full disk or an I/O fault while writing ``final``, else None.
 
     h5py and other libraries report such errors as OSError without an errno at times; their
@@ -376,7 +376,7 @@ def _acquire(final: Path) -> int | None:
         os.close(fd)
 
 
-def _replace(new: Path, old: Path) -> None:
+def replace_output(new: Path, old: Path) -> None:
     """Put ``new`` in the place of ``old`` so that one of them is always complete there.
 
     A file is renamed over the old one; a folder cannot be, so the old one is moved aside

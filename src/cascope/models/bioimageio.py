@@ -36,6 +36,7 @@ from torch import nn
 
 from cascope.errors import CascopeError, InputError
 from cascope.models._package_docs import CITATIONS, description, documentation, write_cover
+from cascope.models.package import require_bioimageio
 
 log = logging.getLogger(__name__)
 
@@ -314,7 +315,7 @@ def export_file(
     The file holds the network only (its input is the normalised data, as the model folder's
     ``model.yaml`` describes); spatial sizes must be multiples of ``2 ** (depth - 1)``.
     """
-    from cascope.io._atomic import atomic_output
+    from cascope.io import atomic_output
 
     plan = plan_export(model_dir)
     example = torch.zeros((1, 1, *([plan.multiple * 2] * len(plan.axes))))
@@ -372,7 +373,7 @@ def export_bioimageio(
     CascopeError
         When the package fails ``bioimageio.core``'s test (nothing is written).
     """
-    from cascope.io._atomic import atomic_output, check_output
+    from cascope.io import atomic_output, check_output
 
     out = Path(output)
     if out.suffix != ".zip":
@@ -407,31 +408,6 @@ def check_package(descr: Any) -> None:
     raise CascopeError(f"the package fails bioimage.io's test, so it was not written: {first}")
 
 
-def require_bioimageio() -> None:
-    """Refuse, in one line, an environment where ``bioimageio.spec`` cannot build packages."""
-    try:
-        import bioimageio.core
-        import bioimageio.spec
-        import pydantic
-    except ImportError as err:
-        raise CascopeError(
-            f"bioimage.io packages need the bioimageio extra ({err.name} is missing): "
-            "pip install 'cascope[bioimageio]'"
-        ) from None
-    if bioimageio_incompatible(bioimageio.spec.__version__, pydantic.VERSION):
-        raise CascopeError(
-            f"bioimageio.spec {bioimageio.spec.__version__} does not work with pydantic "
-            f"{pydantic.VERSION}: pip install 'cascope[bioimageio]' (pins pydantic<2.14)"
-        )
-
-
-def bioimageio_incompatible(spec_version: str, pydantic_version: str) -> bool:
-    """Whether this bioimageio.spec fails to serialise descriptions under this pydantic."""
-
-    def parts(v: str) -> tuple[int, ...]:
-        return tuple(int(p) for p in re.findall(r"\d+", v)[:3])
-
-    return parts(spec_version) < (0, 5, 14) and parts(pydantic_version) >= (2, 14)
 
 
 def _test_input(plan: ExportPlan, sample: Any) -> NDArray[np.float32]:

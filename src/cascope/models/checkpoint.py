@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, StrictInt, ValidationError
 from torch import nn
 
 from cascope.errors import InputError
-from cascope.io._atomic import atomic_output
+from cascope.io import atomic_output
 from cascope.models.unet import UNet
 
 log = logging.getLogger(__name__)

@@ -14,6 +14,7 @@ share one normalisation instead of each having its own.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from cascope.errors import InputError
+from cascope.errors import CascopeError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -219,8 +220,6 @@ def open_package(path: str | Path, *, axes: str | None = None) -> Package:
         One line saying why the package cannot run (not 0.5, several tensors, channels,
         axes of another kind or order, an output of another size).
     """
-    from cascope.models.bioimageio import require_bioimageio
-
     source = Path(path)
     if not source.is_file():
         raise InputError("no such bioimage.io package (a .zip or rdf.yaml)", source)
@@ -437,3 +436,30 @@ def load_package_model(
         raise InputError("its processing is not cascope's for this task", source)
     dev = "cuda" if torch.device(device).type == "cuda" else "cpu"
     return package.network(processing=False, device=dev), dict(doc)
+
+
+def require_bioimageio() -> None:
+    """Refuse, in one line, an environment where ``bioimageio.spec`` cannot build packages."""
+    try:
+        import bioimageio.core
+        import bioimageio.spec
+        import pydantic
+    except ImportError as err:
+        raise CascopeError(
+            f"bioimage.io packages need the bioimageio extra ({err.name} is missing): "
+            "pip install 'cascope[bioimageio]'"
+        ) from None
+    if bioimageio_incompatible(bioimageio.spec.__version__, pydantic.VERSION):
+        raise CascopeError(
+            f"bioimageio.spec {bioimageio.spec.__version__} does not work with pydantic "
+            f"{pydantic.VERSION}: pip install 'cascope[bioimageio]' (pins pydantic<2.14)"
+        )
+
+
+def bioimageio_incompatible(spec_version: str, pydantic_version: str) -> bool:
+    """Whether this bioimageio.spec fails to serialise descriptions under this pydantic."""
+
+    def parts(v: str) -> tuple[int, ...]:
+        return tuple(int(p) for p in re.findall(r"\d+", v)[:3])
+
+    return parts(spec_version) < (0, 5, 14) and parts(pydantic_version) >= (2, 14)

@@ -189,7 +189,7 @@ def process_recording(
     from pydantic import ValidationError
 
     from cascope.errors import CascopeError
-    from cascope.io._atomic import _replace, output_lock, temp_path
+    from cascope.io import output_lock, replace_output, temp_path
     from cascope.pipeline import run_pipeline
 
     start = time.perf_counter()
@@ -215,7 +215,7 @@ def process_recording(
                     result = run_pipeline(cfg, tmp)
                     (tmp / KEY_FILE).write_text(json.dumps({"key": key}) + "\n")
                     if final.exists():
-                        _replace(tmp, final)
+                        replace_output(tmp, final)
                     else:
                         os.replace(tmp, final)
                 except BaseException:

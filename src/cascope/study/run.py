@@ -214,7 +214,7 @@ def run_study(
     StudyResult
     """
     from cascope._progress import progress_bar
-    from cascope.io._atomic import output_lock
+    from cascope.io import output_lock
     from cascope.pipeline import versions
 
     t_start = time.perf_counter()
@@ -391,7 +391,7 @@ def _comparison(
 ) -> dict[str, Any] | None:
     """Compare conditions with the recording (paired: the subject) as the unit."""
     from cascope.events.compare import compare_report
-    from cascope.io._atomic import _replace, temp_path
+    from cascope.io import replace_output, temp_path
 
     included = [r for r in recs if rows[r.id]["status"] in ("done", "skipped")]
     conditions = {r.condition for r in included if r.condition is not None}
@@ -419,7 +419,7 @@ def _comparison(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if final.exists():
-        _replace(tmp, final)
+        replace_output(tmp, final)
     else:
         os.replace(tmp, final)
     return summary

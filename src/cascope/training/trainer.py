@@ -364,7 +364,7 @@ class Trainer:
         """
         if self.checkpoint_dir is None:
             return self._fit(resume=resume, progress=progress, stop_at=stop_at)
-        from cascope.io._atomic import output_lock, remove_stale_temporaries
+        from cascope.io import output_lock, remove_stale_temporaries
 
         # one run at a time per checkpoint folder; a killed run's temporaries go
         self.checkpoint_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -522,7 +522,7 @@ class Trainer:
             "bad_validations": self._bad_validations,
             "config": self.config.model_dump_json(),
         }
-        from cascope.io._atomic import _io_fault, temp_path
+        from cascope.io import output_fault, temp_path
 
         # temporary, flushed to the disk, renamed: a failed save keeps the previous checkpoint
         tmp = temp_path(path, "part")
@@ -538,7 +538,7 @@ class Trainer:
                 raise
             from cascope.errors import OutputError
 
-            fault = _io_fault(err, path)
+            fault = output_fault(err, path)
             if fault is None and "write" not in str(err).lower():
                 raise
             detail = (
