@@ -450,6 +450,7 @@ def train_denoiser(
         checkpoint_dir=checkpoint_dir,
     )
     result = trainer.fit(resume=resume, progress=progress)
+    model = trainer.model.to("cpu").eval()
     import cascope
 
     provenance = {
@@ -463,6 +464,7 @@ def train_denoiser(
         "device": str(trainer.device),
         "precision": str(trainer.amp_dtype or torch.float32).removeprefix("torch."),
         "float32_steps": result.float32_steps,
+        "mean_correction": 0.0,
         "cascope": cascope.__version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -470,14 +472,44 @@ def train_denoiser(
         "input_shapes": [list(m.shape) for m in movies],
     }
     denoiser = DeepDenoiser(
-        model=trainer.model.to("cpu").eval(),
+        model=model,
         config=cfg,
         input_norm=in_norm,
         output_norm=out_norm,
         axes=movies[0].axes,
         provenance=provenance,
     )
+    if cfg.mean_correction:
+        target = tmovies[0] if tmovies else movies[0]
+        _keep_mean(denoiser, movies[0], target, device, progress=progress)
     return denoiser, result
+
+
+def _keep_mean(
+    denoiser: DeepDenoiser, movie: Movie, target: Movie, device: Any, *, progress: bool = False
+) -> None:
+    """Shift the denoiser's output so that it keeps the mean of a sample of its training data.
+
+    The denoised sample (at most 64 planes from the middle, at most 256 x 256 from the centre,
+    predicted as any recording is) is compared with the same region of the target (for the
+    self-supervised methods the noisy recording itself, whose mean is the clean mean): a network
+    trained for few steps, or one that estimates a median (an L1 loss), misses it. The
+    difference is taken off the output's restoring mean and recorded as ``mean_correction``.
+    """
+    n, ny, nx = movie.shape
+    t0, y0, x0 = max(0, (n - 64) // 2), max(0, (ny - 256) // 2), max(0, (nx - 256) // 2)
+    region = (slice(t0, t0 + 64), slice(y0, y0 + 256), slice(x0, x0 + 256))
+    sample = np.asarray(movie[region], np.float32)
+    reference = sample if target is movie else np.asarray(target[region], np.float32)
+    out = denoiser.predict(sample, axes=movie.axes, device=device, progress=progress)
+    assert out is not None
+    shift = float(np.mean(out, dtype=np.float64) - np.mean(reference, dtype=np.float64))
+    if not math.isfinite(shift):
+        return
+    mean, std = denoiser.output_norm
+    denoiser.output_norm = (mean - shift, std)
+    denoiser.provenance["mean_correction"] = -shift
+    log.info("mean correction: %.4g (input units)", -shift)
 
 
 def denoise_deep(
