@@ -80,14 +80,14 @@ def run(
         {
             "method": "deepcad",
             "loss": loss,
-            "patch": (8, 48, 48),
+            "patch": (8, args.patch, args.patch),
             "depth": 3,
             "base": 8,
             "training": {"steps": args.steps, "batch_size": 4, "val_every": 50, "seed": seed},
         }
     )
     model, _ = train_denoiser(data, config=cfg, device="cpu")
-    out = model.predict(data, config=DeepPredictConfig(tile=(16, 64, 64)), device="cpu")
+    out = model.predict(data, config=DeepPredictConfig(), device="cpu")  # as `denoise` does
     assert out is not None
     outs = {
         f"{variant} + mean correction": out,
@@ -109,7 +109,8 @@ def write(rows: list[dict], meta: dict, name: str) -> None:
         "",
         f"Device: {meta['device']}. torch {torch.__version__}, cascope {cascope.__version__}.",
         f"deepcad trained from scratch on each noisy movie: {meta['budget']['steps']} steps x 4 "
-        "patches (8 x 48 x 48 frames-pairs, depth 3, base 8), CPU. Camera: gain "
+        f"patches (8 x {meta['budget']['patch'][1]} x {meta['budget']['patch'][2]} frame pairs, "
+        "depth 3, base 8), CPU. Camera: gain "
         f"{CAMERA.gain:g} ADU/e-, read noise {CAMERA.read_noise:g} e-. Bias = (mean(denoised) - "
         "mean(clean)) / (mean(clean) - offset), in per cent; 'footprints' = pixels above half "
         "of a neuron's peak; 'noisy' rows give the input's own deviation (the measurement floor).",
@@ -134,10 +135,23 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--patch", type=int, default=48, help="patch Y and X (T is 8)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--append", action="store_true", help="keep the rows of an earlier run")
     ap.add_argument("--name", default="denoise_bias")
+    ap.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="PART",
+        help="only join the rows of earlier runs (results/PART.json, e.g. one per photon count "
+        "run side by side) into results/NAME.{json,md}",
+    )
     args = ap.parse_args()
+    if args.merge:
+        parts = [json.loads((RESULTS / f"{p}.json").read_text()) for p in args.merge]
+        merged = [r for part in parts for r in part["rows"]]
+        write(merged, {**parts[0]["meta"], "parts": args.merge}, args.name)
+        return
     torch.set_num_threads(2)
     rows: list[dict] = []
     if args.append and (RESULTS / f"{args.name}.json").exists():
@@ -148,7 +162,12 @@ def main() -> None:
         "cascope": cascope.__version__,
         "torch": torch.__version__,
         "movie": {"frames": args.frames, "size": args.size, "camera": CAMERA.model_dump()},
-        "budget": {"steps": args.steps, "batch_size": 4, "patch": [8, 48, 48], "depth": 3},
+        "budget": {
+            "steps": args.steps,
+            "batch_size": 4,
+            "patch": [8, args.patch, args.patch],
+            "depth": 3,
+        },
     }
     for seed in args.seeds:
         for photons in args.photons:
