@@ -125,6 +125,8 @@ def write(rows: list[dict], meta: dict, name: str) -> None:
             f"| {r['photons']:g} | {r['variant']} | {r['seed']} | {r['bias_all_pct']:+.2f} | "
             f"{r['bias_footprints_pct']:+.2f} | {r['si_psnr']:.2f} | {r['seconds']:.0f} |"
         )
+    if meta.get("parts"):
+        lines += ["", f"Joined from runs side by side (`--merge`): {', '.join(meta['parts'])}."]
     (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
 
 
@@ -149,7 +151,11 @@ def main() -> None:
     args = ap.parse_args()
     if args.merge:
         parts = [json.loads((RESULTS / f"{p}.json").read_text()) for p in args.merge]
-        merged = [r for part in parts for r in part["rows"]]
+        seen: dict[tuple, dict] = {}
+        for part in parts:  # each part scores the noisy movie too: keep one row per key
+            for r in part["rows"]:
+                seen[(r["photons"], r["seed"], r["variant"])] = r
+        merged = list(seen.values())
         write(merged, {**parts[0]["meta"], "parts": args.merge}, args.name)
         return
     torch.set_num_threads(2)
