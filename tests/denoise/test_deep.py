@@ -291,7 +291,8 @@ def test_training_options_given_in_part_keep_the_denoising_defaults():
 
     cfg = DeepDenoiseConfig.model_validate({"method": "n2v", "training": {"lr": 5e-4}})
     assert cfg.training.lr == 5e-4
-    assert cfg.training.steps == DENOISE_TRAINING["steps"] != TrainingConfig().steps
+    assert cfg.training.divergence == DENOISE_TRAINING["divergence"] != TrainingConfig().divergence
+    assert cfg.training.steps == DENOISE_TRAINING["steps"]
     assert cfg.training.batch_size == DENOISE_TRAINING["batch_size"]
     assert DeepDenoiseConfig().training == DeepDenoiseConfig(training={}).training
     explicit = TrainingConfig(steps=3)  # a whole TrainingConfig is taken as it is

@@ -159,3 +159,40 @@ def test_qc_command_with_background_file(rng, tmp_path):
     # an existing report is not replaced silently
     again = CliRunner().invoke(app, ["qc", str(tmp_path / "movie.tif"), "--json", str(out)])
     assert again.exit_code != 0
+
+
+def test_a_volume_gets_no_temporal_recommendation(rng):
+    # planes of one static scene: they correlate as a still movie would, but Z is no time axis
+    photons = np.repeat(_scene(rng, peak=20.0)[None], 16, axis=0)
+    rep = run_qc(Movie(_acquire(rng, photons, 2.0, 3.0), axes="ZYX"))
+    assert rep.frame_axis == "Z"
+    assert "suits" not in rep.recommendation and "frames_decorrelated" not in rep.flags
+    assert "volume" in rep.recommendation and "n2v3d" in rep.recommendation
+    same_as_movie = run_qc(Movie(_acquire(rng, photons, 2.0, 3.0), axes="TYX"))
+    assert "deepcad" in same_as_movie.recommendation and "suits" in same_as_movie.recommendation
+
+
+def test_an_impossible_noise_fit_is_unreliable_and_says_why(rng, tmp_path):
+    # a camera offset of 100 ADU declared as 0: the darkest pixels vary far less than the shot
+    # noise of 100 ADU of signal would make them, so no read noise can explain the fit
+    photons = np.repeat(_scene(rng)[None], 24, axis=0)
+    movie = _acquire(rng, photons, 2.0, 3.0)
+    rep = run_qc(Movie(movie, axes="TYX"), config=QCConfig(offset=0.0))
+    assert rep.noise.gain is not None and rep.noise.read_noise_adu == 0.0
+    assert not rep.noise.reliable and "impossible fit" in rep.noise.problem
+    assert "noise_model_unreliable" in rep.flags and "impossible fit" in rep.recommendation
+    assert run_qc(Movie(movie, axes="TYX")).noise.reliable  # the estimated offset fits
+    tifffile = pytest.importorskip("tifffile")
+    tifffile.imwrite(tmp_path / "m.tif", movie)
+    res = CliRunner().invoke(app, ["qc", str(tmp_path / "m.tif"), "--offset", "0"])
+    assert res.exit_code == 0, res.output
+    assert "not measurable" in res.output and "read noise" in res.output
+
+
+def test_offset_of_float_data_is_rounded_to_its_resolution(rng):
+    scene = _scene(rng, peak=50.0)
+    frames = np.stack([scene + rng.normal(0, 1, scene.shape) for _ in range(8)])
+    # summation residue: the dark margin is 0.1 + 0.2 - 0.3, not 0
+    frames[:, :, :12] = 0.1 + 0.2 - 0.3
+    rep = run_qc(Movie(frames.astype(np.float64), axes="TYX"))
+    assert rep.offset == 0.0 and str(rep.offset) == "0.0"

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from cascope.cli._apps import reads_recordings
-from cascope.cli.train_denoiser import AMP_HELP
+from cascope.cli.train_denoiser import AMP_HELP, LOSS_HELP, STEPS_HELP, check_loss
 
 #: Methods this command runs without a model (kept equal to ``config.denoise_classical``).
 CLASSICAL = ("gaussian", "median", "bilateral", "bm3d", "bm4d")
@@ -72,8 +72,14 @@ def register(app: typer.Typer) -> None:
             help="Trained denoising model folder (cascope train denoiser), or a bioimage.io "
             "0.5 package (model.zip or rdf.yaml) whose axes fit INPUT.",
         ),
-        steps: int = typer.Option(
-            300, "--steps", min=1, help="deepcad/n2v/n2v3d without --model: training steps."
+        steps: int | None = typer.Option(
+            None,
+            "--steps",
+            min=1,
+            help=f"deepcad/n2v/n2v3d without --model: training steps ({STEPS_HELP}).",
+        ),
+        loss: str | None = typer.Option(
+            None, "--loss", help=f"deepcad/n2v/n2v3d without --model: {LOSS_HELP}"
         ),
         patch: tuple[int, int, int] = typer.Option(
             (16, 64, 64), "--patch", help="deepcad/n2v/n2v3d: training patch T Y X."
@@ -172,6 +178,13 @@ def register(app: typer.Typer) -> None:
                 "give one of them"
             )
         method = method or "gaussian"
+        if loss is not None:
+            check_loss(loss)
+            if model is not None or method not in DEEP:
+                raise CascopeError(
+                    "--loss: for a network trained here (--method deepcad, n2v or n2v3d without "
+                    "--model); a model keeps the loss it was trained with"
+                )
         network_options = {
             "tile": tile,
             "batch_size": batch_size,
@@ -191,6 +204,7 @@ def register(app: typer.Typer) -> None:
                 model=model,
                 method=method,
                 steps=steps,
+                loss=loss,
                 patch=patch,
                 device=device,
                 axes=axes,
@@ -274,7 +288,7 @@ def _denoise_deep(
     *,
     model: Path | None,
     method: str,
-    steps: int,
+    steps: int | None,
     patch: tuple[int, int, int],
     device: str,
     axes: str | None,
@@ -285,6 +299,7 @@ def _denoise_deep(
     tta: bool = False,
     amp: str = "auto",
     predict_options: dict[str, Any] | None = None,
+    loss: str | None = None,
 ) -> None:
     """Run a trained model, or train a self-supervised one on the input first, then predict.
 
@@ -293,7 +308,7 @@ def _denoise_deep(
     """
     from rich.console import Console
 
-    from cascope.config.denoise import DeepDenoiseConfig, DeepPredictConfig
+    from cascope.config.denoise import DENOISE_STEPS, DeepDenoiseConfig, DeepPredictConfig
     from cascope.denoise.deep import denoise_deep_file
 
     if model is None and method not in DEEP:
@@ -303,13 +318,15 @@ def _denoise_deep(
     if model is not None and _is_package(model):
         run = _package_denoiser(model, input_path, axes=axes, dataset=dataset, device=device)
     if model is None:
-        train = DeepDenoiseConfig.model_validate(
-            {
-                "method": method,
-                "patch": patch,
-                "training": {"steps": steps, "val_every": min(100, steps), "amp": amp},
-            }
-        )
+        steps = steps or DENOISE_STEPS
+        fields: dict[str, Any] = {
+            "method": method,
+            "patch": patch,
+            "training": {"steps": steps, "val_every": min(100, steps), "amp": amp},
+        }
+        if loss is not None:
+            fields["loss"] = loss
+        train = DeepDenoiseConfig.model_validate(fields)
     out = denoise_deep_file(
         input_path,
         output,

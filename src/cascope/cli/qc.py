@@ -20,6 +20,13 @@ def _fmt(value: Any, spec: str = ".4g") -> str:
     return str(value)
 
 
+def _read_noise(noise: Any) -> str:
+    """Show the read noise, or that it could not be measured (never 0 from an impossible fit)."""
+    if noise.problem and noise.gain is not None and noise.read_noise_adu == 0:
+        return "not measurable (see the recommendation)"
+    return f"{_fmt(noise.read_noise_adu)} ADU = {_fmt(noise.read_noise_e)} e-"
+
+
 def _print(report: Any, path: Path) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -45,7 +52,7 @@ def _print(report: Any, path: Path) -> None:
         ),
         ("offset + background", f"{_fmt(report.offset)} ADU"),
         ("gain", f"{_fmt(noise.gain)} ADU/e-"),
-        ("read noise", f"{_fmt(noise.read_noise_adu)} ADU = {_fmt(noise.read_noise_e)} e-"),
+        ("read noise", _read_noise(noise)),
         ("mean photons / pixel", _fmt(report.mean_photons)),
         ("SNR (bright structure, one frame)", _fmt(report.snr, ".3g")),
         (
@@ -53,6 +60,7 @@ def _print(report: Any, path: Path) -> None:
             f"{_fmt(report.temporal_correlation, '.3f')} "
             f"(raw {_fmt(report.temporal_correlation_raw, '.3f')})",
         ),
+        ("noise model", "reliable" if noise.reliable else f"unreliable: {noise.problem}"),
         ("flags", ", ".join(report.flags) or "none"),
     ]
     for name, value in rows:

@@ -13,6 +13,30 @@ AMP_HELP = (
     "faster on one with bfloat16 instructions, see cascope.training.cpu_has_native_bf16), fp16 "
     "(CUDA) or off (float32)."
 )
+#: Help of ``--loss``, shared by the commands that train a denoiser.
+LOSS_HELP = (
+    "training loss: l2 (default: keeps the mean intensity at any photon count), l1 or l1+l2 "
+    "(the DeepCAD-RT objective: at a few photons per pixel they estimate the median of the "
+    "noise, and the output's mean falls below the input's)."
+)
+
+
+def _steps_help() -> str:
+    from cascope.config.denoise import DENOISE_STEPS
+
+    return f"default {DENOISE_STEPS}, the same for every command"
+
+
+STEPS_HELP = _steps_help()
+
+
+def check_loss(loss: str) -> None:
+    """Refuse an unknown ``--loss`` with a one-line error."""
+    from cascope.config.denoise import DENOISE_LOSSES
+    from cascope.errors import CascopeError
+
+    if loss not in DENOISE_LOSSES:
+        raise CascopeError(f"--loss {loss!r}: use one of {', '.join(DENOISE_LOSSES)}")
 
 
 def register(app: typer.Typer) -> None:
@@ -30,7 +54,10 @@ def register(app: typer.Typer) -> None:
             "--target",
             help="n2n: second noisy recording; care: high-SNR recording (one per INPUT).",
         ),
-        steps: int = typer.Option(2000, "--steps", min=1, help="Training steps (batches)."),
+        steps: int | None = typer.Option(
+            None, "--steps", min=1, help=f"Training steps, batches ({STEPS_HELP})."
+        ),
+        loss: str | None = typer.Option(None, "--loss", help=LOSS_HELP[0].upper() + LOSS_HELP[1:]),
         patch: tuple[int, int, int] = typer.Option(
             (32, 64, 64), "--patch", help="Patch T Y X (deepcad crops 2T frames)."
         ),
@@ -66,8 +93,12 @@ def register(app: typer.Typer) -> None:
 
         if method not in METHODS:
             raise typer.BadParameter(f"choose from {', '.join(METHODS)}", param_hint="--method")
+        if loss is not None:
+            check_loss(loss)
+        from cascope.config.denoise import DENOISE_STEPS
         from cascope.models.checkpoint import CONFIG, WEIGHTS
 
+        steps = steps or DENOISE_STEPS
         # a folder of other files is refused now, not after the training
         check_output(
             output, inputs=[*inputs, *(target or [])], force=force, holds=(CONFIG, WEIGHTS)
@@ -82,9 +113,16 @@ def register(app: typer.Typer) -> None:
         }
         if lr is not None:
             training["lr"] = lr
-        cfg = DeepDenoiseConfig.model_validate(
-            {"method": method, "patch": patch, "depth": depth, "base": base, "training": training}
-        )
+        fields: dict[str, Any] = {
+            "method": method,
+            "patch": patch,
+            "depth": depth,
+            "base": base,
+            "training": training,
+        }
+        if loss is not None:
+            fields["loss"] = loss
+        cfg = DeepDenoiseConfig.model_validate(fields)
         movies = [read_recording(p, axes=axes, dataset=dataset) for p in inputs]
         targets = (
             [read_recording(p, axes=axes, dataset=dataset) for p in target] if target else None

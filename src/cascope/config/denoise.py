@@ -25,7 +25,29 @@ SELF_SUPERVISED: tuple[str, ...] = ("deepcad", "n2v", "n2v3d")
 #: diverged at 4); lr 1e-3 trained steadily at both noise levels with batch 2, but at batch 1 it
 #: blew up late at 4 photons/pixel (benchmarks/results/training_divergence.md), hence the rollback
 #: to the best state at half the rate when a validation loss doubles.
-DENOISE_TRAINING: dict[str, Any] = {"steps": 2000, "batch_size": 2, "lr": 1e-3, "divergence": 2.0}
+DENOISE_TRAINING: dict[str, Any] = {
+    "steps": 1000,
+    "batch_size": 2,
+    "lr": 1e-3,
+    "divergence": 2.0,
+}
+
+#: Training steps of a denoising network when none are given: the one default of every command
+#: (``cascope denoise``, ``cascope train denoiser``, ``cascope benchmark denoise``) and of the
+#: library.
+DENOISE_STEPS: int = DENOISE_TRAINING["steps"]
+
+#: Training losses of the denoisers.
+DenoiseLoss = Literal["l1", "l2", "l1+l2"]
+DENOISE_LOSSES: tuple[str, ...] = ("l2", "l1", "l1+l2")
+
+#: The default loss. Noise2Noise trained with a squared error estimates the mean of the noisy
+#: target, which for independent zero-mean noise is the clean signal; an L1 term estimates its
+#: median instead, and at a few photons per pixel the median of a Poisson count lies well below
+#: its mean (at 1 photon per pixel: 0 or 1 instead of 1.0). On simulated Poisson–Gaussian movies
+#: at 0.5 to 50 photons per pixel l2 kept the mean where l1+l2 shifted it down
+#: (benchmarks/results/denoise_bias.md).
+DEFAULT_LOSS: DenoiseLoss = "l2"
 
 
 def _default_training() -> TrainingConfig:
@@ -71,7 +93,19 @@ class DeepDenoiseConfig(BaseModel):
         default=False,
         description="N2V2 network: blur pooling and no top skip connection (n2v, n2v3d).",
     )
-    loss: Literal["l1", "l2", "l1+l2"] = Field(default="l1+l2", description="Training loss.")
+    loss: DenoiseLoss = Field(
+        default=DEFAULT_LOSS,
+        description="Training loss: l2 (the default) keeps the mean intensity at any photon "
+        "count; l1 and l1+l2 pull the output towards the median of the noise, below the mean "
+        "at low photon counts (benchmarks/results/denoise_bias.md).",
+    )
+    mean_correction: bool = Field(
+        default=True,
+        description="After training, shift the output so that the denoised middle of the "
+        "training recording keeps the mean of its target (for the self-supervised methods the "
+        "noisy recording, whose mean is the clean mean): keeps the mean intensity of a network "
+        "trained for few steps (benchmarks/results/denoise_bias.md).",
+    )
     mask_fraction: float = Field(
         default=0.02,
         gt=0,

@@ -67,6 +67,12 @@ class TrainingConfig(BaseModel):
         "their losses sit on a noise floor, so a jump to twice the best is a blow-up; losses "
         "that fall towards zero (events, segmentation) can double without one.",
     )
+    max_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="Stop after this much training time, validating first (None: run every "
+        "step); the best weights so far are kept.",
+    )
     seed: int = Field(default=0, description="Seed of torch, NumPy and Python random at the start.")
 
     @field_validator("betas")

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from cascope.config.denoise import SELF_SUPERVISED
+from cascope.config.denoise import DENOISE_STEPS, SELF_SUPERVISED, DeepDenoiseConfig
 from cascope.errors import InputError
 from cascope.metrics import psnr, si_psnr, ssim
 
@@ -39,37 +39,90 @@ def available_methods() -> list[str]:
     return out + list(DEEP)
 
 
+Runner = Callable[[NDArray[np.float32]], "tuple[NDArray[np.float32], dict[str, Any]]"]
+
+
 def _runner(
-    method: str, *, steps: int, patch: tuple[int, int, int], device: str, seed: int
-) -> Callable[[NDArray[np.float32]], NDArray[np.float32]]:
+    method: str, *, steps: int, max_seconds: float | None, device: str, seed: int
+) -> Runner:
     if method in CLASSICAL:
         from cascope.denoise.classical import denoise_array
 
-        def classical(x: NDArray[np.float32]) -> NDArray[np.float32]:
-            return np.asarray(denoise_array(x, axes="TYX", method=method), np.float32)
+        def classical(x: NDArray[np.float32]) -> tuple[NDArray[np.float32], dict[str, Any]]:
+            return np.asarray(denoise_array(x, axes="TYX", method=method), np.float32), {}
 
         return classical
-    from cascope.config.denoise import DeepDenoiseConfig, DeepPredictConfig
+    from cascope.config.denoise import DeepPredictConfig
     from cascope.denoise.deep import train_denoiser
 
-    def deep(x: NDArray[np.float32]) -> NDArray[np.float32]:
-        t = min(patch[0], max(2, x.shape[0] // 4))
-        cfg = DeepDenoiseConfig.model_validate(
-            {
-                "method": method,
-                "patch": (t, min(patch[1], x.shape[1]), min(patch[2], x.shape[2])),
-                "depth": 3,
-                "base": 8,
-                "val_fraction": 0.0,
-                "training": {"steps": steps, "batch_size": 4, "lr": 2e-3, "seed": seed},
-            }
-        )
-        model, _ = train_denoiser(x, config=cfg, device=device)
+    def deep(x: NDArray[np.float32]) -> tuple[NDArray[np.float32], dict[str, Any]]:
+        # the network `cascope denoise` trains (its defaults), with the patch fitted to the crop
+        cfg = network_config(method, x.shape, steps=steps, max_seconds=max_seconds, seed=seed)
+        model, result = train_denoiser(x, config=cfg, device=device)
         out = model.predict(x, config=DeepPredictConfig(), device=device)
         assert out is not None
-        return np.asarray(out, np.float32)
+        info = {"steps": result.steps_done, "steps_planned": cfg.training.steps}
+        return np.asarray(out, np.float32), info
 
     return deep
+
+
+def network_config(
+    method: str,
+    shape: tuple[int, ...],
+    *,
+    steps: int,
+    max_seconds: float | None = None,
+    seed: int = 0,
+) -> DeepDenoiseConfig:
+    """Configure the network of ``cascope denoise --method METHOD``, its patch fitted to ``shape``.
+
+    Only the patch (clipped to the recording; along T at most a quarter of it, so deepcad's
+    interleaved window and a validation part fit), the steps, the time budget and the seed
+    differ from the defaults.
+    """
+    from cascope.config.denoise import DeepDenoiseConfig
+
+    t, y, x = DeepDenoiseConfig.model_fields["patch"].default
+    patch = (min(t, max(2, shape[0] // 4)), min(y, shape[1]), min(x, shape[2]))
+    training: dict[str, Any] = {"steps": steps, "val_every": min(100, steps), "seed": seed}
+    if max_seconds is not None:
+        training["max_seconds"] = max_seconds
+    return DeepDenoiseConfig.model_validate(
+        {"method": method, "patch": patch, "training": training}
+    )
+
+
+def benchmark_crop(
+    shape: tuple[int, ...],
+    crop: tuple[int, int, int],
+    score: NDArray[np.float64] | None = None,
+) -> tuple[slice, slice, slice]:
+    """Where to benchmark: the first frames, and the window of most structure in them.
+
+    Parameters
+    ----------
+    shape : (int, int, int)
+        The movie's ``(T, Y, X)``.
+    crop : (int, int, int)
+        Crop size (clipped to the movie).
+    score : ndarray, optional
+        A ``(Y, X)`` map whose sum over the window is maximised (e.g. the local standard
+        deviation of a mean image); without one the window is centred.
+
+    Returns
+    -------
+    tuple of slice
+        Frames, rows and columns of the crop.
+    """
+    ct, cy, cx = (min(c, s) for c, s in zip(crop, shape, strict=True))
+    if score is None or (cy, cx) == shape[1:]:
+        y0, x0 = (shape[1] - cy) // 2, (shape[2] - cx) // 2
+    else:
+        integral = np.pad(np.cumsum(np.cumsum(score, 0), 1), ((1, 0), (1, 0)))
+        sums = integral[cy:, cx:] - integral[:-cy, cx:] - integral[cy:, :-cx] + integral[:-cy, :-cx]
+        y0, x0 = (int(v) for v in np.unravel_index(int(np.argmax(sums)), sums.shape))
+    return slice(0, ct), slice(y0, y0 + cy), slice(x0, x0 + cx)
 
 
 def benchmark_denoisers(
@@ -77,11 +130,12 @@ def benchmark_denoisers(
     *,
     reference: Any | None = None,
     methods: Sequence[str] | None = None,
-    steps: int = 200,
-    patch: tuple[int, int, int] = (8, 64, 64),
+    steps: int = DENOISE_STEPS,
+    max_seconds: float | None = None,
     device: str = "auto",
     seed: int = 0,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    on_start: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Score denoisers on one ``(T, Y, X)`` recording and rank them.
 
@@ -94,15 +148,19 @@ def benchmark_denoisers(
     methods : sequence of str, optional
         Subset of :func:`available_methods` (default: all of them).
     steps : int
-        Training steps of each network (a small budget: every network trains from scratch).
-    patch : tuple of int
-        Training patch (T, Y, X) of the networks.
+        Training steps of each network (every network trains from scratch, with the defaults
+        of ``cascope denoise``: :func:`network_config`).
+    max_seconds : float, optional
+        Training time of each network: it stops there, before ``steps`` if need be (the row
+        says how many steps it made).
     device : str
         Where networks run.
     seed : int
         Seed of the networks.
     on_result : callable, optional
         Called with each row as soon as it is done.
+    on_start : callable, optional
+        Called with a method's name when it starts.
 
     Returns
     -------
@@ -131,14 +189,17 @@ def benchmark_denoisers(
     if on_result is not None:
         on_result(rows[0])
     for method in chosen:
-        run = _runner(method, steps=steps, patch=patch, device=device, seed=seed)
+        if on_start is not None:
+            on_start(method)
+        run = _runner(method, steps=steps, max_seconds=max_seconds, device=device, seed=seed)
         t0 = time.perf_counter()
         try:
-            out = run(inp)
+            out, info = run(inp)
         except (ImportError, ModuleNotFoundError) as err:
             log.warning("%s skipped: %s", method, err)
             continue
         row = _score(method, out, inp, time.perf_counter() - t0, ref, held_out)
+        row.update(info)
         rows.append(row)
         if on_result is not None:
             on_result(row)

@@ -355,6 +355,7 @@ def train_denoiser(
     resume: bool = False,
     device: str | torch.device = "auto",
     progress: bool = False,
+    predict: DeepPredictConfig | None = None,
 ) -> tuple[DeepDenoiser, TrainResult]:
     """Train a denoising network on recordings (self-supervised, or on pairs).
 
@@ -376,6 +377,9 @@ def train_denoiser(
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     progress : bool
         Show a progress bar with loss and ETA.
+    predict : DeepPredictConfig, optional
+        How the recording will be predicted: the mean correction (``config.mean_correction``)
+        predicts its sample the same way, as a network trained briefly can depend on the tiling.
 
     Returns
     -------
@@ -450,6 +454,7 @@ def train_denoiser(
         checkpoint_dir=checkpoint_dir,
     )
     result = trainer.fit(resume=resume, progress=progress)
+    model = trainer.model.to("cpu").eval()
     import cascope
 
     provenance = {
@@ -463,6 +468,7 @@ def train_denoiser(
         "device": str(trainer.device),
         "precision": str(trainer.amp_dtype or torch.float32).removeprefix("torch."),
         "float32_steps": result.float32_steps,
+        "mean_correction": 0.0,
         "cascope": cascope.__version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -470,14 +476,52 @@ def train_denoiser(
         "input_shapes": [list(m.shape) for m in movies],
     }
     denoiser = DeepDenoiser(
-        model=trainer.model.to("cpu").eval(),
+        model=model,
         config=cfg,
         input_norm=in_norm,
         output_norm=out_norm,
         axes=movies[0].axes,
         provenance=provenance,
     )
+    if cfg.mean_correction:
+        target = tmovies[0] if tmovies else movies[0]
+        _keep_mean(denoiser, movies[0], target, device, predict, progress=progress)
     return denoiser, result
+
+
+def _keep_mean(
+    denoiser: DeepDenoiser,
+    movie: Movie,
+    target: Movie,
+    device: Any,
+    predict: DeepPredictConfig | None,
+    *,
+    progress: bool = False,
+) -> None:
+    """Shift the denoiser's output so that it keeps the mean of a sample of its training data.
+
+    The denoised sample (at most 64 planes from the middle, at most 256 x 256 from the centre,
+    predicted as any recording is) is compared with the same region of the target (for the
+    self-supervised methods the noisy recording itself, whose mean is the clean mean): a network
+    trained for few steps, or one that estimates a median (an L1 loss), misses it. The
+    difference is taken off the output's restoring mean and recorded as ``mean_correction``.
+    """
+    n, ny, nx = movie.shape
+    t0, y0, x0 = max(0, (n - 64) // 2), max(0, (ny - 256) // 2), max(0, (nx - 256) // 2)
+    region = (slice(t0, t0 + 64), slice(y0, y0 + 256), slice(x0, x0 + 256))
+    sample = np.asarray(movie[region], np.float32)
+    reference = sample if target is movie else np.asarray(target[region], np.float32)
+    out = denoiser.predict(
+        sample, axes=movie.axes, config=predict, device=device, progress=progress
+    )
+    assert out is not None
+    shift = float(np.mean(out, dtype=np.float64) - np.mean(reference, dtype=np.float64))
+    if not math.isfinite(shift):
+        return
+    mean, std = denoiser.output_norm
+    denoiser.output_norm = (mean - shift, std)
+    denoiser.provenance["mean_correction"] = -shift
+    log.info("mean correction: %.4g (input units)", -shift)
 
 
 def denoise_deep(
@@ -518,7 +562,7 @@ def denoise_deep(
     ndarray or None
         The denoised recording in the input's units, unless a writer was given.
     """
-    model = _trained_or_loaded(data, model, method, train, axes, device, progress)
+    model = _trained_or_loaded(data, model, method, train, axes, device, progress, predict)
     return model.predict(
         data, axes=axes, config=predict, writer=writer, device=device, progress=progress
     )
@@ -532,6 +576,7 @@ def _trained_or_loaded(
     axes: str,
     device: str | torch.device,
     progress: bool,
+    predict: DeepPredictConfig | None = None,
 ) -> DeepDenoiser:
     """Return the model, load the model folder, or (no model) train ``method`` on ``data``."""
     if isinstance(model, DeepDenoiser):
@@ -543,7 +588,9 @@ def _trained_or_loaded(
     cfg = train or DeepDenoiseConfig.model_validate({"method": method})
     if cfg.method != method:
         cfg = cfg.model_copy(update={"method": method})
-    trained, _ = train_denoiser(data, config=cfg, axes=axes, device=device, progress=progress)
+    trained, _ = train_denoiser(
+        data, config=cfg, axes=axes, device=device, progress=progress, predict=predict
+    )
     return trained
 
 
@@ -624,8 +671,8 @@ def denoise_deep_file(
     check_output(output_path, inputs=[src], force=force)
     movie = read_recording(src, axes=axes, dataset=dataset)
     stack, _ = _as_stack(movie, movie.axes)
-    model = _trained_or_loaded(stack, model, method, train, stack.axes, device, progress)
     pcfg = predict or DeepPredictConfig.model_validate({})
+    model = _trained_or_loaded(stack, model, method, train, stack.axes, device, progress, pcfg)
     dtype = output_dtype(stack.dtype, pcfg.dtype)
     with open_writer_like(output_path, stack, dtype, force=force, inputs=[src]) as writer:
         model.predict(stack, config=pcfg, writer=writer, device=device, progress=progress)

@@ -322,7 +322,7 @@ def run_qc(
         # a 5x5 box mean removes most of the noise left in the average, which would otherwise
         # pull a low percentile below the true dark level
         smooth = uniform_filter(mean_image, size=5, mode="nearest")
-        offset = float(np.percentile(smooth, cfg.offset_percentile))
+        offset = _snap(float(np.percentile(smooth, cfg.offset_percentile)), hi - lo)
     else:
         offset = float(cfg.offset)
     noise = fit_noise_model(
@@ -373,6 +373,17 @@ def run_qc(
     return report
 
 
+def _snap(value: float, scale: float, digits: int = 4) -> float:
+    """Round ``value`` to ``digits`` significant figures of ``scale`` (``-1.6e-14`` -> ``0.0``).
+
+    A percentile of floating-point data carries summation residue far below the data's own
+    resolution; reporting it would suggest a precision the measurement does not have.
+    """
+    if not math.isfinite(value) or not math.isfinite(scale) or scale <= 0:
+        return value
+    return round(value, digits - math.floor(math.log10(scale))) + 0.0  # + 0.0: no -0.0
+
+
 def _decide(report: QCReport, cfg: QCConfig) -> None:
     """Fill in ``flags`` and the one-line ``recommendation``."""
     advice = []
@@ -390,9 +401,18 @@ def _decide(report: QCReport, cfg: QCConfig) -> None:
         )
     if not report.noise.reliable or report.dynamic_range_compressed:
         report.flags.append("noise_model_unreliable")
+        if report.noise.problem:
+            advice.append(f"noise model unreliable: {report.noise.problem}")
     corr = report.temporal_correlation
     if report.frame_axis is None or report.frames_sampled < 2:
         advice.append("single frame: use n2v (spatial blind-spot) for denoising")
+    elif report.frame_axis == "Z":
+        # neighbouring planes of a stack show different structures, not the same scene twice
+        # (the assumption of temporal N2N): denoise the volume as a volume
+        advice.append(
+            "volume (Z-stack): denoise it as a volume with n2v3d (3D blind-spot) or bm4d; "
+            "temporal N2N (deepcad) needs a time series"
+        )
     elif corr is not None and corr >= cfg.correlation_threshold:
         advice.append(
             f"temporal N2N (deepcad) suits this movie (consecutive frames correlate {corr:.2f})"

@@ -22,6 +22,9 @@ from numpy.typing import NDArray
 _KEEP = 0.9
 #: Minimum samples in an intensity bin to estimate its variance.
 _MIN_BIN = 200
+#: A read-noise variance below ``-_READ_TOLERANCE`` times the darkest bins' variance is no
+#: rounding error of the fit: the darkest pixels vary less than their shot noise alone would.
+_READ_TOLERANCE = 0.1
 
 
 def _trimmed_factor(keep: float) -> float:
@@ -74,7 +77,10 @@ class NoiseModel:
     means, variances : ndarray of float64
         The binned points the line was fitted to.
     reliable : bool
-        Whether there were enough bins with a positive slope.
+        Whether the fit is physically possible: enough bins, a positive slope, and a read-noise
+        variance that is not clearly negative.
+    problem : str or None
+        Why the model is unreliable (``None`` when it is reliable).
     """
 
     gain: float | None
@@ -85,6 +91,7 @@ class NoiseModel:
     means: NDArray[np.float64] = field(repr=False)
     variances: NDArray[np.float64] = field(repr=False)
     reliable: bool
+    problem: str | None = None
 
     def variance(self, mean: Any) -> NDArray[np.float64]:
         """Noise variance (ADU², at least 0) expected at a mean intensity."""
@@ -100,6 +107,7 @@ class NoiseModel:
             "offset": self.offset,
             "intercept": self.intercept,
             "reliable": self.reliable,
+            "problem": self.problem,
             "points": {"mean": self.means.tolist(), "variance": self.variances.tolist()},
         }
 
@@ -148,10 +156,15 @@ def fit_noise_model(
             pts_v.append(robust_variance(d[sel]))
     pm, pv = np.asarray(pts_m), np.asarray(pts_v)
     gain: float | None = None
+    problem: str | None = None
     if pm.size >= 3 and np.ptp(pm) > 0:
         slope, intercept = (float(v) for v in theilslopes(pv, pm)[:2])
         if slope > 0:
             gain = slope
+        else:
+            problem = "the noise variance does not grow with the intensity (no shot noise)"
+    else:
+        problem = f"too few intensity bins with {_MIN_BIN} samples ({pm.size} of 3)"
     if gain is None:
         fallback = float(robust_variance(d)) if d.size else 0.0
         intercept = float(np.median(pv)) if pv.size else fallback
@@ -161,7 +174,16 @@ def fit_noise_model(
         # slope error does not swamp a read noise that is small beside the shot noise
         darkest = np.argsort(pm)[:3]
         excess = np.maximum(pm[darkest] - offset, 0.0)  # bins below the offset are pure read noise
-        read_var = max(float(np.median(pv[darkest] - gain * excess)), 0.0)
+        raw = float(np.median(pv[darkest] - gain * excess))
+        seen = float(np.median(pv[darkest]))
+        if raw < -_READ_TOLERANCE * seen:
+            shot = float(np.median(gain * excess))
+            problem = (
+                f"impossible fit: the darkest pixels vary less ({seen:.3g} ADU²) than their shot "
+                f"noise alone would ({shot:.3g} ADU²), so the read noise cannot be measured; the "
+                "data were probably rescaled, filtered or offset-subtracted"
+            )
+        read_var = max(raw, 0.0)
     read_adu = math.sqrt(read_var)
     return NoiseModel(
         gain=gain,
@@ -171,5 +193,6 @@ def fit_noise_model(
         read_noise_e=read_adu / gain if gain else None,
         means=pm,
         variances=pv,
-        reliable=gain is not None,
+        reliable=problem is None,
+        problem=problem,
     )

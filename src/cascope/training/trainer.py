@@ -62,6 +62,8 @@ class TrainResult:
         Last completed step.
     stopped_early : bool
         Whether early stopping ended the run.
+    time_limited : bool
+        Whether the time budget (``max_seconds``) ended the run before its last step.
     seconds : float
         Wall time of this call (not of earlier interrupted calls).
     rollbacks : list of int
@@ -79,6 +81,7 @@ class TrainResult:
     best_val: float | None = None
     steps_done: int = 0
     stopped_early: bool = False
+    time_limited: bool = False
     seconds: float = 0.0
     rollbacks: list[int] = field(default_factory=list)
     float32_steps: list[int] = field(default_factory=list)
@@ -374,20 +377,26 @@ class Trainer:
 
     def _fit(self, *, resume: bool, progress: bool, stop_at: int | None) -> TrainResult:
         t0 = time.perf_counter()
+        fresh = True
         if resume and self._checkpoint_path() is not None and self._checkpoint_path().is_file():  # type: ignore[union-attr]
             self.load_checkpoint()
             log.info("resumed from step %d", self._step)
-        else:
-            if resume:
-                log.warning("no checkpoint to resume from; starting a new run")
-            seed_everything(self.config.seed)
-            if self.config.divergence is not None:  # the guard's first yardstick
-                self._after_validation(0, self.validate())
+            fresh = False
+        elif resume:
+            log.warning("no checkpoint to resume from; starting a new run")
         total = self.config.steps
+        budget = self.config.max_seconds
         fields = ("loss", "val")
+        # the bar is up before the first validation, so a long run shows itself from the start
         with progress_bar(
             "training", total, enabled=progress, completed=self._step, fields=fields
         ) as update:
+            if fresh:
+                seed_everything(self.config.seed)
+                if self.config.divergence is not None:  # the guard's first yardstick
+                    self._after_validation(0, self.validate())
+                    best = self.result.best_val
+                    update(0, val="-" if best is None else f"{best:.4g}")
             while self._step < total:
                 step = self._step + 1
                 loss = self.train_step(self.sampler.sample(self.config.batch_size), step)
@@ -397,8 +406,14 @@ class Trainer:
                 if self.on_step is not None:
                     self.on_step(step, loss)
                 stop = False
-                if self.val_batches and (step % self.config.val_every == 0 or step == total):
+                out_of_time = budget is not None and time.perf_counter() - t0 >= budget
+                validate_now = step % self.config.val_every == 0 or step == total or out_of_time
+                if self.val_batches and validate_now:
                     stop = self._after_validation(step, self.validate())
+                if out_of_time and step < total:
+                    self.result.time_limited = True
+                    log.info("time budget of %g s spent at step %d of %d", budget, step, total)
+                    stop = True
                 if self.checkpoint_dir is not None and (
                     step % self.config.checkpoint_every == 0 or step == total or stop
                 ):
@@ -406,8 +421,9 @@ class Trainer:
                 best = self.result.best_val
                 update(step, loss=f"{loss:.4g}", val="-" if best is None else f"{best:.4g}")
                 if stop:
-                    self.result.stopped_early = True
-                    log.info("early stop at step %d", step)
+                    if not self.result.time_limited:
+                        self.result.stopped_early = True
+                        log.info("early stop at step %d", step)
                     break
                 if stop_at is not None and step >= stop_at:
                     self.result.seconds = time.perf_counter() - t0

@@ -1,0 +1,215 @@
+"""Does temporal Noise2Noise (deepcad) keep the mean? Bias at 0.5 to 50 photons per pixel.
+
+Poisson–Gaussian somatic movies (offset near 0) are simulated so that the clean movie holds a
+given mean number of photons per pixel. Each training loss (and a variance-stabilised variant)
+trains deepcad on the noisy movie itself; the output is compared with the clean ground truth:
+
+- ``bias``: ``(mean(denoised) - mean(clean)) / (mean(clean) - offset)``, over the whole movie and
+  inside the neurons' footprints (pixels above half a footprint's peak), in per cent;
+- the same for the noisy input itself (the floor a finite movie sets on this measurement);
+- SI-PSNR against the clean movie.
+
+Variants: ``l1+l2`` (the former default), ``l2``, and ``vst+l1+l2``: the generalised Anscombe
+transform with the simulator's exact camera parameters, training with l1+l2 in the stabilised
+domain, and the closed-form unbiased inverse (:mod:`cascope.preprocess.vst`). Each is scored
+without and with the mean correction (``DeepDenoiseConfig.mean_correction``: after training the
+output is shifted so that the denoised middle of the movie keeps the noisy movie's mean); the
+new default is ``l2 + mean correction``.
+
+Usage::
+
+    python benchmarks/denoise_bias.py [--photons 0.5 1 5 50] [--steps 200] [--variants l1+l2 l2]
+
+Writes ``benchmarks/results/denoise_bias.{json,md}`` (after every row, so a stopped run keeps
+what it measured; ``--append`` adds to an earlier run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import cascope
+from cascope.config.denoise import DeepDenoiseConfig, DeepPredictConfig
+from cascope.config.simulate import CameraParams
+from cascope.denoise.deep import train_denoiser
+from cascope.metrics import si_psnr
+from cascope.preprocess.vst import generalized_anscombe, inverse_generalized_anscombe
+from cascope.simulate import somatic
+
+RESULTS = Path(__file__).resolve().parent / "results"
+#: Offset near 0 (a few read-noise deviations above it, so nothing is clipped at 0 ADU).
+CAMERA = CameraParams(gain=1.0, read_noise=0.5, offset=5.0)
+
+
+def simulate(photons: float, frames: int, size: int, seed: int) -> tuple:
+    """Somatic movie whose clean mean is ``photons`` photons per pixel above the offset."""
+    common = {"n_frames": frames, "shape": (size, size), "seed": seed, "background": 0.0}
+    probe = somatic(photons=10.0, camera=CAMERA, **common)
+    per_unit = (float(probe.clean.mean()) - CAMERA.offset) / CAMERA.gain / 10.0
+    return somatic(photons=photons / per_unit, camera=CAMERA, **common)
+
+
+def relative_bias(out: np.ndarray, clean: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Per cent of the clean signal above the offset."""
+    if mask is not None:
+        out, clean = out[:, mask], clean[:, mask]
+    c = float(clean.mean(dtype=np.float64))
+    return 100.0 * (float(out.mean(dtype=np.float64)) - c) / (c - CAMERA.offset)
+
+
+def run(
+    variant: str, noisy: np.ndarray, args: argparse.Namespace, seed: int
+) -> dict[str, np.ndarray]:
+    """Train deepcad with one loss (optionally in the stabilised domain) and denoise.
+
+    Returns the output with the mean correction (the default) and without it (the corrected
+    output plus the constant the correction took off).
+    """
+    vst = variant.startswith("vst+")
+    loss = variant.removeprefix("vst+")
+    cam = {"gain": CAMERA.gain, "read_noise": CAMERA.read_noise * CAMERA.gain}
+    data = generalized_anscombe(noisy, offset=CAMERA.offset, **cam) if vst else noisy
+    cfg = DeepDenoiseConfig.model_validate(
+        {
+            "method": "deepcad",
+            "loss": loss,
+            "patch": (8, args.patch, args.patch),
+            "depth": 3,
+            "base": 8,
+            "training": {"steps": args.steps, "batch_size": 4, "val_every": 50, "seed": seed},
+        }
+    )
+    model, _ = train_denoiser(data, config=cfg, device="cpu")
+    out = model.predict(data, config=DeepPredictConfig(), device="cpu")  # as `denoise` does
+    assert out is not None
+    outs = {
+        f"{variant} + mean correction": out,
+        variant: out - np.float32(model.provenance["mean_correction"]),
+    }
+    if vst:
+        back = {"offset": CAMERA.offset, **cam}
+        outs = {k: inverse_generalized_anscombe(v, **back) for k, v in outs.items()}
+    return {k: np.asarray(v, np.float32) for k, v in outs.items()}
+
+
+def write(rows: list[dict], meta: dict, name: str) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    m = meta["movie"]
+    lines = [
+        f"# Mean bias of deepcad on simulated Poisson–Gaussian movies ({m['frames']} x "
+        f"{m['size']} x {m['size']}, offset {CAMERA.offset:g} ADU)",
+        "",
+        f"Device: {meta['device']}. torch {torch.__version__}, cascope {cascope.__version__}.",
+        f"deepcad trained from scratch on each noisy movie: {meta['budget']['steps']} steps x 4 "
+        f"patches (8 x {meta['budget']['patch'][1]} x {meta['budget']['patch'][2]} frame pairs, "
+        "depth 3, base 8), CPU. Camera: gain "
+        f"{CAMERA.gain:g} ADU/e-, read noise {CAMERA.read_noise:g} e-. Bias = (mean(denoised) - "
+        "mean(clean)) / (mean(clean) - offset), in per cent; 'footprints' = pixels above half "
+        "of a neuron's peak; 'noisy' rows give the input's own deviation (the measurement floor).",
+        "",
+        "| photons/pixel | variant | seed | bias all (%) | bias footprints (%) | SI-PSNR (dB) "
+        "| time (s) |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    order = {"noisy": 0, "l1+l2": 1, "l1+l2 + mean correction": 2, "l2": 3}
+    for r in sorted(rows, key=lambda r: (r["photons"], r["seed"], order.get(r["variant"], 3))):
+        lines.append(
+            f"| {r['photons']:g} | {r['variant']} | {r['seed']} | {r['bias_all_pct']:+.2f} | "
+            f"{r['bias_footprints_pct']:+.2f} | {r['si_psnr']:.2f} | {r['seconds']:.0f} |"
+        )
+    if meta.get("parts"):
+        lines += ["", f"Joined from runs side by side (`--merge`): {', '.join(meta['parts'])}."]
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--photons", type=float, nargs="+", default=[0.5, 1.0, 5.0, 50.0])
+    ap.add_argument("--variants", nargs="+", default=["l1+l2", "l2"])
+    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--patch", type=int, default=48, help="patch Y and X (T is 8)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--append", action="store_true", help="keep the rows of an earlier run")
+    ap.add_argument("--name", default="denoise_bias")
+    ap.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="PART",
+        help="only join the rows of earlier runs (results/PART.json, e.g. one per photon count "
+        "run side by side) into results/NAME.{json,md}",
+    )
+    args = ap.parse_args()
+    if args.merge:
+        parts = [json.loads((RESULTS / f"{p}.json").read_text()) for p in args.merge]
+        seen: dict[tuple, dict] = {}
+        for part in parts:  # each part scores the noisy movie too: keep one row per key
+            for r in part["rows"]:
+                seen[(r["photons"], r["seed"], r["variant"])] = r
+        merged = list(seen.values())
+        write(merged, {**parts[0]["meta"], "parts": args.merge}, args.name)
+        return
+    torch.set_num_threads(2)
+    rows: list[dict] = []
+    if args.append and (RESULTS / f"{args.name}.json").exists():
+        rows = json.loads((RESULTS / f"{args.name}.json").read_text())["rows"]
+    meta = {
+        "device": f"CPU only ({platform.machine()}, {torch.get_num_threads()} torch threads, "
+        "shared with other jobs)",
+        "cascope": cascope.__version__,
+        "torch": torch.__version__,
+        "movie": {"frames": args.frames, "size": args.size, "camera": CAMERA.model_dump()},
+        "budget": {
+            "steps": args.steps,
+            "batch_size": 4,
+            "patch": [8, args.patch, args.patch],
+            "depth": 3,
+        },
+    }
+    for seed in args.seeds:
+        for photons in args.photons:
+            sim = simulate(photons, args.frames, args.size, seed)
+            noisy = sim.noisy.astype(np.float32)
+            mask = (sim.footprints > 0.5 * sim.footprints.max(axis=(1, 2), keepdims=True)).any(0)
+
+            def score(variant: str, out: np.ndarray, seconds: float, **kw: object) -> None:
+                row = {
+                    "photons": kw["photons"],
+                    "seed": kw["seed"],
+                    "variant": variant,
+                    "bias_all_pct": relative_bias(out, kw["clean"]),  # type: ignore[arg-type]
+                    "bias_footprints_pct": relative_bias(
+                        out,
+                        kw["clean"],  # type: ignore[arg-type]
+                        kw["mask"],  # type: ignore[arg-type]
+                    ),
+                    "si_psnr": si_psnr(out, kw["clean"]),
+                    "negative_below_offset_pct": 100.0 * float(np.mean(out < CAMERA.offset)),
+                    "seconds": round(seconds, 1),
+                }
+                key = (row["photons"], row["seed"], variant)
+                rows[:] = [r for r in rows if (r["photons"], r["seed"], r["variant"]) != key]
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+                write(rows, meta, args.name)
+
+            ctx = {"photons": photons, "seed": seed, "clean": sim.clean, "mask": mask}
+            score("noisy", noisy, 0.0, **ctx)
+            for variant in args.variants:
+                t0 = time.perf_counter()
+                outs = run(variant, noisy, args, seed)
+                for name, out in outs.items():
+                    score(name, out, time.perf_counter() - t0, **ctx)
+
+
+if __name__ == "__main__":
+    main()
