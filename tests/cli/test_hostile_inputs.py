@@ -218,7 +218,7 @@ COMMANDS = {
         *("--device", "cpu"),
     ],
     "benchmark": lambda p, o: [
-        *("benchmark", "denoise", str(p), "-m", "gaussian", "--frames", "40"),
+        *("benchmark", "denoise", str(p), "-m", "gaussian", "--crop", "40", "64", "64"),
         *("--json", str(o.with_suffix(".json"))),
     ],
 }
