@@ -21,7 +21,7 @@ RANK = {
     "errors": 0,
     "_json": 0,
     "_progress": 0,
-    "_device": 0,
+    "_device": 1,
     "config": 1,
     "io": 2,
     "__init__": 3,  # the public API: re-exports errors and io

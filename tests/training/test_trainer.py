@@ -270,8 +270,8 @@ def test_the_denoisers_roll_back_by_default_other_trainings_do_not():
 
 
 def test_mixed_precision_and_memory_format_on_the_cpu(caplog):
+    from cascope._device import _fp16_off_cuda, channels_last_format
     from cascope.training import autocast_dtype
-    from cascope.training.trainer import _fp16_off_cuda, channels_last_format
 
     cpu = torch.device("cpu")
     _fp16_off_cuda.cache_clear()  # said once per process: forget an earlier test's

@@ -224,7 +224,7 @@ class TorchPredictor:
         channels_last: bool,
         compile: bool,
     ) -> None:
-        from cascope.training.trainer import autocast_dtype, channels_last_format, resolve_device
+        from cascope._device import autocast_dtype, channels_last_format, resolve_device
 
         self.device = resolve_device(device)
         model = model.to(self.device).eval()

@@ -5,6 +5,7 @@ Every network of cascope (denoising, event detection, segmentation) is trained b
 pairing function) against a pluggable loss.
 """
 
+from cascope._device import autocast_dtype, cpu_has_native_bf16, resolve_device, seed_everything
 from cascope.config.training import TrainingConfig
 from cascope.training.augment import (
     apply_transform,
@@ -23,14 +24,7 @@ from cascope.training.samplers import (
     supervised_pairing,
     temporal_interleave_pairing,
 )
-from cascope.training.trainer import (
-    Trainer,
-    TrainResult,
-    autocast_dtype,
-    cpu_has_native_bf16,
-    resolve_device,
-    seed_everything,
-)
+from cascope.training.trainer import Trainer, TrainResult
 
 __all__ = [
     "LOSSES",
