@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -140,3 +142,44 @@ def test_event_across_a_block_border_is_counted_once(client: Any, tmp_path: Path
     assert set(np.unique(labels[13:21, 5:10, 5:10])) == {1}  # one id on both sides of 16
     assert set(np.unique(labels[30:34, 12:16, 12:16])) == {2}
     assert int((labels > 0).sum()) == 8 * 25 + 4 * 16
+
+
+def test_detect_cli_refuses_what_a_cluster_cannot_do(tmp_path: Path) -> None:
+    movie = mscts(seed=2, n_frames=20, shape=(24, 24)).noisy
+    source = io.write(tmp_path / "m.tif", movie, axes="TYX")
+    base = [sys.executable, "-m", "cascope", "detect", str(source), "-o", str(tmp_path / "e.csv")]
+    cluster = ["--scheduler", "tcp://127.0.0.1:1"]
+    proc = subprocess.run(base + cluster, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "--model" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "e.csv").exists()
+
+
+@pytest.mark.slow
+def test_detect_cli_on_a_scheduler(client: Any, tiny_event_model: Path, tmp_path: Path) -> None:
+    sim = mscts(seed=5, n_frames=40, shape=(32, 32), event_rate=30.0, photons=10.0)
+    source = io.write(tmp_path / "m.ome.zarr", sim.noisy, axes="TYX")
+    cmd = [sys.executable, "-m", "cascope", "detect", str(source), "--model", str(tiny_event_model)]
+    cmd += ["--block", "16", "--threshold", "0.5", "--scheduler", client.scheduler.address]
+    tif = subprocess.run(
+        [*cmd, "-o", str(tmp_path / "a.csv"), "--labels-out", str(tmp_path / "l.tif")],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert tif.returncode == 1 and ".ome.zarr" in tif.stderr
+    proc = subprocess.run(
+        [*cmd, "-o", str(tmp_path / "e.csv"), "--labels-out", str(tmp_path / "l.ome.zarr")],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr
+    em = load_event_model(tiny_event_model)
+    cfg = DetectConfig(threshold=0.5, block=16)
+    labels = np.zeros(sim.noisy.shape, np.uint32)
+    local = detect_events(io.read(source), em, config=cfg, labels_out=labels)
+    table = pd.read_csv(tmp_path / "e.csv")
+    assert len(table) == len(local)
+    np.testing.assert_allclose(table[["t", "y", "x"]].to_numpy(), local[["t", "y", "x"]].to_numpy())
+    np.testing.assert_array_equal(np.asarray(io.read(tmp_path / "l.ome.zarr")[:]), labels)
