@@ -16,7 +16,7 @@ import torch
 
 from cascope import io
 from cascope.config.events import DetectConfig
-from cascope.events.detect import label_events
+from cascope.events.detect import detect_threshold_baseline, label_events
 from cascope.events.train import detect_events, load_event_model, probability
 from cascope.simulate import mscts
 from cascope.study import detect_distributed
@@ -114,6 +114,25 @@ def test_distributed_detection_equals_one_process(
     assert _digests(target) == before
 
 
+def test_distributed_threshold_detector_equals_one_process(client: Any, tmp_path: Path) -> None:
+    sim = mscts(seed=6, n_frames=60, shape=(40, 44), event_rate=30.0, photons=10.0)
+    source = io.write(tmp_path / "movie.ome.zarr", sim.noisy, axes="TYX")
+    labels, local = detect_threshold_baseline(np.asarray(io.read(source)[:]), k=4.0)
+    cfg = DetectConfig(threshold=4.0, block=16, halo=32)  # longer than any event here
+    table = detect_distributed(
+        source,
+        tmp_path / "events.parquet",
+        model=None,
+        client=client,
+        config=cfg,
+        labels_path=tmp_path / "labels.ome.zarr",
+        region=16,  # 3 x 3 regions of all 60 frames: z-scores across region borders
+    )
+    assert len(local) >= 5
+    pd.testing.assert_frame_equal(table, local)
+    np.testing.assert_array_equal(np.asarray(io.read(tmp_path / "labels.ome.zarr")[:]), labels)
+
+
 def test_event_across_a_block_border_is_counted_once(client: Any, tmp_path: Path) -> None:
     from cascope.io.zarr import ZarrBlockWriter
 
@@ -148,9 +167,9 @@ def test_detect_cli_refuses_what_a_cluster_cannot_do(tmp_path: Path) -> None:
     movie = mscts(seed=2, n_frames=20, shape=(24, 24)).noisy
     source = io.write(tmp_path / "m.tif", movie, axes="TYX")
     base = [sys.executable, "-m", "cascope", "detect", str(source), "-o", str(tmp_path / "e.csv")]
-    cluster = ["--scheduler", "tcp://127.0.0.1:1"]
+    cluster = ["--scheduler", "tcp://127.0.0.1:1", "--features"]
     proc = subprocess.run(base + cluster, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1 and "--model" in proc.stderr
+    assert proc.returncode == 1 and "cascope features" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "e.csv").exists()
 

@@ -60,17 +60,12 @@ def _detect_on_cluster(
     scheduler: str | None,
     cluster: Path | None,
 ) -> Any:
-    """``cascope detect --scheduler/--cluster``: the event model's blocks on Dask workers."""
+    """``cascope detect --scheduler/--cluster``: the movie's blocks on Dask workers."""
     from rich.console import Console
 
     from cascope.config.events import DetectConfig
     from cascope.errors import InputError
 
-    if model is None:
-        raise InputError(
-            "--scheduler/--cluster detect with an event model (--model); the intensity-threshold "
-            "detector needs each pixel's median over the whole movie and runs on one machine"
-        )
     if features:
         raise InputError(
             "--features with --scheduler/--cluster: write --labels-out LABELS.ome.zarr and run "
@@ -126,11 +121,11 @@ def register(app: typer.Typer) -> None:
         scheduler: str | None = typer.Option(
             None,
             "--scheduler",
-            help="With --model: run the time blocks on this Dask scheduler (tcp://HOST:8786 or "
-            "a scheduler file); the workers write --labels-out, an OME-Zarr, themselves.",
+            help="Run the blocks on this Dask scheduler (tcp://HOST:8786 or a scheduler file); "
+            "the workers write --labels-out, an OME-Zarr, themselves.",
         ),
         cluster: Path | None = typer.Option(
-            None, "--cluster", help="With --model: as --scheduler, on a cluster.yaml queue."
+            None, "--cluster", help="As --scheduler, on a cluster.yaml queue (dask-jobqueue)."
         ),
     ) -> None:
         """Detect calcium events; write a table with weighted centroids t, y, x.

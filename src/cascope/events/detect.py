@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 #: Smallest event kept: bounding-box extent in (frames, pixels, pixels).
 MIN_SIZE = (2, 3, 3)
 
+#: Gaussian smoothing (frames, pixels, pixels) of the intensity-threshold detector.
+BASELINE_SIGMA = (0.7, 1.0, 1.0)
+
 TABLE_COLUMNS = [
     "id",
     "t",
@@ -524,7 +527,7 @@ def baseline_scores(
     data: Any,
     *,
     norm: Any = None,
-    sigma: Sequence[float] = (0.7, 1.0, 1.0),
+    sigma: Sequence[float] = BASELINE_SIGMA,
 ) -> NDArray[np.float32]:
     """Robust z-score movie of the classical intensity-threshold detector (in memory).
 
@@ -553,14 +556,37 @@ def baseline_scores(
     from cascope.events.preprocess import preprocess
 
     nm = preprocess(data) if norm is None else norm
-    x = nm.apply(np.asarray(data), 0)
+    z = robust_z(nm.apply(np.asarray(data), 0), sigma=sigma)
+    fg = ndimage.binary_dilation(nm.foreground, iterations=2)
+    return np.asarray(np.where(fg[None], z, 0.0), dtype=np.float32)
+
+
+def robust_z(x: NDArray[np.float32], *, sigma: Sequence[float]) -> NDArray[Any]:
+    """Smoothed robust z-score of normalised frames: the per-pixel part of :func:`baseline_scores`.
+
+    Every frame of a (Y, X) region is needed (each pixel's temporal median and MAD); the
+    spatial smoothing makes a pixel depend on its neighbours within ``4 * sigma``, so a region
+    read with that margin gives, inside the margin, the values of the whole movie.
+
+    Parameters
+    ----------
+    x : ndarray of float32, (T, Y, X)
+        Normalised frames (all of them) of a region.
+    sigma : sequence of float
+        Gaussian smoothing in (frames, pixels, pixels).
+
+    Returns
+    -------
+    ndarray, (T, Y, X)
+    """
+    from scipy import ndimage
+
     xs = ndimage.gaussian_filter(x, sigma)
     med = np.median(xs, axis=0)
     mad = np.median(np.abs(xs - med), axis=0) * 1.4826
     z = (xs - med) / np.maximum(mad, 1e-6)
     z /= temporal_noise_factor(x.shape[0], float(sigma[0]))[:, None, None]
-    fg = ndimage.binary_dilation(nm.foreground, iterations=2)
-    return np.asarray(np.where(fg[None], z, 0.0), dtype=np.float32)
+    return np.asarray(z)
 
 
 def detect_threshold_baseline(
