@@ -115,10 +115,10 @@ def test_distributed_detection_equals_one_process(
 
 
 def test_distributed_threshold_detector_equals_one_process(client: Any, tmp_path: Path) -> None:
-    sim = mscts(seed=6, n_frames=60, shape=(40, 44), event_rate=30.0, photons=10.0)
+    sim = mscts(seed=11, n_frames=60, shape=(40, 44), event_rate=60.0, photons=10.0)
     source = io.write(tmp_path / "movie.ome.zarr", sim.noisy, axes="TYX")
     labels, local = detect_threshold_baseline(np.asarray(io.read(source)[:]), k=4.0)
-    cfg = DetectConfig(threshold=4.0, block=16, halo=32)  # longer than any event here
+    cfg = DetectConfig(threshold=4.0, block=16, halo=8)
     table = detect_distributed(
         source,
         tmp_path / "events.parquet",
@@ -129,6 +129,9 @@ def test_distributed_threshold_detector_equals_one_process(client: Any, tmp_path
         region=16,  # 3 x 3 regions of all 60 frames: z-scores across region borders
     )
     assert len(local) >= 5
+    assert (local["t_end"] - local["t_start"]).max() <= cfg.halo  # no event is cut
+    crossing = sum(((local["t_start"] < b) & (local["t_end"] > b)).sum() for b in (16, 32, 48))
+    assert crossing >= 1  # an event across a block border, counted once below
     pd.testing.assert_frame_equal(table, local)
     np.testing.assert_array_equal(np.asarray(io.read(tmp_path / "labels.ome.zarr")[:]), labels)
 
