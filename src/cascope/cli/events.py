@@ -44,6 +44,54 @@ def _parse_ratio(value: str) -> float | str:
         ) from None
 
 
+def _detect_on_cluster(
+    input_path: Path,
+    output: Path,
+    *,
+    model: Path | None,
+    threshold: float | str,
+    labels_out: Path | None,
+    features: bool,
+    block: int,
+    device: str,
+    axes: str | None,
+    dataset: str | None,
+    force: bool,
+    scheduler: str | None,
+    cluster: Path | None,
+) -> Any:
+    """``cascope detect --scheduler/--cluster``: the movie's blocks on Dask workers."""
+    from rich.console import Console
+
+    from cascope.config.events import DetectConfig
+    from cascope.errors import InputError
+
+    if features:
+        raise InputError(
+            "--features with --scheduler/--cluster: write --labels-out LABELS.ome.zarr and run "
+            "cascope features INPUT LABELS.ome.zarr"
+        )
+    from cascope.study import detect_distributed, study_client
+
+    cfg = DetectConfig.model_validate({"threshold": threshold, "block": block, "device": device})
+    with study_client(scheduler=scheduler, cluster=cluster) as (client, info):
+        Console(stderr=True).print(
+            f"dask: {info['workers']} workers; dashboard {info['dashboard']}", highlight=False
+        )
+        return detect_distributed(
+            input_path,
+            output,
+            model=model,
+            client=client,
+            config=cfg,
+            labels_path=labels_out,
+            axes=axes,
+            dataset=dataset,
+            force=force,
+            progress=True,
+        )
+
+
 def register(app: typer.Typer) -> None:
     """Add ``detect``, ``features``, ``compare`` and ``train events``."""
     from cascope.cli._apps import reads_recordings, train_app
@@ -70,6 +118,15 @@ def register(app: typer.Typer) -> None:
         dataset: str | None = typer.Option(None, "--dataset", help="Dataset in an HDF5 file."),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
         force: bool = typer.Option(False, "--force", help="Replace existing outputs."),
+        scheduler: str | None = typer.Option(
+            None,
+            "--scheduler",
+            help="Run the blocks on this Dask scheduler (tcp://HOST:8786 or a scheduler file); "
+            "the workers write --labels-out, an OME-Zarr, themselves.",
+        ),
+        cluster: Path | None = typer.Option(
+            None, "--cluster", help="As --scheduler, on a cluster.yaml queue (dask-jobqueue)."
+        ),
     ) -> None:
         """Detect calcium events; write a table with weighted centroids t, y, x.
 
@@ -104,6 +161,24 @@ def register(app: typer.Typer) -> None:
                 )
         if frame_rate is not None and not (math.isfinite(frame_rate) and frame_rate > 0):
             raise InputError(f"--frame-rate must be a positive number of Hz, got {frame_rate:g}")
+        if scheduler is not None or cluster is not None:
+            table = _detect_on_cluster(
+                input_path,
+                output,
+                model=model,
+                threshold=thr,
+                labels_out=labels_out,
+                features=features,
+                block=block,
+                device=device,
+                axes=axes,
+                dataset=dataset,
+                force=force,
+                scheduler=scheduler,
+                cluster=cluster,
+            )
+            Console().print(f"{len(table)} events -> {output}")
+            return
         table = detect_to_files(
             movie,
             output,

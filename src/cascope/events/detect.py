@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 #: Smallest event kept: bounding-box extent in (frames, pixels, pixels).
 MIN_SIZE = (2, 3, 3)
 
+#: Gaussian smoothing (frames, pixels, pixels) of the intensity-threshold detector.
+BASELINE_SIGMA = (0.7, 1.0, 1.0)
+
 TABLE_COLUMNS = [
     "id",
     "t",
@@ -249,20 +252,81 @@ class StreamingDetector:
         self._buf_start += cut
 
     def _detect(self, window: NDArray[np.float32], lo: int, hi: int, own: tuple[int, int]) -> None:
-        labels = _components(window > self.threshold, self.connectivity)
-        for comp in _iter_components(labels, window, self.min_size):
-            first = lo + comp.box[0].start
-            if not own[0] <= first < own[1]:
-                continue  # another block owns it
-            if comp.box[0].stop + lo == hi and hi < self.shape[0]:
-                self.truncated += 1
-            eid = len(self._rows) + 1
-            self._rows.append(_row(comp, eid, lo))
-            if self.labels_out is not None:
+        rows, comps, truncated = owned_events(
+            window,
+            lo=lo,
+            own=own,
+            n_frames=self.shape[0],
+            threshold=self.threshold,
+            min_size=self.min_size,
+            connectivity=self.connectivity,
+            first_id=len(self._rows) + 1,
+        )
+        self.truncated += truncated
+        self._rows.extend(rows)
+        if self.labels_out is not None:
+            for row, comp in zip(rows, comps, strict=True):
                 bt, by, bx = comp.box
                 target = (slice(lo + bt.start, lo + bt.stop), by, bx)
                 cur = np.asarray(self.labels_out[target])
-                self.labels_out[target] = np.where(comp.voxels, eid, cur).astype(cur.dtype)
+                self.labels_out[target] = np.where(comp.voxels, row["id"], cur).astype(cur.dtype)
+
+
+def owned_events(
+    window: NDArray[np.float32],
+    *,
+    lo: int,
+    own: tuple[int, int],
+    n_frames: int,
+    threshold: float,
+    min_size: Sequence[int] = MIN_SIZE,
+    connectivity: int = 26,
+    first_id: int = 1,
+) -> tuple[list[dict[str, Any]], list[_Component], int]:
+    """Events of one detection block: components of its window that the block owns.
+
+    A component belongs to the block that owns its first frame, so blocks computed anywhere
+    (in order here, or on Dask workers) report every event once. This is the one ownership
+    rule of block-wise detection.
+
+    Parameters
+    ----------
+    window : ndarray of float32, (T, Y, X)
+        Scores of frames ``lo .. lo + len(window)``: the block with its halo.
+    lo : int
+        First frame of ``window`` in the movie.
+    own : tuple of int
+        Frames ``(start, stop)`` the block owns.
+    n_frames : int
+        Length of the movie (an event reaching the window's end before it may be cut).
+    threshold, min_size, connectivity
+        As in :func:`label_events`.
+    first_id : int
+        Id of the block's first event; the others follow in order of their first frame.
+
+    Returns
+    -------
+    rows : list of dict
+        One table row per owned event (columns of :data:`TABLE_COLUMNS`).
+    components : list
+        Each event's bounding box ``box`` (in the window) and ``voxels`` mask, for labels.
+    truncated : int
+        Owned events reaching the end of the window (possibly longer than the halo).
+    """
+    hi = lo + int(window.shape[0])
+    labels = _components(window > threshold, connectivity)
+    rows: list[dict[str, Any]] = []
+    comps: list[_Component] = []
+    truncated = 0
+    for comp in _iter_components(labels, window, min_size):
+        first = lo + comp.box[0].start
+        if not own[0] <= first < own[1]:
+            continue  # another block owns it
+        if comp.box[0].stop + lo == hi and hi < n_frames:
+            truncated += 1
+        rows.append(_row(comp, first_id + len(rows), lo))
+        comps.append(comp)
+    return rows, comps, truncated
 
 
 def detect_in_blocks(
@@ -463,7 +527,7 @@ def baseline_scores(
     data: Any,
     *,
     norm: Any = None,
-    sigma: Sequence[float] = (0.7, 1.0, 1.0),
+    sigma: Sequence[float] = BASELINE_SIGMA,
 ) -> NDArray[np.float32]:
     """Robust z-score movie of the classical intensity-threshold detector (in memory).
 
@@ -492,14 +556,37 @@ def baseline_scores(
     from cascope.events.preprocess import preprocess
 
     nm = preprocess(data) if norm is None else norm
-    x = nm.apply(np.asarray(data), 0)
+    z = robust_z(nm.apply(np.asarray(data), 0), sigma=sigma)
+    fg = ndimage.binary_dilation(nm.foreground, iterations=2)
+    return np.asarray(np.where(fg[None], z, 0.0), dtype=np.float32)
+
+
+def robust_z(x: NDArray[np.float32], *, sigma: Sequence[float]) -> NDArray[Any]:
+    """Smoothed robust z-score of normalised frames: the per-pixel part of :func:`baseline_scores`.
+
+    Every frame of a (Y, X) region is needed (each pixel's temporal median and MAD); the
+    spatial smoothing makes a pixel depend on its neighbours within ``4 * sigma``, so a region
+    read with that margin gives, inside the margin, the values of the whole movie.
+
+    Parameters
+    ----------
+    x : ndarray of float32, (T, Y, X)
+        Normalised frames (all of them) of a region.
+    sigma : sequence of float
+        Gaussian smoothing in (frames, pixels, pixels).
+
+    Returns
+    -------
+    ndarray, (T, Y, X)
+    """
+    from scipy import ndimage
+
     xs = ndimage.gaussian_filter(x, sigma)
     med = np.median(xs, axis=0)
     mad = np.median(np.abs(xs - med), axis=0) * 1.4826
     z = (xs - med) / np.maximum(mad, 1e-6)
     z /= temporal_noise_factor(x.shape[0], float(sigma[0]))[:, None, None]
-    fg = ndimage.binary_dilation(nm.foreground, iterations=2)
-    return np.asarray(np.where(fg[None], z, 0.0), dtype=np.float32)
+    return np.asarray(z)
 
 
 def detect_threshold_baseline(

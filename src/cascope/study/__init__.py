@@ -7,7 +7,9 @@ and writes one events table for the study, the comparison of its conditions with
 recording (or the subject) as the statistical unit, and ``study.json``.
 
 ``denoise_distributed`` splits one movie larger than a machine into time blocks with halos;
-each worker writes its own chunk-aligned region of the output OME-Zarr.
+each worker writes its own chunk-aligned region of the output OME-Zarr. ``detect_distributed``
+detects events in such a movie with an event model, each event counted by the block that owns
+its first frame.
 """
 
 from cascope.study.cluster import (
@@ -17,6 +19,7 @@ from cascope.study.cluster import (
     local_cluster,
     study_client,
 )
+from cascope.study.detect import detect_distributed
 from cascope.study.manifest import Recording, read_manifest
 from cascope.study.movie import denoise_distributed
 from cascope.study.run import StudyResult, run_study, study_config
@@ -26,6 +29,7 @@ __all__ = [
     "Recording",
     "StudyResult",
     "denoise_distributed",
+    "detect_distributed",
     "jobqueue_cluster",
     "load_cluster_config",
     "local_cluster",
