@@ -36,6 +36,12 @@ def register(app: typer.Typer) -> None:
             2, "--retries", min=0, help="Extra attempts of a recording after an unexpected error."
         ),
         no_compare: bool = typer.Option(False, "--no-compare", help="Skip the comparison."),
+        features: list[str] | None = typer.Option(
+            None,
+            "--feature",
+            help="Compare only this event feature (repeat the option; default: all standard "
+            "features). The correction for multiple comparisons then covers only these.",
+        ),
     ) -> None:
         """Run the pipeline on every recording; write events, the comparison and study.json.
 
@@ -74,6 +80,7 @@ def register(app: typer.Typer) -> None:
             workers=workers,
             retries=retries,
             compare=not no_compare,
+            features=features or None,
             progress=True,
             on_ready=ready,
         )

@@ -377,7 +377,7 @@ def detect_distributed(
     from cascope.events.features import write_table
     from cascope.events.preprocess import preprocess
     from cascope.events.train import load_event_model
-    from cascope.io._atomic import remove_stale_temporaries, temp_path
+    from cascope.io import remove_stale_temporaries, temp_path
     from cascope.io.zarr import ZarrBlockWriter
     from cascope.tiling import block_spans
 

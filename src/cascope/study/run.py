@@ -182,6 +182,7 @@ def run_study(
     workers: int | None = None,
     retries: int = 2,
     compare: bool = True,
+    features: Sequence[str] | None = None,
     progress: bool = False,
     on_ready: Any = None,
 ) -> StudyResult:
@@ -204,6 +205,9 @@ def run_study(
         Extra attempts of a recording whose task raised an unexpected error.
     compare : bool
         Compare the conditions (when the manifest has at least two).
+    features : sequence of str, optional
+        The event features to compare (default: every standard feature). Naming only those a
+        study set out to test keeps the multiple-comparison correction to them.
     progress : bool
         One progress bar over the study.
     on_ready : callable, optional
@@ -266,7 +270,7 @@ def run_study(
                 _run_all(cl, todo, cfg, out, keys, shipped, rows, retries, progress_bar, progress)
         n_skipped = sum(r["status"] == "skipped" for r in rows.values())
         log.info("%d recordings skipped (complete for this input and config)", n_skipped)
-        events_path, comparison = _study_step(out, recs, rows, compare=compare)
+        events_path, comparison = _study_step(out, recs, rows, compare=compare, features=features)
         table = list(rows.values())
         totals = {
             "recordings": len(table),
@@ -355,7 +359,12 @@ def _run_all(
 
 
 def _study_step(
-    out: Path, recs: list[Recording], rows: dict[str, dict[str, Any]], *, compare: bool
+    out: Path,
+    recs: list[Recording],
+    rows: dict[str, dict[str, Any]],
+    *,
+    compare: bool,
+    features: Sequence[str] | None = None,
 ) -> tuple[Path | None, dict[str, Any] | None]:
     """Write ``events.parquet``/``events.csv`` and ``comparison/`` from the complete folders."""
     from cascope.events.features import read_table, write_table
@@ -383,11 +392,15 @@ def _study_step(
         write_table(events, out / name, force=True)
     if not compare:
         return out / "events.parquet", None
-    return out / "events.parquet", _comparison(out, recs, rows, events)
+    return out / "events.parquet", _comparison(out, recs, rows, events, features)
 
 
 def _comparison(
-    out: Path, recs: list[Recording], rows: dict[str, dict[str, Any]], events: pd.DataFrame
+    out: Path,
+    recs: list[Recording],
+    rows: dict[str, dict[str, Any]],
+    events: pd.DataFrame,
+    features: Sequence[str] | None = None,
 ) -> dict[str, Any] | None:
     """Compare conditions with the recording (paired: the subject) as the unit."""
     from cascope.events.compare import compare_report
@@ -410,7 +423,9 @@ def _comparison(
     final = out / "comparison"
     tmp = temp_path(final, "part")
     try:
-        summary = compare_report(table, tmp, by="condition", unit="recording", paired_by=paired)
+        summary = compare_report(
+            table, tmp, by="condition", unit="recording", paired_by=paired, features=features
+        )
     except CascopeError as err:
         shutil.rmtree(tmp, ignore_errors=True)
         log.warning("no comparison: %s", err)
