@@ -106,7 +106,8 @@ def test_worker_killed_mid_recording_on_dask_scheduler_and_workers(
         study = tmp_path / "study"
         cli = subprocess.Popen(
             [sys.executable, "-m", "cascope", "study", str(six_recordings / "manifest.csv")]
-            + ["-o", str(study), "--scheduler", str(sched_file), "--retries", "0"],
+            + ["-o", str(study), "--scheduler", str(sched_file), "--retries", "0"]
+            + ["--feature", "dff_peak", "--feature", "dff_mean", "--feature", "area"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
