@@ -351,7 +351,7 @@ def _temporal_mean(movie: Movie, block: int = 256) -> np.ndarray[Any, np.dtype[n
 
 
 def run_pipeline(
-    config: PipelineConfig, out_dir: str | Path, *, force: bool = False
+    config: PipelineConfig, out_dir: str | Path, *, force: bool = False, name: str | None = None
 ) -> PipelineResult:
     """Run every configured stage on ``config.input`` and write the results into ``out_dir``.
 
@@ -363,6 +363,8 @@ def run_pipeline(
         A new folder (an existing one only with ``force``; never the input's own folder).
     force : bool
         Replace an existing output folder.
+    name : str, optional
+        The run's name on its report (default: the output folder's name).
 
     Returns
     -------
@@ -467,7 +469,7 @@ def run_pipeline(
         try:  # the results are complete; the page is a view of them
             from cascope.report import build_run_report
 
-            build_run_report(tmp, raw=config.input, name=out.name)
+            build_run_report(tmp, raw=config.input, name=name or out.name)
         except Exception as err:
             log.warning("%s: no report.html (%s); `cascope report` rebuilds it", out, err)
     return PipelineResult(out, {k: out / v for k, v in names.items()}, summary)

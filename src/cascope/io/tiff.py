@@ -303,6 +303,9 @@ def read_tiff(
         tf.close()
         raise InputError(f"is truncated or corrupt ({problems.messages[0]})", path)
     index = series or 0
+    if n_series == 0:
+        tf.close()
+        raise InputError("is not a readable TIFF: it holds no image", path)
     if not 0 <= index < n_series:
         tf.close()
         raise InputError(f"has {n_series} series; --series {series} does not exist", path)

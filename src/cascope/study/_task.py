@@ -212,7 +212,7 @@ def process_recording(
             else:
                 tmp = temp_path(final, "part")
                 try:
-                    result = run_pipeline(cfg, tmp)
+                    result = run_pipeline(cfg, tmp, name=rec.id)
                     (tmp / KEY_FILE).write_text(json.dumps({"key": key}) + "\n")
                     if final.exists():
                         replace_output(tmp, final)
