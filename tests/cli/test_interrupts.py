@@ -28,9 +28,13 @@ def movie(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def long_movie(tmp_path_factory) -> Path:
-    """Detection reads about a million voxels a second: 1500 frames take a few seconds."""
+    """Long enough that detection is still at work when it is stopped, on an idle fast CPU.
+
+    Detection reads some million voxels a second and starts after the imports (about 2 s): at
+    1500 frames an idle machine finished before the signal came, at 12000 it works for seconds.
+    """
     path = tmp_path_factory.mktemp("in") / "long.tif"
-    data = np.random.default_rng(1).poisson(200, (1500, 64, 64)).astype(np.uint16)
+    data = np.random.default_rng(1).poisson(200, (12000, 64, 64)).astype(np.uint16)
     tifffile.imwrite(path, data, metadata={"axes": "TYX"}, photometric="minisblack")
     return path
 
