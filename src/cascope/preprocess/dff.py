@@ -210,9 +210,7 @@ def delta_f_over_f(
            [nan, nan, nan, nan]])
     """
     arr = np.asarray(traces, dtype=np.float64) - offset
-    flat = arr.reshape(-1, arr.shape[-1])
-    f0 = trace_baseline(flat, method=method, lam=lam, p=p, window=window, percentile=percentile)
-    ok = _reliable(f0, noise_sigma(flat)[:, None], min_snr)
+    flat, f0, ok = _baseline_where_reliable(arr, method, lam, p, window, percentile, min_snr)
     with np.errstate(divide="ignore", invalid="ignore"):
         dff = np.where(ok, (flat - f0) / np.where(ok, f0, 1.0), np.nan)
     return np.asarray(dff.reshape(arr.shape))
@@ -236,9 +234,23 @@ def baseline_reliable(
     ndarray of bool, (n,)
     """
     arr = np.asarray(traces, dtype=np.float64) - offset
+    ok = _baseline_where_reliable(arr, method, lam, p, window, percentile, min_snr)[2]
+    return np.asarray(ok.all(axis=-1))
+
+
+def _baseline_where_reliable(
+    arr: NDArray[np.float64],
+    method: Literal["als", "percentile"],
+    lam: float,
+    p: float,
+    window: int | None,
+    percentile: float,
+    min_snr: float,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
+    """Traces as rows ``(n, T)``, their baseline ``F0`` and where ``F0`` is reliable."""
     flat = arr.reshape(-1, arr.shape[-1])
     f0 = trace_baseline(flat, method=method, lam=lam, p=p, window=window, percentile=percentile)
-    return np.asarray(_reliable(f0, noise_sigma(flat)[:, None], min_snr).all(axis=-1))
+    return flat, f0, _reliable(f0, noise_sigma(flat)[:, None], min_snr)
 
 
 def _reliable(
