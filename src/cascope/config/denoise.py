@@ -101,10 +101,12 @@ class DeepDenoiseConfig(BaseModel):
     )
     mean_correction: bool = Field(
         default=True,
-        description="After training, shift the output so that the denoised middle of the "
-        "training recording keeps the mean of its target (for the self-supervised methods the "
-        "noisy recording, whose mean is the clean mean): keeps the mean intensity of a network "
-        "trained for few steps (benchmarks/results/denoise_bias.md).",
+        description="After training, calibrate the output's gain (measured against views of "
+        "the scene with independent noise: interleaved frames, the second recording, the clean "
+        "target) and offset (the denoised middle of the training recording keeps its target's "
+        "mean; for the self-supervised methods the noisy recording, whose mean is the clean "
+        "mean): keeps the intensities of a network trained for few steps, inside bright "
+        "structures too (benchmarks/results/denoise_bias.md).",
     )
     mask_fraction: float = Field(
         default=0.02,

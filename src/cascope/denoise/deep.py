@@ -21,6 +21,7 @@ import torch
 from numpy.typing import NDArray
 
 from cascope.config.denoise import SELF_SUPERVISED, DeepDenoiseConfig, DeepPredictConfig
+from cascope.denoise.calibration import calibrate
 from cascope.errors import InputError
 from cascope.io import Movie, as_movie, check_finite, check_output, open_writer_like, read
 from cascope.models import UNet, load_model, save_model
@@ -498,30 +499,39 @@ def _keep_mean(
     *,
     progress: bool = False,
 ) -> None:
-    """Shift the denoiser's output so that it keeps the mean of a sample of its training data.
+    """Calibrate the denoiser's output so that it keeps the intensities of its training data.
 
-    The denoised sample (at most 64 planes from the middle, at most 256 x 256 from the centre,
-    predicted as any recording is) is compared with the same region of the target (for the
-    self-supervised methods the noisy recording itself, whose mean is the clean mean): a network
-    trained for few steps, or one that estimates a median (an L1 loss), misses it. The
-    difference is taken off the output's restoring mean and recorded as ``mean_correction``.
+    On a sample (at most 64 planes from the middle, at most 256 x 256 from the centre, predicted
+    as any recording is) :func:`cascope.denoise.calibration.calibrate` measures the output's
+    gain against views of the scene with independent noise and its offset against the target
+    (for the self-supervised methods the noisy recording itself, whose mean is the clean mean):
+    a network trained for few steps, or one that estimates a median (an L1 loss), misses both.
+    The affine correction is folded into the output normalisation and recorded as
+    ``mean_correction`` (the offset at the mean intensity) and ``intensity_scale``.
     """
     n, ny, nx = movie.shape
     t0, y0, x0 = max(0, (n - 64) // 2), max(0, (ny - 256) // 2), max(0, (nx - 256) // 2)
     region = (slice(t0, t0 + 64), slice(y0, y0 + 256), slice(x0, x0 + 256))
     sample = np.asarray(movie[region], np.float32)
-    reference = sample if target is movie else np.asarray(target[region], np.float32)
-    out = denoiser.predict(
-        sample, axes=movie.axes, config=predict, device=device, progress=progress
-    )
-    assert out is not None
-    shift = float(np.mean(out, dtype=np.float64) - np.mean(reference, dtype=np.float64))
-    if not math.isfinite(shift):
+    reference = None if target is movie else np.asarray(target[region], np.float32)
+
+    def run(stack: NDArray[np.float32]) -> NDArray[Any]:
+        out = denoiser.predict(
+            stack, axes=movie.axes, config=predict, device=device, progress=progress
+        )
+        assert out is not None
+        return out
+
+    cal = calibrate(run, sample, denoiser.config.method, reference)
+    if cal is None:
         return
     mean, std = denoiser.output_norm
-    denoiser.output_norm = (mean - shift, std)
-    denoiser.provenance["mean_correction"] = -shift
-    log.info("mean correction: %.4g (input units)", -shift)
+    denoiser.output_norm = (cal.scale * mean + cal.shift, cal.scale * std)
+    level = float(np.mean(sample, dtype=np.float64))
+    denoiser.provenance["mean_correction"] = (cal.scale - 1.0) * level + cal.shift
+    denoiser.provenance["intensity_scale"] = cal.scale
+    denoiser.provenance["intensity_shift"] = cal.shift
+    denoiser.provenance["intensity_calibration"] = cal.note
 
 
 def denoise_deep(
