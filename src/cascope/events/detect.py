@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
+from cascope.io.event_table import DETECTION_COLUMNS
+
 log = logging.getLogger(__name__)
 
 #: Smallest event kept: bounding-box extent in (frames, pixels, pixels).
@@ -26,21 +28,8 @@ MIN_SIZE = (2, 3, 3)
 #: Gaussian smoothing (frames, pixels, pixels) of the intensity-threshold detector.
 BASELINE_SIGMA = (0.7, 1.0, 1.0)
 
-TABLE_COLUMNS = [
-    "id",
-    "t",
-    "y",
-    "x",
-    "t_start",
-    "t_end",
-    "y_start",
-    "y_end",
-    "x_start",
-    "x_end",
-    "area",
-    "score_mean",
-    "score_max",
-]
+#: Columns of a detected event table (:data:`cascope.io.event_table.DETECTION_COLUMNS`).
+TABLE_COLUMNS = DETECTION_COLUMNS
 
 
 def _components(mask: NDArray[np.bool_], connectivity: int) -> NDArray[np.uint32]:

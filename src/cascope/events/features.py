@@ -26,6 +26,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from cascope.errors import InputError
+from cascope.io.event_table import EVENT_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,7 @@ MIN_BASELINE_SNR = 3.0
 
 #: Columns of a feature table, in order (``roi`` follows ``dff_note`` when ROIs are given).
 ROW_COLUMNS: tuple[str, ...] = (
-    "id", "t", "y", "x", "t_start", "t_end", "y_start", "y_end", "x_start", "x_end", "area",
-    "footprint_area", "duration_frames", "duration_s", "dff_peak", "dff_mean",
+    *EVENT_COLUMNS, "footprint_area", "duration_frames", "duration_s", "dff_peak", "dff_mean",
     "rise_time_frames", "rise_time_s", "decay_tau_frames", "decay_tau_s", "intensity_mean",
     "intensity_max", "major_axis_length", "minor_axis_length", "solidity", "aspect",
     "spatial_aspect", "profile", "profile_integral", "profile_max", "profile_std",
