@@ -7,6 +7,7 @@ network probability (:func:`train_event_detector`, :func:`detect_events`) or the
 :func:`event_features` → :func:`compare_conditions` / :func:`compare_report`.
 """
 
+from cascope.events.classical import baseline_scores, detect_threshold_baseline
 from cascope.events.compare import (
     cluster_events,
     compare_conditions,
@@ -14,17 +15,8 @@ from cascope.events.compare import (
     compare_report,
     event_types,
 )
-from cascope.events.detect import (
-    MIN_SIZE,
-    StreamingDetector,
-    baseline_scores,
-    detect_in_blocks,
-    detect_threshold_baseline,
-    label_events,
-    threshold_from_event_f1,
-    threshold_from_pr,
-)
 from cascope.events.features import decay_tau, event_features, read_table, rise_time, write_table
+from cascope.events.labels import MIN_SIZE, StreamingDetector, detect_in_blocks, label_events
 from cascope.events.preprocess import Normalization, preprocess, triangle_foreground
 from cascope.events.pu import PUSampler, bce_loss, nnpu_loss
 from cascope.events.train import (
@@ -35,6 +27,7 @@ from cascope.events.train import (
     train_event_detector,
     train_from_msct_h5,
 )
+from cascope.events.tuning import threshold_from_event_f1, threshold_from_pr
 from cascope.preprocess.dff import (
     als_baseline,
     baseline_reliable,

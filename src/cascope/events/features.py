@@ -263,7 +263,7 @@ def event_features(
     data : array-like, (T, Y, X)
         The recording (raw intensities).
     labels : array-like of int, (T, Y, X)
-        Event ids (0: none), e.g. from :func:`~cascope.events.detect.label_events`. Anything
+        Event ids (0: none), e.g. from :func:`~cascope.events.labels.label_events`. Anything
         but an in-memory array (a zarr array, a memmap, a lazy movie) is read in time blocks
         and then event by event (its bounding box), so it never has to fit in memory.
     frame_rate : float, optional
