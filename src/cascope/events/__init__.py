@@ -4,7 +4,8 @@ Pipeline: :func:`preprocess` (triangle foreground, ALS baseline, ``(x - b(t)) / 
 network probability (:func:`train_event_detector`, :func:`detect_events`) or the classical
 :func:`detect_threshold_baseline` → threshold, 26-connected components, size filter
 (:func:`label_events`, streamed by :class:`StreamingDetector` with block ownership) →
-:func:`event_features` → :func:`compare_conditions` / :func:`compare_report`.
+:func:`event_features` → :func:`compare_conditions` (its report files and figures:
+:func:`cascope.report.compare_report`).
 """
 
 from cascope.events.classical import baseline_scores, detect_threshold_baseline
@@ -12,7 +13,6 @@ from cascope.events.compare import (
     cluster_events,
     compare_conditions,
     compare_feature,
-    compare_report,
     event_types,
 )
 from cascope.events.features import decay_tau, event_features, read_table, rise_time, write_table
@@ -51,7 +51,6 @@ __all__ = [
     "cluster_events",
     "compare_conditions",
     "compare_feature",
-    "compare_report",
     "decay_tau",
     "delta_f_over_f",
     "detect_events",
