@@ -17,7 +17,7 @@ from cascope.events.compare import (
 )
 from cascope.events.features import decay_tau, event_features, read_table, rise_time, write_table
 from cascope.events.labels import MIN_SIZE, StreamingDetector, detect_in_blocks, label_events
-from cascope.events.preprocess import Normalization, preprocess, triangle_foreground
+from cascope.events.preprocess import preprocess, triangle_foreground
 from cascope.events.pu import PUSampler, bce_loss, nnpu_loss
 from cascope.events.train import (
     EventModel,
@@ -28,6 +28,7 @@ from cascope.events.train import (
     train_from_msct_h5,
 )
 from cascope.events.tuning import threshold_from_event_f1, threshold_from_pr
+from cascope.preprocess import Normalization
 from cascope.preprocess.dff import (
     als_baseline,
     baseline_reliable,
