@@ -58,6 +58,13 @@ NEIGHBOUR_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 
 
+def _peak(profile: ArrayLike) -> tuple[NDArray[np.float64], int, float]:
+    """Return a trace as float64, the index of its maximum and the maximum."""
+    y = np.asarray(profile, dtype=np.float64)
+    k = int(np.argmax(y))
+    return y, k, float(y[k])
+
+
 def rise_time(profile: ArrayLike, *, low: float = 0.1, high: float = 0.9) -> float:
     """Time (frames) from ``low`` to ``high`` of the peak on the rising edge, interpolated.
 
@@ -78,9 +85,7 @@ def rise_time(profile: ArrayLike, *, low: float = 0.1, high: float = 0.9) -> flo
     >>> rise_time([0, 0, 1, 2, 3, 4, 5, 4, 3])
     4.0
     """
-    y = np.asarray(profile, dtype=np.float64)
-    k = int(np.argmax(y))
-    peak = y[k]
+    y, k, peak = _peak(profile)
     if not peak > 0:
         return float("nan")
 
@@ -122,9 +127,7 @@ def decay_tau(profile: ArrayLike, *, floor: float = 0.1) -> float:
     """
     from scipy.optimize import curve_fit
 
-    y = np.asarray(profile, dtype=np.float64)
-    k = int(np.argmax(y))
-    peak = y[k]
+    y, k, peak = _peak(profile)
     if not peak > 0:
         return float("nan")
     tail = y[k:]

@@ -274,12 +274,8 @@ def meanstd_normalization(
 
     Parameters
     ----------
-    data : Movie or array-like
-        The recording.
-    axes : str, optional
-        Axes of a bare array (only used to sample it).
-    max_values : int
-        About how many values to read for the estimate.
+    data, axes, max_values
+        As in :func:`percentile_normalization`.
 
     Returns
     -------
