@@ -65,8 +65,8 @@ def one_run(work: Path) -> Path:
 
 def assemble(run: Path, study: Path, n: int, n_failed: int, seed: int) -> dict[str, Any]:
     """Write a study folder of ``n`` recordings, copies of ``run`` with varied event tables."""
-    from cascope.events.compare import compare_report
     from cascope.pipeline import versions
+    from cascope.report.comparison import compare_report
 
     rng = np.random.default_rng(seed)
     base = pd.read_csv(run / "events.csv")

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from cascope.events.compare import compare_conditions, compare_report, event_types
+from cascope.events.compare import compare_conditions, event_types
+from cascope.report.comparison import compare_report
 
 ALPHA = 0.05
 

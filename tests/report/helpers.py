@@ -61,7 +61,7 @@ def make_run(movie: Path, out: Path) -> Path:
 
 def assemble_study(folder: Path, runs: dict[str, Path], *, failed: bool = True) -> Path:
     """Write a study folder from finished run folders, as ``cascope study`` lays it out."""
-    from cascope.events.compare import compare_report
+    from cascope.report.comparison import compare_report
 
     (folder / "recordings").mkdir(parents=True)
     records, tables = [], []

@@ -268,8 +268,8 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from cascope.errors import InputError
-        from cascope.events.compare import compare_report
         from cascope.events.features import read_table
+        from cascope.report.comparison import compare_report
 
         if correction not in ("holm", "bonferroni", "fdr_bh", "none"):
             raise InputError(f"unknown --correction {correction!r}")

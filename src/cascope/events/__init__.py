@@ -4,28 +4,20 @@ Pipeline: :func:`preprocess` (triangle foreground, ALS baseline, ``(x - b(t)) / 
 network probability (:func:`train_event_detector`, :func:`detect_events`) or the classical
 :func:`detect_threshold_baseline` → threshold, 26-connected components, size filter
 (:func:`label_events`, streamed by :class:`StreamingDetector` with block ownership) →
-:func:`event_features` → :func:`compare_conditions` / :func:`compare_report`.
+:func:`event_features` → :func:`compare_conditions` (its report files and figures:
+:func:`cascope.report.compare_report`).
 """
 
+from cascope.events.classical import baseline_scores, detect_threshold_baseline
 from cascope.events.compare import (
     cluster_events,
     compare_conditions,
     compare_feature,
-    compare_report,
     event_types,
 )
-from cascope.events.detect import (
-    MIN_SIZE,
-    StreamingDetector,
-    baseline_scores,
-    detect_in_blocks,
-    detect_threshold_baseline,
-    label_events,
-    threshold_from_event_f1,
-    threshold_from_pr,
-)
 from cascope.events.features import decay_tau, event_features, read_table, rise_time, write_table
-from cascope.events.preprocess import Normalization, preprocess, triangle_foreground
+from cascope.events.labels import MIN_SIZE, StreamingDetector, detect_in_blocks, label_events
+from cascope.events.preprocess import preprocess, triangle_foreground
 from cascope.events.pu import PUSampler, bce_loss, nnpu_loss
 from cascope.events.train import (
     EventModel,
@@ -35,6 +27,8 @@ from cascope.events.train import (
     train_event_detector,
     train_from_msct_h5,
 )
+from cascope.events.tuning import threshold_from_event_f1, threshold_from_pr
+from cascope.preprocess import Normalization
 from cascope.preprocess.dff import (
     als_baseline,
     baseline_reliable,
@@ -58,7 +52,6 @@ __all__ = [
     "cluster_events",
     "compare_conditions",
     "compare_feature",
-    "compare_report",
     "decay_tau",
     "delta_f_over_f",
     "detect_events",

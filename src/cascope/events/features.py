@@ -26,6 +26,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from cascope.errors import InputError
+from cascope.io.event_table import EVENT_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,7 @@ MIN_BASELINE_SNR = 3.0
 
 #: Columns of a feature table, in order (``roi`` follows ``dff_note`` when ROIs are given).
 ROW_COLUMNS: tuple[str, ...] = (
-    "id", "t", "y", "x", "t_start", "t_end", "y_start", "y_end", "x_start", "x_end", "area",
-    "footprint_area", "duration_frames", "duration_s", "dff_peak", "dff_mean",
+    *EVENT_COLUMNS, "footprint_area", "duration_frames", "duration_s", "dff_peak", "dff_mean",
     "rise_time_frames", "rise_time_s", "decay_tau_frames", "decay_tau_s", "intensity_mean",
     "intensity_max", "major_axis_length", "minor_axis_length", "solidity", "aspect",
     "spatial_aspect", "profile", "profile_integral", "profile_max", "profile_std",
@@ -56,6 +56,13 @@ DFF_COLUMNS: tuple[str, ...] = (
 NEIGHBOUR_COLUMNS: tuple[str, ...] = (
     "nn_distance_3d", "nn_distance_2d", "local_count", "local_frequency_hz"
 )  # fmt: skip
+
+
+def _peak(profile: ArrayLike) -> tuple[NDArray[np.float64], int, float]:
+    """Return a trace as float64, the index of its maximum and the maximum."""
+    y = np.asarray(profile, dtype=np.float64)
+    k = int(np.argmax(y))
+    return y, k, float(y[k])
 
 
 def rise_time(profile: ArrayLike, *, low: float = 0.1, high: float = 0.9) -> float:
@@ -78,9 +85,7 @@ def rise_time(profile: ArrayLike, *, low: float = 0.1, high: float = 0.9) -> flo
     >>> rise_time([0, 0, 1, 2, 3, 4, 5, 4, 3])
     4.0
     """
-    y = np.asarray(profile, dtype=np.float64)
-    k = int(np.argmax(y))
-    peak = y[k]
+    y, k, peak = _peak(profile)
     if not peak > 0:
         return float("nan")
 
@@ -122,9 +127,7 @@ def decay_tau(profile: ArrayLike, *, floor: float = 0.1) -> float:
     """
     from scipy.optimize import curve_fit
 
-    y = np.asarray(profile, dtype=np.float64)
-    k = int(np.argmax(y))
-    peak = y[k]
+    y, k, peak = _peak(profile)
     if not peak > 0:
         return float("nan")
     tail = y[k:]
@@ -263,7 +266,7 @@ def event_features(
     data : array-like, (T, Y, X)
         The recording (raw intensities).
     labels : array-like of int, (T, Y, X)
-        Event ids (0: none), e.g. from :func:`~cascope.events.detect.label_events`. Anything
+        Event ids (0: none), e.g. from :func:`~cascope.events.labels.label_events`. Anything
         but an in-memory array (a zarr array, a memmap, a lazy movie) is read in time blocks
         and then event by event (its bounding box), so it never has to fit in memory.
     frame_rate : float, optional

@@ -9,7 +9,6 @@ brightness and bleaching share one scale.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,9 @@ from numpy.typing import ArrayLike, NDArray
 from cascope.errors import InputError
 from cascope.io import check_finite
 from cascope.preprocess.dff import _BLOCK, _frames, als_baseline
+from cascope.preprocess.normalization import Normalization, NormalizedMovie
+
+__all__ = ["Normalization", "NormalizedMovie", "preprocess", "triangle_foreground"]
 
 
 def triangle_foreground(mean_image: ArrayLike) -> NDArray[np.bool_]:
@@ -30,72 +32,6 @@ def triangle_foreground(mean_image: ArrayLike) -> NDArray[np.bool_]:
     if img.max() == img.min():
         return np.ones(img.shape, dtype=bool)
     return np.asarray(img > threshold_triangle(img))
-
-
-@dataclass(frozen=True)
-class Normalization:
-    """What :func:`preprocess` measured: apply it with :meth:`apply` or lazily via :meth:`view`.
-
-    Attributes
-    ----------
-    foreground : ndarray of bool, (Y, X)
-        Triangle-threshold foreground of the temporal mean.
-    f : float
-        Mean foreground intensity over the movie.
-    baseline : ndarray of float64, (T,)
-        ALS baseline ``b(t)`` of the per-frame mean foreground intensity.
-    trace : ndarray of float64, (T,)
-        The per-frame mean foreground intensity itself.
-    mean_image : ndarray of float64, (Y, X)
-        Temporal mean.
-    """
-
-    foreground: NDArray[np.bool_]
-    f: float
-    baseline: NDArray[np.float64]
-    trace: NDArray[np.float64]
-    mean_image: NDArray[np.float64]
-
-    def apply(self, block: ArrayLike, start: int = 0) -> NDArray[np.float32]:
-        """Normalise frames ``start, start + 1, ...`` of the movie: ``(x - b(t)) / F``."""
-        arr = np.asarray(block, dtype=np.float32)
-        b = self.baseline[start : start + arr.shape[0]].astype(np.float32)
-        return np.asarray((arr - b[:, None, None]) / np.float32(self.f), dtype=np.float32)
-
-    def view(self, data: Any) -> NormalizedMovie:
-        """Return a lazy normalised view of ``data`` (sliced along time on access)."""
-        return NormalizedMovie(data, self)
-
-
-class NormalizedMovie:
-    """Lazy ``(x - b(t)) / F`` of a (T, Y, X) array-like; a time slice reads only its frames."""
-
-    def __init__(self, data: Any, norm: Normalization) -> None:
-        self.data = data
-        self.norm = norm
-        self.shape = tuple(int(s) for s in data.shape)
-        self.ndim = 3
-        self.dtype = np.dtype(np.float32)
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, key: Any) -> NDArray[np.float32]:
-        key = key if isinstance(key, tuple) else (key,)
-        t = key[0]
-        if isinstance(t, slice):
-            start, stop, step = t.indices(self.shape[0])
-            if step != 1:
-                raise IndexError("only contiguous time slices are supported")
-            frames = self.norm.apply(self.data[start:stop], start)
-        else:
-            idx = int(t) % self.shape[0]
-            frames = self.norm.apply(self.data[idx : idx + 1], idx)[0]
-        return frames[(slice(None), *key[1:])] if isinstance(t, slice) else frames[key[1:]]
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> NDArray[Any]:
-        out = self[:]
-        return out if dtype is None else out.astype(dtype)
 
 
 def preprocess(
@@ -115,7 +51,9 @@ def preprocess(
     Returns
     -------
     Normalization
-        Apply it with ``norm.apply(frames, start)`` or ``norm.view(data)``.
+        ``offset`` 0, ``baseline`` ``b(t)``, ``scale`` ``F`` (method ``"baseline"``), with the
+        ``foreground``, its mean ``trace`` and the ``mean_image`` it was measured on. Apply it
+        with ``norm.apply(frames, start)`` or ``norm.view(data)``.
     """
     shape = tuple(int(s) for s in data.shape)
     if len(shape) != 3:
@@ -138,6 +76,13 @@ def preprocess(
             f"the mean foreground intensity is {f:.4g}: event detection works on dF/F, which "
             "needs positive intensities (add back an offset or background that was subtracted)"
         )
-    return Normalization(fg, f, baseline, trace, mean_image)
-
-
+    return Normalization(
+        offset=0.0,
+        scale=f,
+        method="baseline",
+        params={"lam": lam, "p": p},
+        baseline=baseline,
+        foreground=fg,
+        trace=trace,
+        mean_image=mean_image,
+    )

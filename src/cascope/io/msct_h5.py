@@ -17,10 +17,10 @@ from numpy.typing import NDArray
 
 from cascope.errors import InputError
 from cascope.io._atomic import atomic_output
+from cascope.io.event_table import MSCT_H5_COLUMNS as EVENT_COLUMNS
 
 Split = Literal["train", "valid"]
 SPLITS: tuple[Split, ...] = ("train", "valid")
-EVENT_COLUMNS = ("id", "t1", "t2", "y1", "y2", "x1", "x2")
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-#: Coordinate columns read from an event table.
-EVENT_COLUMNS = ("t", "y", "x")
+from cascope.io.event_table import CENTROID_COLUMNS
+
+#: Coordinate columns read from an event table (its centroid).
+EVENT_COLUMNS = CENTROID_COLUMNS
 
 
 #: Most candidate pairs :func:`match_events` lists (about 100 bytes each while matching).

@@ -3,7 +3,7 @@
 The folder is the study contract: ``study.json`` (recordings with condition, subject, status,
 error, seconds, events; totals; config; versions; cluster), ``recordings/<id>/`` (what
 ``cascope run`` writes), ``events.parquet`` / ``events.csv`` (every event with ``recording`` and
-``condition``) and ``comparison/`` (what :func:`cascope.events.compare.compare_report` writes).
+``condition``) and ``comparison/`` (what :func:`cascope.report.comparison.compare_report` writes).
 The page has a sortable table of the recordings linking to each one's own page, the failed
 recordings with their errors, a violin/box plot per compared feature with its test, corrected
 p-value, effect size and n, the clustering embedding by condition, maps of new, silenced and

@@ -63,10 +63,18 @@ def _camera_units(result: Result) -> dict[str, str]:
     }
 
 
-def _somatic(f: _Folder, r: SomaticResult) -> dict[str, Any]:
+def _acquisition(
+    f: _Folder, r: SomaticResult | MsctResult | AxonResult, *, noisy: str, clean: str
+) -> dict[str, str]:
+    """Write ``noisy.tif`` and ``clean.tif`` (described as ``noisy``, ``clean``); their units."""
     u = _camera_units(r)
-    f.array("noisy.tif", r.noisy, axes="TYX", what="simulated recording", units=u["noisy"])
-    f.array("clean.tif", r.clean, axes="TYX", what="noise-free movie", units=u["clean"])
+    f.array("noisy.tif", r.noisy, axes=r.axes, what=noisy, units=u["noisy"])
+    f.array("clean.tif", r.clean, axes=r.axes, what=clean, units=u["clean"])
+    return u
+
+
+def _somatic(f: _Folder, r: SomaticResult) -> dict[str, Any]:
+    _acquisition(f, r, noisy="simulated recording", clean="noise-free movie")
     f.array(
         "footprints.tif",
         r.footprints,
@@ -119,30 +127,25 @@ def _somatic(f: _Folder, r: SomaticResult) -> dict[str, Any]:
 
 
 def _mscts(f: _Folder, r: MsctResult) -> dict[str, Any]:
-    u = _camera_units(r)
-    f.array("noisy.tif", r.noisy, axes="TYX", what="simulated recording", units=u["noisy"])
-    f.array("clean.tif", r.clean, axes="TYX", what="noise-free movie", units=u["clean"])
-    f.array(
-        "labels.tif",
-        r.labels,
-        axes="TYX",
-        what="event instance labels (event id, 0 = none)",
-        units="label",
-    )
-    f.array(
-        "dendrites.tif",
-        r.dendrites.astype(np.uint8),
-        axes="YX",
-        what="dendrite mask (1 = dendrite)",
-        units="mask",
-    )
-    f.array(
-        "baseline.tif",
-        r.baseline,
-        axes="YX",
-        what="resting movie without events at the first frame (before bleaching)",
-        units=u["clean"],
-    )
+    u = _acquisition(f, r, noisy="simulated recording", clean="noise-free movie")
+    for name, arr, axes, what, units in (
+        ("labels.tif", r.labels, "TYX", "event instance labels (event id, 0 = none)", "label"),
+        (
+            "dendrites.tif",
+            r.dendrites.astype(np.uint8),
+            "YX",
+            "dendrite mask (1 = dendrite)",
+            "mask",
+        ),
+        (
+            "baseline.tif",
+            r.baseline,
+            "YX",
+            "resting movie without events at the first frame (before bleaching)",
+            u["clean"],
+        ),
+    ):
+        f.array(name, arr, axes=axes, what=what, units=units)
     f.table(
         "events.csv",
         r.events,
@@ -163,9 +166,7 @@ def _mscts(f: _Folder, r: MsctResult) -> dict[str, Any]:
 
 
 def _axons(f: _Folder, r: AxonResult) -> dict[str, Any]:
-    u = _camera_units(r)
-    f.array("noisy.tif", r.noisy, axes=r.axes, what="simulated acquisition", units=u["noisy"])
-    f.array("clean.tif", r.clean, axes=r.axes, what="noise-free volume", units=u["clean"])
+    _acquisition(f, r, noisy="simulated acquisition", clean="noise-free volume")
     f.array("labels.tif", r.labels, axes="ZYX", what="axon instance labels", units="label")
     f.array(
         "semantic.tif",
@@ -210,20 +211,14 @@ def _axons(f: _Folder, r: AxonResult) -> dict[str, Any]:
 
 def _pairs(f: _Folder, r: PairResult) -> dict[str, Any]:
     u = _camera_units(r)
-    for name, arr, what in (
-        ("noisy_a.tif", r.noisy_a, "low-SNR acquisition A"),
-        ("noisy_b.tif", r.noisy_b, "low-SNR acquisition B (independent noise)"),
-        ("high_snr.tif", r.high_snr, "high-SNR acquisition"),
+    for name, arr, what, units in (
+        ("noisy_a.tif", r.noisy_a, "low-SNR acquisition A", u["noisy"]),
+        ("noisy_b.tif", r.noisy_b, "low-SNR acquisition B (independent noise)", u["noisy"]),
+        ("high_snr.tif", r.high_snr, "high-SNR acquisition", u["noisy"]),
+        ("clean.tif", r.clean, "expected value of noisy_a/b", u["clean"]),
+        ("clean_high.tif", r.clean_high, "expected value of high_snr", u["clean"]),
     ):
-        f.array(name, arr, axes="NYX", what=what, units=u["noisy"])
-    f.array("clean.tif", r.clean, axes="NYX", what="expected value of noisy_a/b", units=u["clean"])
-    f.array(
-        "clean_high.tif",
-        r.clean_high,
-        axes="NYX",
-        what="expected value of high_snr",
-        units=u["clean"],
-    )
+        f.array(name, arr, axes="NYX", what=what, units=units)
     return {"n_images": r.params.n_images}
 
 

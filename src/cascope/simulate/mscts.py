@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from cascope.config.simulate import MsctParams
+from cascope.io.event_table import TRUTH_COLUMNS
 from cascope.simulate._common import bleach_curve, resolve_params, smooth_field
 from cascope.simulate._noise import acquire, expected_adu
 
@@ -19,25 +20,8 @@ logger = logging.getLogger(__name__)
 
 _FRAME_BLOCK = 64
 
-EVENT_COLUMNS = [
-    "id",
-    "t",
-    "y",
-    "x",
-    "t_start",
-    "t_end",
-    "y_start",
-    "y_end",
-    "x_start",
-    "x_end",
-    "area",
-    "amplitude",
-    "radius",
-    "t_onset",
-    "t_peak",
-    "decay_frames",
-    "dendrite",
-]
+#: Columns of the ground-truth event table (:data:`cascope.io.event_table.TRUTH_COLUMNS`).
+EVENT_COLUMNS = TRUTH_COLUMNS
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from cascope.config.simulate import MsctParams, PairParams, SomaticParams
 from cascope.simulate._common import resolve_params, smooth_field
 from cascope.simulate._noise import acquire, expected_adu
 from cascope.simulate.mscts import _render_dendrites
-from cascope.simulate.somatic import place_neurons, render_footprints
+from cascope.simulate.somatic import somata
 
 logger = logging.getLogger(__name__)
 
@@ -53,17 +53,7 @@ class PairResult:
 
 def _somatic_scene(shape: tuple[int, int], rng: np.random.Generator) -> NDArray[np.float64]:
     sp = SomaticParams(shape=shape)
-    n = round(shape[0] * shape[1] / 550)
-    centers, radii = place_neurons(shape, n, sp.cell_radius, rng)
-    fps, _ = render_footprints(
-        shape,
-        centers,
-        radii,
-        nucleus_fraction=sp.nucleus_fraction,
-        nucleus_brightness=sp.nucleus_brightness,
-        psf_sigma=sp.psf_sigma,
-        rng=rng,
-    )
+    centers, fps, _ = somata(sp, rng)
     brightness = np.clip(rng.lognormal(0.0, 0.3, len(centers)), 0.4, 2.5)
     # a snapshot of activity: most cells at rest, some caught during a transient
     active = rng.random(len(centers)) < 0.3

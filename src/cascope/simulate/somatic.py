@@ -156,6 +156,41 @@ def render_footprints(
     return out, boxes
 
 
+def somata(
+    p: SomaticParams, rng: np.random.Generator
+) -> tuple[NDArray[np.float64], NDArray[np.float32], list[tuple[slice, slice]]]:
+    """Place the somata of a field and render their footprints, as :func:`somatic` does.
+
+    Parameters
+    ----------
+    p : SomaticParams
+        Field size, number of neurons (default: one per 550 pixels), radius, nucleus, PSF.
+    rng : numpy.random.Generator
+        Random source.
+
+    Returns
+    -------
+    centers : ndarray of float64, (N, 2)
+        Soma centres (y, x).
+    footprints : ndarray of float32, (N, Y, X)
+        Footprints of peak 1 (:func:`render_footprints`).
+    boxes : list of (slice, slice)
+        The bounding box of each footprint's support.
+    """
+    n_wanted = p.n_neurons if p.n_neurons is not None else round(p.shape[0] * p.shape[1] / 550)
+    centers, radii = place_neurons(p.shape, n_wanted, p.cell_radius, rng)
+    footprints, boxes = render_footprints(
+        p.shape,
+        centers,
+        radii,
+        nucleus_fraction=p.nucleus_fraction,
+        nucleus_brightness=p.nucleus_brightness,
+        psf_sigma=p.psf_sigma,
+        rng=rng,
+    )
+    return centers, footprints, boxes
+
+
 def _spike_counts(p: SomaticParams, n: int, rng: np.random.Generator) -> NDArray[np.float64]:
     rates = p.spike_rate * rng.lognormal(-0.5 * 0.7**2, 0.7, n)
     spikes_per_event = (1 - p.burst_fraction) + p.burst_fraction * 3.5
@@ -237,17 +272,7 @@ def somatic(params: SomaticParams | None = None, **overrides: Any) -> SomaticRes
     """
     p = resolve_params(SomaticParams, params, overrides)
     rng = np.random.default_rng(p.seed)
-    n_wanted = p.n_neurons if p.n_neurons is not None else round(p.shape[0] * p.shape[1] / 550)
-    centers, radii = place_neurons(p.shape, n_wanted, p.cell_radius, rng)
-    footprints, boxes = render_footprints(
-        p.shape,
-        centers,
-        radii,
-        nucleus_fraction=p.nucleus_fraction,
-        nucleus_brightness=p.nucleus_brightness,
-        psf_sigma=p.psf_sigma,
-        rng=rng,
-    )
+    centers, footprints, boxes = somata(p, rng)
     n = len(centers)
     brightness = p.photons * np.clip(rng.lognormal(0.0, 0.3, n), 0.4, 2.5)
     counts = _spike_counts(p, n, rng)

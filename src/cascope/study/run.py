@@ -403,8 +403,8 @@ def _comparison(
     features: Sequence[str] | None = None,
 ) -> dict[str, Any] | None:
     """Compare conditions with the recording (paired: the subject) as the unit."""
-    from cascope.events.compare import compare_report
     from cascope.io import replace_output, temp_path
+    from cascope.report.comparison import compare_report
 
     included = [r for r in recs if rows[r.id]["status"] in ("done", "skipped")]
     conditions = {r.condition for r in included if r.condition is not None}
