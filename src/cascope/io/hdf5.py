@@ -86,14 +86,9 @@ def read_hdf5(
     dataset : str, optional
         Dataset path inside the file; may be omitted when the file holds exactly one image
         dataset (two or more dimensions).
-    axes : str, optional
-        The dataset's axes when it has no ``axes`` attribute or dimension labels (or to override).
-    missing_chunks : {"error", "fill"}
-        Data the file declares but does not hold (unwritten chunks or storage) is an error
-        (default), or reads as the fill value.
-    kind : {"movie", "volume"}, optional
-        What the caller expects, for a dataset without axes (a 3-D one is then ``TYX`` for a
-        movie, ``ZYX`` for a volume, and ``metadata["axes_assumed"]`` is True).
+    axes, missing_chunks, kind
+        As in :func:`cascope.io.read`; ``axes`` names the dimensions of a dataset without an
+        ``axes`` attribute or dimension labels (or overrides them).
 
     Returns
     -------

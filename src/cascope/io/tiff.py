@@ -266,13 +266,9 @@ def read_tiff(
     ----------
     path : str or Path
         The file.
-    axes : str, optional
-        Override the file's axes, e.g. ``"ZYX"`` for a stack stored as generic pages.
-    series : int, optional
-        Which image series of a multi-series file (default the first).
-    kind : {"movie", "volume"}, optional
-        What the caller expects, for a file that does not record its axes (see
-        :func:`map_axes`); ``metadata["axes_assumed"]`` is then True.
+    axes, series, kind
+        As in :func:`cascope.io.read` (``series`` defaults to the first; ``kind`` names the
+        file's unnamed axes as :func:`map_axes` does).
 
     Returns
     -------

@@ -143,13 +143,9 @@ def read_zarr(
     dataset : str, optional
         Resolution level of an OME-Zarr image (default the full resolution, ``"0"``), or the array
         path inside a plain Zarr group.
-    axes : str, optional
-        Axes when the store does not name them (or to override).
-    missing_chunks : {"error", "fill"}
-        A chunk missing from the store is an error (default), or reads as the fill value.
-    kind : {"movie", "volume"}, optional
-        What the caller expects, for an array without axes (a 3-D one is then ``TYX`` for a
-        movie, ``ZYX`` for a volume, and ``metadata["axes_assumed"]`` is True).
+    axes, missing_chunks, kind
+        As in :func:`cascope.io.read`; ``axes`` names the dimensions when the store does not
+        (or overrides them).
 
     Returns
     -------
