@@ -19,6 +19,7 @@ from cascope.errors import CascopeError, InputError, OutputError
 from cascope.io._atomic import atomic_output, check_output
 from cascope.io._blocks import FormatWriter
 from cascope.io._formats import Format, detect_format
+from cascope.io._limits import check_present
 from cascope.io._movie import Movie, RecordingKind, describe_assumed, validate_axes
 
 log = logging.getLogger(__name__)
@@ -118,10 +119,7 @@ def read(
     p = Path(path)
     fmt = detect_format(p)
     if fmt != "tiff-sequence":
-        if not p.exists():
-            raise InputError("does not exist", p)
-        if p.is_file() and p.stat().st_size == 0:
-            raise InputError("the file is empty (0 bytes)", p)
+        check_present(p)
     if dataset is not None and fmt not in ("hdf5", "zarr"):
         raise InputError(f"--dataset {dataset} is for HDF5 and Zarr files only", p)
     if axes is not None:

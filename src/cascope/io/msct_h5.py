@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from cascope.errors import InputError
 from cascope.io._atomic import atomic_output
+from cascope.io._limits import check_present
 
 Split = Literal["train", "valid"]
 SPLITS: tuple[Split, ...] = ("train", "valid")
@@ -163,10 +164,7 @@ def read_msct_h5(path: str | Path) -> dict[str, dict[str, MsctStream]]:
     from cascope.io.hdf5 import open_hdf5_input
 
     path = Path(path)
-    if not path.exists():
-        raise InputError("does not exist", path)
-    if path.stat().st_size == 0:
-        raise InputError("the file is empty (0 bytes)", path)
+    check_present(path)
     f = open_hdf5_input(path)
     out: dict[str, dict[str, MsctStream]] = {}
     with f:
