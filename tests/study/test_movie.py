@@ -15,6 +15,7 @@ from cascope import io
 from cascope.config.denoise_classical import ClassicalDenoiseConfig
 from cascope.denoise.stream import denoise_file
 from cascope.study import denoise_distributed
+from cascope.study._blocks import BlockTask
 from cascope.study.movie import denoise_block
 
 
@@ -46,17 +47,8 @@ def test_distributed_denoise_equals_one_process_bitwise(client: Any, tmp_path: P
     assert lo < 16 and hi > 24
     # a block run again (as after a lost worker) writes the same bytes
     before = _chunk_digests(out)
-    client.submit(
-        denoise_block,
-        str(source),
-        None,
-        None,
-        cfg.model_dump(mode="json"),
-        (16, 24),
-        blocks[2]["context"],
-        str(out / "0"),
-        pure=False,
-    ).result()
+    task = BlockTask(str(source), None, None, (16, 24), blocks[2]["context"], str(out / "0"))
+    client.submit(denoise_block, cfg.model_dump(mode="json"), task, pure=False).result()
     assert _chunk_digests(out) == before
     # one chunk per block along time: every worker wrote whole chunks of its own
     import zarr

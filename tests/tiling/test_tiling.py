@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from cascope.io import open_writer
 from cascope.models import UNet
 from cascope.tiling import (
     ArrayWriter,
-    TiffWriter,
     blend_weights,
     cover,
     predict_streamed,
@@ -112,7 +112,7 @@ def test_streamed_prediction_matches_in_memory(net, rng, tmp_path):
 def test_streamed_tiff_output(rng, tmp_path):
     tifffile = pytest.importorskip("tifffile")
     x = rng.normal(size=(11, 9, 10)).astype(np.float32)
-    with TiffWriter(tmp_path / "o.tif", x.shape, np.float32, axes="TYX") as w:
+    with open_writer(tmp_path / "o.tif", x.shape, np.float32, axes="TYX") as w:
         predict_streamed(lambda b: -b, x, w, tile=(4, 9, 10), block=3, halo=1, background_io=True)
     np.testing.assert_allclose(tifffile.imread(tmp_path / "o.tif"), -x, atol=1e-6)
 

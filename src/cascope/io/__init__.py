@@ -25,7 +25,8 @@ from cascope.io._atomic import (
     replace_output,
     temp_path,
 )
-from cascope.io._formats import detect_format
+from cascope.io._blocks import cast_block
+from cascope.io._formats import detect_format, recording_stem
 from cascope.io._movie import Movie, Volume, as_movie, check_finite, validate_axes
 from cascope.io.msct_h5 import MsctStream, read_msct_h5, write_msct_h5
 from cascope.io.zarr import read_labels
@@ -38,6 +39,7 @@ __all__ = [
     "Volume",
     "as_movie",
     "atomic_output",
+    "cast_block",
     "check_finite",
     "check_output",
     "check_outputs",
@@ -51,6 +53,7 @@ __all__ = [
     "read",
     "read_labels",
     "read_msct_h5",
+    "recording_stem",
     "remove_stale_temporaries",
     "replace_output",
     "select_channel",

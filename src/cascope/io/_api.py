@@ -17,7 +17,9 @@ from numpy.typing import NDArray
 
 from cascope.errors import CascopeError, InputError, OutputError
 from cascope.io._atomic import atomic_output, check_output
+from cascope.io._blocks import FormatWriter
 from cascope.io._formats import Format, detect_format
+from cascope.io._limits import check_present
 from cascope.io._movie import Movie, RecordingKind, describe_assumed, validate_axes
 
 log = logging.getLogger(__name__)
@@ -117,10 +119,7 @@ def read(
     p = Path(path)
     fmt = detect_format(p)
     if fmt != "tiff-sequence":
-        if not p.exists():
-            raise InputError("does not exist", p)
-        if p.is_file() and p.stat().st_size == 0:
-            raise InputError("the file is empty (0 bytes)", p)
+        check_present(p)
     if dataset is not None and fmt not in ("hdf5", "zarr"):
         raise InputError(f"--dataset {dataset} is for HDF5 and Zarr files only", p)
     if axes is not None:
@@ -207,7 +206,7 @@ def select_channel(movie: Movie, channel: int) -> Movie:
     return out
 
 
-class BlockWriter:
+class BlockWriter(FormatWriter):
     """Atomic streaming writer: blocks along the first axis go to a temporary file or store.
 
     Use it as a context manager. On a clean exit the output is complete and renamed into place;
@@ -232,34 +231,35 @@ class BlockWriter:
     **fmt
         Format options: ``ome`` (TIFF), ``dataset``/``compression``/``chunks`` (HDF5),
         ``chunks``/``ngff_version`` (Zarr).
+
+    Notes
+    -----
+    Peak memory is one block: a result never has to fit in memory. :func:`open_writer` is
+    this class; call ``.write(block, start)`` for every block along the first axis.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "out.tif"
+    >>> with open_writer(p, (4, 8, 8), np.float32, axes="TYX") as w:
+    ...     w.write(np.ones((2, 8, 8)), 0)
+    ...     w.write(np.zeros((2, 8, 8)), 2)
+    >>> float(read(p)[...].sum())
+    128.0
     """
 
-    def __init__(
-        self,
-        path: str | Path,
-        shape: tuple[int, ...],
-        dtype: Any,
-        *,
-        axes: str,
-        voxel_size: dict[str, float] | None = None,
-        frame_rate: float | None = None,
-        force: bool = False,
-        inputs: Iterable[str | Path] = (),
-        **fmt: Any,
+    def _create(
+        self, *, force: bool = False, inputs: Iterable[str | Path] = (), **fmt: Any
     ) -> None:
-        self.path = Path(path)
         self.format = detect_format(self.path, for_writing=True)
-        self.shape = tuple(int(n) for n in shape)
-        self.dtype = np.dtype(dtype)
-        self.axes = validate_axes(axes, len(self.shape), path=self.path)
-        self.voxel_size = dict(voxel_size) if voxel_size else None
-        self.frame_rate = frame_rate
+        self.axes = validate_axes(self.axes, len(self.shape), path=self.path)
+        self.voxel_size = dict(self.voxel_size) if self.voxel_size else None
         self._force = force
         self._inputs = list(inputs)
         self._fmt = fmt
         self._written = np.zeros(self.shape[0] if self.shape else 0, dtype=bool)
         self._stack: contextlib.ExitStack | None = None
-        self._impl: Any = None
+        self._impl: FormatWriter | None = None
         check_output(self.path, inputs=self._inputs, force=force)
 
     def __enter__(self) -> BlockWriter:
@@ -273,27 +273,27 @@ class BlockWriter:
         self._stack = stack
         return self
 
-    def _open(self, tmp: Path) -> Any:
-        kw: dict[str, Any] = {
-            "axes": self.axes,
-            "voxel_size": self.voxel_size,
-            "frame_rate": self.frame_rate,
-        }
-        name = self.path.name.lower()
+    def _open(self, tmp: Path) -> FormatWriter:
+        fmt = dict(self._fmt)
+        writer: type[FormatWriter]
         if self.format == "tiff":
-            from cascope.io.tiff import TiffBlockWriter
+            from cascope.io.tiff import TiffBlockWriter as writer
 
-            ome = self._fmt.pop("ome", None)
-            if name.endswith((".ome.tif", ".ome.tiff")):
-                ome = True
-            return TiffBlockWriter(tmp, self.shape, self.dtype, ome=ome, **kw, **self._fmt)
-        if self.format == "hdf5":
-            from cascope.io.hdf5 import Hdf5BlockWriter
-
-            return Hdf5BlockWriter(tmp, self.shape, self.dtype, **kw, **self._fmt)
-        from cascope.io.zarr import ZarrBlockWriter
-
-        return ZarrBlockWriter(tmp, self.shape, self.dtype, **kw, **self._fmt)
+            if self.path.name.lower().endswith((".ome.tif", ".ome.tiff")):
+                fmt["ome"] = True
+        elif self.format == "hdf5":
+            from cascope.io.hdf5 import Hdf5BlockWriter as writer
+        else:
+            from cascope.io.zarr import ZarrBlockWriter as writer
+        return writer(
+            tmp,
+            self.shape,
+            self.dtype,
+            axes=self.axes,
+            voxel_size=self.voxel_size,
+            frame_rate=self.frame_rate,
+            **fmt,
+        )
 
     def write(self, block: NDArray[Any] | Any, start: int) -> None:
         """Store ``block`` at index ``start`` of the first axis.
@@ -315,8 +315,12 @@ class BlockWriter:
         stop = start + block.shape[0]
         if start < 0 or stop > self.shape[0]:
             raise ValueError(f"block {start}:{stop} lies outside 0:{self.shape[0]}")
-        self._impl.write(block, start)
+        super().write(block, start)
         self._written[start:stop] = True
+
+    def _store(self, block: NDArray[Any], start: int) -> None:
+        if self._impl is not None:  # always so: checked in write
+            self._impl.write(block, start)
 
     def __exit__(
         self,
@@ -326,7 +330,7 @@ class BlockWriter:
     ) -> None:
         stack, self._stack = self._stack, None
         impl, self._impl = self._impl, None
-        if stack is None:
+        if stack is None or impl is None:
             return
         try:
             impl.close()
@@ -343,53 +347,8 @@ class BlockWriter:
         stack.__exit__(exc_type, exc, tb)
 
 
-def open_writer(
-    path: str | Path,
-    shape: tuple[int, ...],
-    dtype: Any,
-    *,
-    axes: str,
-    voxel_size: dict[str, float] | None = None,
-    frame_rate: float | None = None,
-    force: bool = False,
-    inputs: Iterable[str | Path] = (),
-    **fmt: Any,
-) -> BlockWriter:
-    """Open an atomic streaming writer (TIFF, HDF5 or Zarr by suffix); use it with ``with``.
-
-    Peak memory is one block: a result never has to fit in memory.
-
-    Parameters
-    ----------
-    path, shape, dtype, axes, voxel_size, frame_rate, force, inputs, **fmt
-        See :class:`BlockWriter`.
-
-    Returns
-    -------
-    BlockWriter
-        Call ``.write(block, start)`` for every block along the first axis.
-
-    Examples
-    --------
-    >>> import numpy as np, tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "out.tif"
-    >>> with open_writer(p, (4, 8, 8), np.float32, axes="TYX") as w:
-    ...     w.write(np.ones((2, 8, 8)), 0)
-    ...     w.write(np.zeros((2, 8, 8)), 2)
-    >>> float(read(p)[...].sum())
-    128.0
-    """
-    return BlockWriter(
-        path,
-        shape,
-        dtype,
-        axes=axes,
-        voxel_size=voxel_size,
-        frame_rate=frame_rate,
-        force=force,
-        inputs=inputs,
-        **fmt,
-    )
+#: Open an atomic streaming writer (TIFF, HDF5 or Zarr by suffix): :class:`BlockWriter` itself.
+open_writer = BlockWriter
 
 
 def open_writer_like(
@@ -414,7 +373,7 @@ def open_writer_like(
     dtype : optional
         Output type (default: the movie's).
     force, inputs, **fmt
-        As in :func:`open_writer`.
+        As in :class:`BlockWriter`.
 
     Returns
     -------
@@ -433,7 +392,7 @@ def open_writer_like(
     protected = list(inputs)
     if movie.source is not None:
         protected.append(movie.source)
-    return open_writer(
+    return BlockWriter(
         path,
         movie.shape,
         movie.dtype if dtype is None else dtype,

@@ -63,3 +63,22 @@ def detect_format(path: str | Path, *, for_writing: bool = False) -> Format:
             path,
         )
     return fmt
+
+
+#: Suffixes of two parts that name a format (stripped whole from a recording's name).
+_DOUBLE_SUFFIXES = (".ome.tiff", ".ome.tif", ".ome.zarr")
+
+
+def recording_stem(path: str | Path) -> str:
+    """Name a recording after its file: the name without its suffix (``.ome.tif`` as one).
+
+    Examples
+    --------
+    >>> recording_stem("data/cell1.ome.tif"), recording_stem("cell2.h5")
+    ('cell1', 'cell2')
+    """
+    p = Path(path)
+    for suffix in _DOUBLE_SUFFIXES:
+        if p.name.lower().endswith(suffix):
+            return p.name[: -len(suffix)]
+    return p.stem

@@ -106,6 +106,14 @@ def check_input_path(path: Path) -> None:
     raise InputError(f"is {kind}, not a regular file or folder; cascope reads files", path)
 
 
+def check_present(path: Path) -> None:
+    """Refuse an input that does not exist, or a file of 0 bytes, naming it."""
+    if not path.exists():
+        raise InputError("does not exist", path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise InputError("the file is empty (0 bytes)", path)
+
+
 def missing_hint() -> str:
     """How a user accepts missing chunks (filled with the fill value)."""
     return "give --missing-chunks fill to read what is missing as the fill value"
@@ -130,6 +138,7 @@ __all__ = [
     "available_memory",
     "check_decoded_size",
     "check_input_path",
+    "check_present",
     "expected_chunks",
     "first_axis_span",
     "human",

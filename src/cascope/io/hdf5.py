@@ -14,9 +14,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cascope.errors import InputError
+from cascope.io._blocks import FormatWriter
 from cascope.io._limits import check_decoded_size, expected_chunks, human, missing_hint
 from cascope.io._movie import Movie, RecordingKind, unnamed_axes
-from cascope.io.tiff import cast_block
 
 
 def list_datasets(group: Any) -> list[str]:
@@ -31,6 +31,24 @@ def list_datasets(group: Any) -> list[str]:
 
     group.visititems(visit)
     return names
+
+
+def open_hdf5_input(path: Path) -> Any:
+    """Open an HDF5 file for reading; a file h5py cannot open is an :class:`InputError`.
+
+    Returns
+    -------
+    h5py.File
+        Open read-only; the caller closes it.
+    """
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise InputError(
+            f"is not a readable HDF5 file ({' '.join(str(err).split())})", path
+        ) from err
 
 
 def _axes_from_attrs(ds: Any) -> str | None:
@@ -68,29 +86,17 @@ def read_hdf5(
     dataset : str, optional
         Dataset path inside the file; may be omitted when the file holds exactly one image
         dataset (two or more dimensions).
-    axes : str, optional
-        The dataset's axes when it has no ``axes`` attribute or dimension labels (or to override).
-    missing_chunks : {"error", "fill"}
-        Data the file declares but does not hold (unwritten chunks or storage) is an error
-        (default), or reads as the fill value.
-    kind : {"movie", "volume"}, optional
-        What the caller expects, for a dataset without axes (a 3-D one is then ``TYX`` for a
-        movie, ``ZYX`` for a volume, and ``metadata["axes_assumed"]`` is True).
+    axes, missing_chunks, kind
+        As in :func:`cascope.io.read`; ``axes`` names the dimensions of a dataset without an
+        ``axes`` attribute or dimension labels (or overrides them).
 
     Returns
     -------
     Movie
         Backed by the open ``h5py.Dataset``: indexing reads only that part from disk.
     """
-    import h5py
-
     path = Path(path)
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        raise InputError(
-            f"is not a readable HDF5 file ({' '.join(str(err).split())})", path
-        ) from err
+    f = open_hdf5_input(path)
     try:
         ds, final, file_axes = _pick(f, path, dataset, axes, kind)
         _check_storage(ds, path, missing_chunks)
@@ -169,20 +175,19 @@ def _check_storage(ds: Any, path: Path, missing: str) -> None:
     if ds.chunks is not None:
         n = expected_chunks(ds.shape, ds.chunks)
         held = int(ds.id.get_num_chunks())
-        if held < n:
-            raise InputError(
-                f"dataset {name!r} declares shape {ds.shape} ({human(declared)}) in {n} "
-                f"chunk(s) but the file holds {held}: a damaged or incomplete file; {hint}",
-                path,
-            )
-        return
-    stored = int(ds.id.get_storage_size())
-    if stored < declared:
-        raise InputError(
-            f"dataset {name!r} declares shape {ds.shape} ({human(declared)}) but the file "
-            f"holds {human(stored)} of it: a damaged or incomplete file; {hint}",
-            path,
-        )
+        if held >= n:
+            return
+        holds = f"in {n} chunk(s) but the file holds {held}"
+    else:
+        stored = int(ds.id.get_storage_size())
+        if stored >= declared:
+            return
+        holds = f"but the file holds {human(stored)} of it"
+    raise InputError(
+        f"dataset {name!r} declares shape {ds.shape} ({human(declared)}) {holds}: "
+        f"a damaged or incomplete file; {hint}",
+        path,
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -314,15 +319,14 @@ def close_hdf5_output(f: Any, sink: GuardedFile, failure: BaseException | None =
         raise sink.error from failure
 
 
-class Hdf5BlockWriter:
+class Hdf5BlockWriter(FormatWriter):
     """Write one chunked dataset block by block along its first axis (any order).
+
+    The recording is described as in :class:`~cascope.io._blocks.FormatWriter`; the format's
+    options:
 
     Parameters
     ----------
-    path : Path
-        The file to create (a temporary name; renaming is the caller's job).
-    shape, dtype, axes, voxel_size, frame_rate
-        The full recording.
     dataset : str
         Dataset path (default ``"data"``).
     compression : str, optional
@@ -333,38 +337,31 @@ class Hdf5BlockWriter:
         Extra attributes stored on the dataset.
     """
 
-    def __init__(
+    def _create(
         self,
-        path: Path,
-        shape: tuple[int, ...],
-        dtype: Any,
         *,
-        axes: str,
-        voxel_size: dict[str, float] | None = None,
-        frame_rate: float | None = None,
         dataset: str = "data",
         compression: str | None = None,
         chunks: tuple[int, ...] | None = None,
         attrs: dict[str, Any] | None = None,
     ) -> None:
-        self.dtype = np.dtype(dtype)
-        self._file, self._sink = open_hdf5_output(path)
+        self._file, self._sink = open_hdf5_output(self.path)
         self._failure: BaseException | None = None
         try:
-            chunk = chunks or (1, *shape[1:])
+            chunk = chunks or (1, *self.shape[1:])
             self._ds = self._file.create_dataset(
-                dataset, shape=shape, dtype=self.dtype, chunks=chunk, compression=compression
+                dataset, shape=self.shape, dtype=self.dtype, chunks=chunk, compression=compression
             )
-            for key, value in {**_attrs(axes, voxel_size, frame_rate), **(attrs or {})}.items():
+            own = _attrs(self.axes, self.voxel_size, self.frame_rate)
+            for key, value in {**own, **(attrs or {})}.items():
                 self._ds.attrs[key] = value
         except Exception as err:
             close_hdf5_output(self._file, self._sink, err)
             raise
 
-    def write(self, block: NDArray[Any], start: int) -> None:
-        """Store ``block`` at index ``start`` of the first axis."""
+    def _store(self, block: NDArray[Any], start: int) -> None:
         try:
-            self._ds[start : start + block.shape[0]] = cast_block(block, self.dtype)
+            self._ds[start : start + block.shape[0]] = block
         except Exception as err:
             self._failure = err
             raise

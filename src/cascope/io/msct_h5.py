@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from cascope.errors import InputError
 from cascope.io._atomic import atomic_output
+from cascope.io._limits import check_present
 from cascope.io.event_table import MSCT_H5_COLUMNS as EVENT_COLUMNS
 
 Split = Literal["train", "valid"]
@@ -160,19 +161,11 @@ def read_msct_h5(path: str | Path) -> dict[str, dict[str, MsctStream]]:
     dict
         ``{split: {stream id: MsctStream}}`` for the splits present.
     """
-    import h5py
+    from cascope.io.hdf5 import open_hdf5_input
 
     path = Path(path)
-    if not path.exists():
-        raise InputError("does not exist", path)
-    if path.stat().st_size == 0:
-        raise InputError("the file is empty (0 bytes)", path)
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        raise InputError(
-            f"is not a readable HDF5 file ({' '.join(str(err).split())})", path
-        ) from err
+    check_present(path)
+    f = open_hdf5_input(path)
     out: dict[str, dict[str, MsctStream]] = {}
     with f:
         splits = [s for s in SPLITS if s in f]

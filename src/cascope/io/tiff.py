@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cascope.errors import InputError, OutputError
+from cascope.io._blocks import FormatWriter
 from cascope.io._lazy import Calibrated, FrameSequence, MappedFile
 from cascope.io._movie import KNOWN_AXES, Movie, RecordingKind, unnamed_axes
 
@@ -265,13 +266,9 @@ def read_tiff(
     ----------
     path : str or Path
         The file.
-    axes : str, optional
-        Override the file's axes, e.g. ``"ZYX"`` for a stack stored as generic pages.
-    series : int, optional
-        Which image series of a multi-series file (default the first).
-    kind : {"movie", "volume"}, optional
-        What the caller expects, for a file that does not record its axes (see
-        :func:`map_axes`); ``metadata["axes_assumed"]`` is then True.
+    axes, series, kind
+        As in :func:`cascope.io.read` (``series`` defaults to the first; ``kind`` names the
+        file's unnamed axes as :func:`map_axes` does).
 
     Returns
     -------
@@ -498,74 +495,48 @@ def tiff_layout(
     return {"ome": True, "bigtiff": nbytes >= _IMAGEJ_MAX_BYTES, "metadata": md, **kw}
 
 
-class TiffBlockWriter:
+class TiffBlockWriter(FormatWriter):
     """Write an uncompressed TIFF block by block along the first axis, in any order.
 
     The file is laid out in full first (headers and a sparse, contiguous pixel area), then each
-    block is written at its offset, so memory use is one block.
+    block is written at its offset, so memory use is one block. The recording is described as
+    in :class:`~cascope.io._blocks.FormatWriter`; the format's option:
 
     Parameters
     ----------
-    path : Path
-        The file to create (a temporary name; renaming is the caller's job).
-    shape, dtype, axes, voxel_size, frame_rate
-        The full recording.
     ome : bool, optional
         Force OME metadata (default: ImageJ when ImageJ can read the result).
     """
 
-    def __init__(
-        self,
-        path: Path,
-        shape: tuple[int, ...],
-        dtype: Any,
-        *,
-        axes: str,
-        voxel_size: dict[str, float] | None = None,
-        frame_rate: float | None = None,
-        ome: bool | None = None,
-    ) -> None:
+    def _create(self, *, ome: bool | None = None) -> None:
         import tifffile
 
-        self.path = Path(path)
-        self.shape = tuple(int(n) for n in shape)
-        self.dtype = np.dtype(dtype)
         kw = tiff_layout(
-            self.shape, self.dtype, axes, voxel_size=voxel_size, frame_rate=frame_rate, ome=ome
+            self.shape,
+            self.dtype,
+            self.axes,
+            voxel_size=self.voxel_size,
+            frame_rate=self.frame_rate,
+            ome=ome,
         )
         tifffile.imwrite(self.path, shape=self.shape, dtype=self.dtype, **kw)
         with tifffile.TiffFile(self.path) as tf:
             offset = tf.series[0].dataoffset
-            self._stored = self.dtype.newbyteorder(tf.byteorder)
+            self.stored = self.dtype.newbyteorder(tf.byteorder)
         if offset is None:
             raise OutputError(f"{self.path}: tifffile did not lay out contiguous pixel data")
         self._offset = int(offset)
         self._frame_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
         self._fh = open(self.path, "r+b")  # closed in close()
 
-    def write(self, block: NDArray[Any], start: int) -> None:
-        """Store ``block`` at index ``start`` of the first axis."""
-        arr = np.ascontiguousarray(cast_block(block, self._stored))
+    def _store(self, block: NDArray[Any], start: int) -> None:
+        arr = np.ascontiguousarray(block)
         self._fh.seek(self._offset + start * self._frame_bytes)
         self._fh.write(arr.data.cast("B"))
 
     def close(self) -> None:
         """Flush and close the file."""
         self._fh.close()
-
-
-def cast_block(block: Any, dtype: np.dtype[Any]) -> NDArray[Any]:
-    """Convert a block to the output type, rounding and clipping floats written as integers."""
-    arr = np.asarray(block)
-    if arr.dtype == dtype:
-        return arr
-    if dtype.kind in "ui" and arr.dtype.kind not in "b":
-        info = np.iinfo(dtype)
-        if arr.dtype.kind == "f":
-            arr = np.rint(arr)
-        lo = max(info.min, np.finfo(np.float64).min) if arr.dtype.kind == "f" else info.min
-        return np.clip(arr, lo, info.max).astype(dtype)
-    return arr.astype(dtype)
 
 
 def _short(err: BaseException) -> str:

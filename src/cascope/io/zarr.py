@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cascope.errors import InputError
+from cascope.io._blocks import FormatWriter
 from cascope.io._lazy import LazyArray, normalize_key
 from cascope.io._limits import (
     check_decoded_size,
@@ -24,7 +25,6 @@ from cascope.io._limits import (
     missing_hint,
 )
 from cascope.io._movie import Movie, RecordingKind, unnamed_axes
-from cascope.io.tiff import cast_block
 
 log = logging.getLogger(__name__)
 
@@ -143,13 +143,9 @@ def read_zarr(
     dataset : str, optional
         Resolution level of an OME-Zarr image (default the full resolution, ``"0"``), or the array
         path inside a plain Zarr group.
-    axes : str, optional
-        Axes when the store does not name them (or to override).
-    missing_chunks : {"error", "fill"}
-        A chunk missing from the store is an error (default), or reads as the fill value.
-    kind : {"movie", "volume"}, optional
-        What the caller expects, for an array without axes (a 3-D one is then ``TYX`` for a
-        movie, ``ZYX`` for a volume, and ``metadata["axes_assumed"]`` is True).
+    axes, missing_chunks, kind
+        As in :func:`cascope.io.read`; ``axes`` names the dimensions when the store does not
+        (or overrides them).
 
     Returns
     -------
@@ -412,15 +408,14 @@ def _set_ngff(group: Any, block: dict[str, Any], version: str) -> None:
         group.attrs.update({"ome": {"version": "0.5", **block}})
 
 
-class ZarrBlockWriter:
+class ZarrBlockWriter(FormatWriter):
     """Write a single-resolution OME-Zarr image block by block along its first axis.
+
+    The recording is described as in :class:`~cascope.io._blocks.FormatWriter`; the format's
+    options:
 
     Parameters
     ----------
-    path : Path
-        The store to create (a temporary name; renaming is the caller's job).
-    shape, dtype, axes, voxel_size, frame_rate
-        The full recording.
     chunks : tuple of int, optional
         Chunk shape (default about 8 MB, see :func:`default_chunks`).
     ngff_version : {"0.4", "0.5"}
@@ -430,39 +425,35 @@ class ZarrBlockWriter:
         ``labels/<name>``.
     """
 
-    def __init__(
+    def _create(
         self,
-        path: Path,
-        shape: tuple[int, ...],
-        dtype: Any,
         *,
-        axes: str,
-        voxel_size: dict[str, float] | None = None,
-        frame_rate: float | None = None,
         chunks: tuple[int, ...] | None = None,
         ngff_version: NgffVersion = "0.4",
         labels: dict[str, Any] | None = None,
     ) -> None:
         import zarr
 
+        axes, shape = self.axes, self.shape
         if ngff_version not in ("0.4", "0.5"):
             raise ValueError(f"ngff_version must be '0.4' or '0.5', not {ngff_version!r}")
         if "".join(a for a in "TCZYX" if a in axes) != axes:
             log.warning(
                 "axes %r are not in NGFF order (t, c, z, y, x); some viewers refuse it", axes
             )
-        self.dtype = np.dtype(dtype)
         fmt: Literal[2, 3] = 2 if ngff_version == "0.4" else 3
-        root = zarr.open_group(str(path), mode="w", zarr_format=fmt)
+        root = zarr.open_group(str(self.path), mode="w", zarr_format=fmt)
         chunk = tuple(chunks) if chunks else default_chunks(shape, self.dtype, axes)
         self._arr = _create_array(root, "0", shape, self.dtype, axes, chunk, ngff_version)
         _set_ngff(
             root,
-            {"multiscales": _multiscales(axes, voxel_size, frame_rate, ngff_version)},
+            {"multiscales": _multiscales(axes, self.voxel_size, self.frame_rate, ngff_version)},
             ngff_version,
         )
         if labels:
-            self._write_labels(root, labels, shape, axes, voxel_size, frame_rate, ngff_version)
+            self._write_labels(
+                root, labels, shape, axes, self.voxel_size, self.frame_rate, ngff_version
+            )
 
     @staticmethod
     def _write_labels(
@@ -508,9 +499,5 @@ class ZarrBlockWriter:
                 block["image-label"]["version"] = "0.4"
             _set_ngff(g, block, version)
 
-    def write(self, block: NDArray[Any], start: int) -> None:
-        """Store ``block`` at index ``start`` of the first axis."""
-        self._arr[start : start + block.shape[0]] = cast_block(block, self.dtype)
-
-    def close(self) -> None:
-        """Nothing to flush: every write went to the store."""
+    def _store(self, block: NDArray[Any], start: int) -> None:
+        self._arr[start : start + block.shape[0]] = block

@@ -106,10 +106,7 @@ class DetectEventsWidget(_Runner):
     ``t, y, x`` (with the event table as its ``features``), and shows the table in the widget;
     choosing a row moves the viewer to that event.
 
-    Parameters
-    ----------
-    napari_viewer : napari.Viewer
-        The viewer (napari passes it).
+    Built from the viewer napari passes, as every :class:`_Runner`.
     """
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
@@ -151,9 +148,8 @@ class DetectEventsWidget(_Runner):
 
     def run(self) -> None:
         """Detect in a worker thread; add the labels and points layers and fill the table."""
-        layer = self.image_choice.value
+        layer = self._chosen(self.image_choice, "movie")
         if layer is None:
-            self.status_label.value = "choose a movie layer"
             return
         data = layer.data[0] if layer.multiscale else layer.data
         if data.ndim != 3:

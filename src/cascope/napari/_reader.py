@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cascope.errors import CascopeError
-from cascope.io import Movie, read, read_labels
+from cascope.io import Movie, read, read_labels, recording_stem
 from cascope.napari._layers import META_KEY, layer_array, layer_meta, physical_scale
 
 log = logging.getLogger(__name__)
@@ -44,21 +44,13 @@ def get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerD
         return None
 
     def reader(_: str | list[str]) -> list[LayerData]:
-        return movie_layers(movie, name=_stem(p)) + _zarr_labels(p)
+        return movie_layers(movie, name=recording_stem(p)) + _zarr_labels(p)
 
     return reader
 
 
 def _is_zarr_folder(p: Path) -> bool:
     return p.is_dir() and any((p / m).exists() for m in ("zarr.json", ".zgroup", ".zattrs"))
-
-
-def _stem(p: Path) -> str:
-    name = p.name
-    for suffix in (".ome.tiff", ".ome.tif", ".ome.zarr"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return p.stem
 
 
 def movie_layers(movie: Movie, *, name: str, kind: str = "image") -> list[LayerData]:

@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from cascope import _json as strict_json
 from cascope.errors import InputError
-from cascope.io import atomic_output, read, write
+from cascope.io import atomic_output, read, recording_stem, write
 from cascope.napari._files import back_up
 from cascope.preprocess.normalization import percentile_normalization
 from cascope.segment import connected_components, threshold_value
@@ -119,7 +119,7 @@ class CurationSession:
     def mask_path(self, volume: Path | None = None) -> Path:
         """Where the mask of a volume (default: the current one) is saved."""
         assert self.output is not None
-        stem = _stem(volume or self.current)
+        stem = recording_stem(volume or self.current)
         return self.output / f"{stem}{MASK_SUFFIX}"
 
     @property
@@ -191,7 +191,7 @@ class CurationSession:
     def _starting_labels(self, shape: tuple[int, ...]) -> NDArray[np.int32] | None:
         if self.labels is None:
             return None
-        stem = _stem(self.current)
+        stem = recording_stem(self.current)
         found = sorted(
             p
             for p in Path(self.labels).glob(f"{stem}*.tif*")
@@ -342,14 +342,6 @@ class CurationSession:
         self.load(self.index - 1)
         self._write_state()
         return True
-
-
-def _stem(p: Path) -> str:
-    name = p.name
-    for suffix in (".ome.tiff", ".ome.tif", ".ome.zarr"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return p.stem
 
 
 def _voxel(position: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -78,7 +78,15 @@ class ProgressWriter:
 
 
 class _Runner(Container):
-    """Shared parts: a run button, a progress bar, a status line, one worker at a time."""
+    """Shared parts: a run button, a progress bar, a status line, one worker at a time.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        The viewer napari passes to each widget (as ``napari_viewer``).
+    widgets : list
+        The widget's own inputs, shown above the shared parts.
+    """
 
     def __init__(self, viewer: napari.Viewer, widgets: list[Any]) -> None:
         self.viewer = viewer
@@ -98,6 +106,13 @@ class _Runner(Container):
     @ensure_main_thread
     def _set_status(self, text: str) -> None:
         self.status_label.value = text
+
+    def _chosen(self, choice: Any, what: str) -> Any:
+        """Return the layer picked in ``choice``, or None (the status line asks for ``what``)."""
+        layer = choice.value
+        if layer is None:
+            self.status_label.value = f"choose a {what} layer"
+        return layer
 
     def _start(self, job: Callable[[], Any], done: Callable[[Any], None]) -> None:
         from napari.qt.threading import create_worker
@@ -141,10 +156,7 @@ def _result_kwargs(layer: Any, name: str, axes: str) -> dict[str, Any]:
 class DenoiseWidget(_Runner):
     """Denoise the selected movie: a classical filter, a network trained on it, or a saved model.
 
-    Parameters
-    ----------
-    napari_viewer : napari.Viewer
-        The viewer (napari passes it).
+    Built from the viewer napari passes, as every :class:`_Runner`.
     """
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
@@ -181,9 +193,8 @@ class DenoiseWidget(_Runner):
 
     def run(self) -> None:
         """Denoise the chosen layer in a worker thread; the result becomes a new layer."""
-        layer = self.image_choice.value
+        layer = self._chosen(self.image_choice, "movie")
         if layer is None:
-            self.status_label.value = "choose a movie layer"
             return
         axes, _ = _layer_meta(layer)
         data = np.asarray(layer.data)
@@ -259,10 +270,7 @@ def _deep_job(
 class SegmentWidget(_Runner):
     """Segment structures in a volume: preprocess, semi-automatic labels, or a trained network.
 
-    Parameters
-    ----------
-    napari_viewer : napari.Viewer
-        The viewer (napari passes it).
+    Built from the viewer napari passes, as every :class:`_Runner`.
     """
 
     PREPROCESS, LABEL, NETWORK = "preprocess", "label (threshold)", "network"
@@ -301,9 +309,8 @@ class SegmentWidget(_Runner):
         """Run the chosen step in a worker thread; the result becomes a new layer."""
         from cascope import segment
 
-        layer = self.image_choice.value
+        layer = self._chosen(self.image_choice, "volume")
         if layer is None:
-            self.status_label.value = "choose a volume layer"
             return
         axes, _ = _layer_meta(layer)
         data = np.asarray(layer.data)
@@ -348,10 +355,7 @@ class MeasureWidget(_Runner):
 
     The table is shown in the widget and stored as the labels layer's ``features``.
 
-    Parameters
-    ----------
-    napari_viewer : napari.Viewer
-        The viewer (napari passes it).
+    Built from the viewer napari passes, as every :class:`_Runner`.
     """
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
@@ -373,9 +377,8 @@ class MeasureWidget(_Runner):
         """Measure in a worker thread; fill the table and the layer's features."""
         from cascope.morphology import measure_structures
 
-        layer = self.labels_choice.value
+        layer = self._chosen(self.labels_choice, "labels")
         if layer is None:
-            self.status_label.value = "choose a labels layer"
             return
         axes, voxel = _layer_meta(layer)
         labels = np.asarray(layer.data)

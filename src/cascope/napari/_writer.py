@@ -52,16 +52,7 @@ def write_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     axes = layer_axes(arr.ndim, meta.get("metadata"), meta.get("axis_labels")).replace("C", "")
     if len(axes) != arr.ndim:
         axes = layer_axes(arr.ndim, None)
-    out = Path(path)
-    replaced = back_up(out) is not None
-    write(
-        out,
-        arr,
-        axes=axes,
-        voxel_size=voxel_size_from(axes, meta.get("scale"), meta.get("metadata")) or None,
-        force=replaced,
-    )
-    return [str(out)]
+    return _write_layer(path, arr, axes, meta)
 
 
 def write_image_with_labels(
@@ -92,14 +83,15 @@ def write_image_with_labels(
         for i, (d, m, kind) in enumerate(layer_data)
         if kind == "labels"
     }
+    return _write_layer(path, img, axes, meta, labels=labels)
+
+
+def _write_layer(
+    path: str, data: NDArray[Any], axes: str, meta: dict[str, Any], **fmt: Any
+) -> list[str]:
+    """Write a layer's data with its voxel size; an existing output is backed up, then replaced."""
     out = Path(path)
     replaced = back_up(out) is not None
-    write(
-        out,
-        img,
-        axes=axes,
-        voxel_size=voxel_size_from(axes, meta.get("scale"), meta.get("metadata")) or None,
-        force=replaced,
-        labels=labels,
-    )
+    voxel_size = voxel_size_from(axes, meta.get("scale"), meta.get("metadata")) or None
+    write(out, data, axes=axes, voxel_size=voxel_size, force=replaced, **fmt)
     return [str(out)]

@@ -39,6 +39,7 @@ import pandas as pd
 
 from cascope.config.events import DetectConfig
 from cascope.errors import InputError
+from cascope.study._blocks import BlockTask, block_tasks, gather
 
 log = logging.getLogger(__name__)
 
@@ -56,17 +57,9 @@ def _event_model(payload: Any) -> Any:
 
 
 def predict_block(
-    payload: Any,
-    source: str,
-    axes: str | None,
-    dataset: str | None,
-    norm: Any,
-    config: dict[str, Any],
-    owned: tuple[int, int],
-    context: tuple[int, int],
-    store: str,
+    payload: Any, norm: Any, config: dict[str, Any], task: BlockTask
 ) -> dict[str, Any]:
-    """Write the event probability of planes ``owned`` (reading ``context``) into ``store``.
+    """Write the event probability of the planes a block owns (reading its context) (worker).
 
     Returns
     -------
@@ -74,32 +67,31 @@ def predict_block(
         ``start, stop``, ``seconds``, ``pid``.
     """
     import torch
-    import zarr
 
-    from cascope import io
     from cascope.events.train import _sigmoid
     from cascope.tiling import predict_tiled, torch_predictor
 
     t0 = time.perf_counter()
     cfg = DetectConfig.model_validate(config)
     model = _event_model(payload)
-    movie = io.read(source, axes=axes, dataset=dataset)
-    (start, stop), (lo, hi) = owned, context
+    movie = task.read()
+    lo, hi = task.context
     arr = np.asarray(norm.view(movie)[lo:hi], dtype=np.float32)
     predict = _sigmoid(torch_predictor(model.network, device=cfg.device))
     with torch.inference_mode():
         prob = predict_tiled(
             predict, arr, tile=cfg.tile, overlap=cfg.overlap, batch_size=cfg.batch_size
         )
-    out = np.asarray(prob[start - lo : stop - lo], dtype=np.float32)
+    out = np.asarray(task.owned_part(prob), dtype=np.float32)
     if not np.isfinite(out).all():
+        start, stop = task.owned
         raise InputError(
             f"the event probability is not finite in frames {start}-{stop - 1}: "
             "the model or its normalisation is broken",
-            Path(source),
+            Path(task.source),
         )
-    zarr.open_array(store, mode="r+")[start:stop] = out
-    return {"start": start, "stop": stop, "seconds": time.perf_counter() - t0, "pid": os.getpid()}
+    task.store_planes(out)
+    return task.report(t0)
 
 
 def baseline_tile(
@@ -221,23 +213,6 @@ def labels_block(
     return {"k": k, "start": start, "stop": stop, "pid": os.getpid()}
 
 
-def _gather(client: Any, futures: list[Any], total: int, label: str, progress: bool) -> list[Any]:
-    from distributed import as_completed
-
-    from cascope._progress import progress_bar
-
-    results: dict[Any, Any] = {}
-    try:
-        with progress_bar(label, total, enabled=progress) as update:
-            for fut in as_completed(futures):
-                results[fut.key] = fut.result()
-                update(len(results))
-    except BaseException:
-        client.cancel(futures)
-        raise
-    return [results[f.key] for f in futures]
-
-
 def _submit_network(
     client: Any, job: dict[str, Any], model: Any, norm: Any, movie: Any, cfg: Any, store: Path
 ) -> list[tuple[Any, tuple[int, int]]]:
@@ -253,25 +228,24 @@ def _submit_network(
     )
     payload, norm_f = client.scatter([pack_model(model), norm], broadcast=True)
     doc = cfg.model_dump(mode="json")
-    out = []
-    for o, c in block_spans(shape[0], cfg.block, int(cfg.tile[0]) // 2):
-        fut = client.submit(
-            predict_block,
-            payload,
-            job["src"],
-            job["axes"],
-            job["dataset"],
-            norm_f,
-            doc,
-            (o.start, o.stop),
-            (c.start, c.stop),
-            str(store / "0"),
-            key=f"cascope-detect-prob-{o.start}-{job['tag']}",
-            retries=job["retries"],
-            pure=False,
+    spans = block_spans(shape[0], cfg.block, int(cfg.tile[0]) // 2)
+    tasks = block_tasks(job["src"], job["axes"], job["dataset"], spans, str(store / "0"))
+    return [
+        (
+            client.submit(
+                predict_block,
+                payload,
+                norm_f,
+                doc,
+                task,
+                key=f"cascope-detect-prob-{task.owned[0]}-{job['tag']}",
+                retries=job["retries"],
+                pure=False,
+            ),
+            task.owned,
         )
-        out.append((fut, (o.start, o.stop)))
-    return out
+        for task in tasks
+    ]
 
 
 def _submit_baseline(
@@ -439,8 +413,8 @@ def detect_distributed(
             )
             for k, (_, c) in enumerate(det_spans)
         ]
-        _gather(client, [p for p, _ in preds], len(preds), "scores", progress)
-        found = _gather(client, blocks, len(blocks), "events", progress)
+        gather(client, [p for p, _ in preds], label="scores", progress=progress)
+        found = gather(client, blocks, label="events", progress=progress)
         offsets = np.cumsum([0] + [len(r["rows"]) for r in found]).tolist()
         rows: list[dict[str, Any]] = []
         for r, off in zip(found, offsets, strict=False):
@@ -481,7 +455,7 @@ def detect_distributed(
                     )
                     for k in range(len(det_spans))
                 ]
-                _gather(client, paint, len(paint), "labels", progress)
+                gather(client, paint, label="labels", progress=progress)
         write_table(result, table, force=force, inputs=[src])
     return result
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cascope.errors import InputError
+from cascope.io import recording_stem
 
 #: Columns with a meaning of their own; any other column is carried along as it is.
 KNOWN_COLUMNS = ("path", "id", "condition", "subject", "frame_rate", "axes", "dataset")
@@ -82,10 +83,7 @@ def _default_id(path: Path) -> str:
     name = path.name
     if name.lower() in ("noisy.tif", "noisy.tiff"):
         name = path.parent.name
-    for suffix in (".ome.zarr", ".ome.tiff", ".ome.tif"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return Path(name).stem or name
+    return recording_stem(name) or name
 
 
 def _rows_from_table(path: Path) -> list[dict[str, Any]]:

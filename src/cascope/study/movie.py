@@ -21,20 +21,13 @@ import numpy as np
 
 from cascope.config.denoise_classical import ClassicalDenoiseConfig
 from cascope.errors import InputError
+from cascope.study._blocks import BlockTask, block_tasks, gather
 
 log = logging.getLogger(__name__)
 
 
-def denoise_block(
-    source: str,
-    axes: str | None,
-    dataset: str | None,
-    config: dict[str, Any],
-    owned: tuple[int, int],
-    context: tuple[int, int],
-    store: str,
-) -> dict[str, Any]:
-    """Denoise planes ``owned`` of a recording (reading ``context``) into a zarr array (worker).
+def denoise_block(config: dict[str, Any], task: BlockTask) -> dict[str, Any]:
+    """Denoise the planes a block owns (reading its context) into its zarr array (worker).
 
     Returns
     -------
@@ -42,29 +35,20 @@ def denoise_block(
         ``start, stop``, ``context`` (the planes read), ``seconds``, ``peak_rss`` (bytes, this
         worker process so far), ``pid``.
     """
-    import zarr
-
     from cascope import io
     from cascope.denoise.classical import denoise_array
     from cascope.denoise.stream import cast_output
 
     t0 = time.perf_counter()
-    movie = io.read(source, axes=axes, dataset=dataset)
+    movie = task.read()
     cfg = ClassicalDenoiseConfig.model_validate(config)
-    (start, stop), (lo, hi) = owned, context
+    lo, hi = task.context
     raw = np.asarray(movie[lo:hi])
     io.check_finite(raw, path=movie.source, axis=movie.axes[0], start=lo)
-    target = zarr.open_array(store, mode="r+")
-    result = np.asarray(denoise_array(raw, axes=movie.axes, config=cfg))[start - lo : stop - lo]
-    target[start:stop] = cast_output(result, np.dtype(target.dtype))
-    return {
-        "start": start,
-        "stop": stop,
-        "context": (lo, hi),
-        "seconds": time.perf_counter() - t0,
-        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "pid": os.getpid(),
-    }
+    result = task.owned_part(denoise_array(raw, axes=movie.axes, config=cfg))
+    task.store_planes(result, cast=cast_output)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return task.report(t0, context=(lo, hi), peak_rss=peak)
 
 
 def denoise_distributed(
@@ -111,10 +95,7 @@ def denoise_distributed(
     blocks : list of dict
         What each block task returned (timings, the worker's peak resident memory).
     """
-    from distributed import as_completed
-
     from cascope import io
-    from cascope._progress import progress_bar
     from cascope.denoise.stream import (
         check_planes,
         check_vst_offset,
@@ -147,7 +128,6 @@ def denoise_distributed(
     spans = block_spans(n, block, halo)
     doc = cfg.model_dump(mode="json")
     log.info("denoising %s in %d blocks of %d planes (halo %d)", src, len(spans), block, halo)
-    results: list[dict[str, Any]] = []
     with io.atomic_output(out, inputs=[src], force=force) as tmp:
         ZarrBlockWriter(
             tmp,
@@ -158,31 +138,24 @@ def denoise_distributed(
             frame_rate=movie.frame_rate,
             chunks=(block, *inner),
         )
+        tasks = block_tasks(str(src), axes, dataset, spans, str(tmp / "0"))
         futures = [
             client.submit(
                 denoise_block,
-                str(src),
-                axes,
-                dataset,
                 doc,
-                (owned.start, owned.stop),
-                (ctx.start, ctx.stop),
-                str(tmp / "0"),
-                key=f"cascope-denoise-{owned.start}-{os.getpid()}-{tmp.name[-8:]}",
+                task,
+                key=f"cascope-denoise-{task.owned[0]}-{os.getpid()}-{tmp.name[-8:]}",
                 retries=retries,
                 pure=False,
             )
-            for owned, ctx in spans
+            for task in tasks
         ]
-        done = 0
-        try:
-            with progress_bar(cfg.method, n, enabled=progress) as update:
-                for fut in as_completed(futures):
-                    res = fut.result()
-                    results.append(res)
-                    done += res["stop"] - res["start"]
-                    update(done)
-        except BaseException:
-            client.cancel(futures)
-            raise
+        results = gather(
+            client,
+            futures,
+            label=cfg.method,
+            progress=progress,
+            total=n,
+            amount=lambda res: int(res["stop"] - res["start"]),
+        )
     return out, sorted(results, key=lambda r: int(r["start"]))

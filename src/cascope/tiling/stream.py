@@ -12,7 +12,6 @@ import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -34,7 +33,11 @@ Fetch = Callable[[], NDArray[Any]]
 
 
 class BlockWriter(Protocol):
-    """Destination of a streamed prediction: blocks arrive in order along the first axis."""
+    """Destination of a streamed prediction: blocks arrive in order along the first axis.
+
+    Files are written by :func:`cascope.io.open_writer` (TIFF, HDF5 or Zarr, atomically);
+    arrays by :class:`ArrayWriter`.
+    """
 
     def write(self, block: NDArray[Any], start: int) -> None:
         """Store ``block`` at index ``start`` of the first axis."""
@@ -61,51 +64,6 @@ class ArrayWriter:
         index: list[Any] = [slice(None)] * len(self.target.shape)
         index[self.axis] = slice(start, start + block.shape[self.axis])
         self.target[tuple(index)] = block
-
-
-class TiffWriter:
-    """Stream frames into a (Big)TIFF in order; the file is complete after :meth:`close`.
-
-    Parameters
-    ----------
-    path : str or Path
-        Output file.
-    shape : tuple of int
-        Full shape; the first axis is streamed.
-    dtype : dtype
-        Stored type.
-    axes : str
-        Axes string for the ImageJ/OME metadata, e.g. ``"TYX"``.
-    """
-
-    def __init__(self, path: str | Path, shape: tuple[int, ...], dtype: Any, *, axes: str) -> None:
-        import tifffile
-
-        self.shape, self.dtype, self.next = shape, np.dtype(dtype), 0
-        self._tif = tifffile.TiffWriter(path, bigtiff=True)
-        self._axes = axes
-
-    def write(self, block: NDArray[Any], start: int) -> None:
-        """Append ``block``; blocks must arrive in order."""
-        if start != self.next:
-            raise ValueError(f"TIFF blocks must come in order: expected {self.next}, got {start}")
-        for plane in block:
-            self._tif.write(
-                np.asarray(plane, self.dtype),
-                contiguous=True,
-                metadata={"axes": self._axes, "shape": self.shape},
-            )
-        self.next += block.shape[0]
-
-    def close(self) -> None:
-        """Finish the file."""
-        self._tif.close()
-
-    def __enter__(self) -> TiffWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def predict_streamed(
