@@ -29,26 +29,22 @@ Outputs
 from __future__ import annotations
 
 import logging
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cascope import _json as strict_json
+from cascope._json import versions
 from cascope.config.denoise import SELF_SUPERVISED
 from cascope.config.pipeline import DenoiseStep, EventsStep, PipelineConfig
 from cascope.errors import InputError
 from cascope.io import Movie, atomic_output
 
 log = logging.getLogger(__name__)
-
-_PACKAGES = ("cascope", "numpy", "scipy", "scikit-image", "torch", "tifffile", "zarr", "pandas")
-
 
 @dataclass
 class PipelineResult:
@@ -57,17 +53,6 @@ class PipelineResult:
     out_dir: Path
     files: dict[str, Path] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
-
-
-def versions() -> dict[str, str]:
-    """Versions of Python, the platform and the packages that shape the results."""
-    out = {"python": platform.python_version(), "platform": platform.platform()}
-    for name in _PACKAGES:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 def read_movie(path: str | Path, *, axes: str | None = None, dataset: str | None = None) -> Movie:

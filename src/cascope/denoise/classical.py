@@ -23,6 +23,7 @@ from scipy import ndimage
 from cascope.config.denoise_classical import ClassicalDenoiseConfig
 from cascope.errors import CascopeError, InputError
 from cascope.io import Movie, as_movie, validate_axes
+from cascope.preprocess.sampling import evenly_spaced
 from cascope.preprocess.vst import generalized_anscombe, inverse_generalized_anscombe
 
 logger = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ def estimate_noise_sigma(data: ArrayLike | Movie, *, axes: str, max_planes: int 
     n_total = math.prod(lead_shape)
     if n_total == 0:
         raise InputError("cannot estimate noise: the data has no planes", movie.source)
-    picks = np.unique(np.linspace(0, n_total - 1, min(max_planes, n_total)).round().astype(int))
+    picks = evenly_spaced(n_total, max_planes)
     sigmas = []
     for flat in picks:
         pos = np.unravel_index(int(flat), lead_shape) if lead else ()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import platform
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +19,12 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from cascope._json import versions
 from cascope.config.denoise import SELF_SUPERVISED, DeepDenoiseConfig, DeepPredictConfig
 from cascope.errors import InputError
 from cascope.io import Movie, as_movie, check_finite, check_output, open_writer_like, read
 from cascope.models import UNet, load_model, save_model
+from cascope.preprocess.sampling import sample_planes
 from cascope.tiling import (
     ArrayWriter,
     BatchPredictor,
@@ -305,9 +306,7 @@ def _check_finite(movie: Movie, block: int = 64) -> None:
 
 def _norm_stats(movie: Movie, n_planes: int = 64) -> tuple[float, float]:
     """Mean and standard deviation from evenly spaced planes (never the whole movie)."""
-    n = movie.shape[0]
-    picks = np.unique(np.linspace(0, n - 1, min(n_planes, n)).round().astype(int))
-    sample = np.stack([np.asarray(movie[int(i)], np.float64) for i in picks])
+    sample = sample_planes(movie, n_planes, dtype=np.float64)
     std = float(sample.std())
     return float(sample.mean()), std if std > 0 else 1.0
 
@@ -455,8 +454,6 @@ def train_denoiser(
     )
     result = trainer.fit(resume=resume, progress=progress)
     model = trainer.model.to("cpu").eval()
-    import cascope
-
     provenance = {
         "steps": result.steps_done,
         "final_loss": result.losses[-1] if result.losses else None,
@@ -469,9 +466,7 @@ def train_denoiser(
         "precision": str(trainer.amp_dtype or torch.float32).removeprefix("torch."),
         "float32_steps": result.float32_steps,
         "mean_correction": 0.0,
-        "cascope": cascope.__version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
+        **versions(("cascope", "torch")),
         "trained_on": [str(m.source) for m in movies if m.source is not None],
         "input_shapes": [list(m.shape) for m in movies],
     }

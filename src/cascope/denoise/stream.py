@@ -22,10 +22,14 @@ from cascope.config.denoise_classical import ClassicalDenoiseConfig
 from cascope.denoise.classical import denoise_array, estimate_noise_sigma, stack_axis
 from cascope.errors import CascopeError, InputError
 from cascope.io import Movie, as_movie, check_finite, check_output
+from cascope.preprocess.sampling import sample_planes
 from cascope.preprocess.vst import generalized_anscombe
 from cascope.tiling import ArrayWriter, BlockWriter, Fetch, stream_through
 
 logger = logging.getLogger(__name__)
+
+#: Planes sampled to estimate the noise level or check the camera offset.
+SAMPLE_PLANES = 16
 
 
 def output_dtype(in_dtype: np.dtype[Any], choice: str) -> np.dtype[Any]:
@@ -97,18 +101,11 @@ def resolve_noise_sigma(movie: Movie, config: ClassicalDenoiseConfig) -> Classic
         sigma = estimate_noise_sigma(movie, axes=movie.axes)
     else:
         v = config.vst
-        sample = _sample_planes(movie)
+        sample = sample_planes(movie, SAMPLE_PLANES)
         stab = generalized_anscombe(sample, gain=v.gain, read_noise=v.read_noise, offset=v.offset)
         sigma = estimate_noise_sigma(stab, axes=movie.axes)
     logger.info("estimated noise sigma %.4g for %s", sigma, config.method)
     return config.model_copy(update={"noise_sigma": sigma})
-
-
-def _sample_planes(movie: Movie, n_planes: int = 16) -> NDArray[Any]:
-    """Up to ``n_planes`` evenly spaced planes along the first axis, stacked (never the movie)."""
-    n = movie.shape[0]
-    picks = np.unique(np.linspace(0, n - 1, min(n_planes, n)).round().astype(int))
-    return np.stack([np.asarray(movie[int(i)]) for i in picks])
 
 
 def check_planes(movie: Movie) -> None:
@@ -136,7 +133,7 @@ def check_vst_offset(movie: Movie, config: ClassicalDenoiseConfig, limit: float 
     if config.vst is None:
         return
     v = config.vst
-    sample = _sample_planes(movie).astype(np.float64)
+    sample = sample_planes(movie, SAMPLE_PLANES).astype(np.float64)
     clipped = float(
         np.mean(v.gain * (sample - v.offset) + 0.375 * v.gain**2 + v.read_noise**2 <= 0)
     )
