@@ -46,6 +46,7 @@ from cascope.io import Movie, atomic_output
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class PipelineResult:
     """What :func:`run_pipeline` wrote and measured."""
@@ -257,7 +258,7 @@ def detect_to_files(
             labels, table = detect_threshold_baseline(in_memory, k=k)
         else:
             from cascope.config.events import DetectConfig
-            from cascope.events.train import detect_events, load_event_model
+            from cascope.events.predict import detect_events, load_event_model
 
             if labels_file is not None or features:
                 labels, scratch = _scratch_labels(tuple(movie.shape), labels_file or table_path)
