@@ -29,25 +29,22 @@ Outputs
 from __future__ import annotations
 
 import logging
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cascope import _json as strict_json
+from cascope._json import versions
 from cascope.config.denoise import SELF_SUPERVISED
 from cascope.config.pipeline import DenoiseStep, EventsStep, PipelineConfig
 from cascope.errors import InputError
 from cascope.io import Movie, atomic_output
 
 log = logging.getLogger(__name__)
-
-_PACKAGES = ("cascope", "numpy", "scipy", "scikit-image", "torch", "tifffile", "zarr", "pandas")
 
 
 @dataclass
@@ -57,17 +54,6 @@ class PipelineResult:
     out_dir: Path
     files: dict[str, Path] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
-
-
-def versions() -> dict[str, str]:
-    """Versions of Python, the platform and the packages that shape the results."""
-    out = {"python": platform.python_version(), "platform": platform.platform()}
-    for name in _PACKAGES:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 def read_movie(path: str | Path, *, axes: str | None = None, dataset: str | None = None) -> Movie:
@@ -272,7 +258,7 @@ def detect_to_files(
             labels, table = detect_threshold_baseline(in_memory, k=k)
         else:
             from cascope.config.events import DetectConfig
-            from cascope.events.train import detect_events, load_event_model
+            from cascope.events.predict import detect_events, load_event_model
 
             if labels_file is not None or features:
                 labels, scratch = _scratch_labels(tuple(movie.shape), labels_file or table_path)

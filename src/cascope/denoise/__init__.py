@@ -1,5 +1,6 @@
 """Denoising: classical filters, deep (self-)supervised networks, streaming of any length."""
 
+from cascope.denoise._cast import cast_output, output_dtype
 from cascope.denoise.classical import (
     bilateral,
     bm3d,
@@ -9,15 +10,10 @@ from cascope.denoise.classical import (
     gaussian,
     median,
 )
-from cascope.denoise.deep import DeepDenoiser, denoise_deep, train_denoiser
-from cascope.denoise.stream import (
-    BlockWriter,
-    cast_output,
-    denoise_file,
-    denoise_movie,
-    output_dtype,
-    stream_blocks,
-)
+from cascope.denoise.deep import denoise_deep
+from cascope.denoise.model import DeepDenoiser
+from cascope.denoise.stream import BlockWriter, denoise_file, denoise_movie, stream_blocks
+from cascope.denoise.train import train_denoiser
 
 __all__ = [
     "BlockWriter",

@@ -23,6 +23,7 @@ from scipy import ndimage
 from cascope.config.denoise_classical import ClassicalDenoiseConfig
 from cascope.errors import CascopeError, InputError
 from cascope.io import Movie, as_movie, validate_axes
+from cascope.preprocess.sampling import evenly_spaced
 from cascope.preprocess.vst import generalized_anscombe, inverse_generalized_anscombe
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,17 @@ def _as_array(data: ArrayLike | Movie, axes: str) -> tuple[NDArray[Any], str]:
         return np.asarray(movie.data[...]), movie.axes
     arr = np.asarray(data)
     return arr, validate_axes(axes, arr.ndim)
+
+
+def _per_axis(axes: str, mode: Mode, plane: Any, stack: Any, other: Any) -> list[Any]:
+    """Return a window parameter per axis of the data.
+
+    ``plane`` along Y and X, ``stack`` (default ``plane``) along the stack axis in 3d mode,
+    ``other`` along the axes filtered one by one.
+    """
+    core = _core_axes(axes, mode)
+    along_stack = plane if stack is None else stack
+    return [(plane if a in "YX" else along_stack) if a in core else other for a in axes]
 
 
 def _apply_over(
@@ -115,7 +127,7 @@ def estimate_noise_sigma(data: ArrayLike | Movie, *, axes: str, max_planes: int 
     n_total = math.prod(lead_shape)
     if n_total == 0:
         raise InputError("cannot estimate noise: the data has no planes", movie.source)
-    picks = np.unique(np.linspace(0, n_total - 1, min(max_planes, n_total)).round().astype(int))
+    picks = evenly_spaced(n_total, max_planes)
     sigmas = []
     for flat in picks:
         pos = np.unravel_index(int(flat), lead_shape) if lead else ()
@@ -172,9 +184,7 @@ def gaussian(
     dtype('float32')
     """
     arr, axes = _as_array(data, axes)
-    core = _core_axes(axes, mode)
-    s_stack = sigma if sigma_stack is None else sigma_stack
-    sig = [(sigma if a in "YX" else s_stack) if a in core else 0.0 for a in axes]
+    sig = _per_axis(axes, mode, sigma, sigma_stack, 0.0)
     return ndimage.gaussian_filter(arr.astype(np.float32), sigma=sig, mode="reflect")
 
 
@@ -207,9 +217,7 @@ def median(
         Same shape and units as the input.
     """
     arr, axes = _as_array(data, axes)
-    core = _core_axes(axes, mode)
-    n_stack = size if size_stack is None else size_stack
-    sizes = [(size if a in "YX" else n_stack) if a in core else 1 for a in axes]
+    sizes = _per_axis(axes, mode, size, size_stack, 1)
     return ndimage.median_filter(arr.astype(np.float32), size=sizes, mode="reflect")
 
 
@@ -300,6 +308,21 @@ def _import_optional(name: str) -> Any:
         ) from err
 
 
+def _block_matching(
+    run: Callable[..., Any],
+    data: ArrayLike | Movie,
+    axes: str,
+    noise_sigma: float | None,
+    mode: Mode,
+) -> FloatArray:
+    """Run ``run`` (``bm3d.bm3d`` or ``bm4d.bm4d``) over every plane or stack."""
+    arr, axes = _as_array(data, axes)
+    if noise_sigma is None:
+        noise_sigma = estimate_noise_sigma(arr, axes=axes)
+    core = _core_axes(axes, mode)
+    return _apply_over(arr, axes, core, lambda sub: run(sub, sigma_psd=noise_sigma))
+
+
 def bm3d(data: ArrayLike | Movie, *, axes: str, noise_sigma: float | None = None) -> FloatArray:
     """BM3D (block matching and 3D collaborative filtering) on every YX plane.
 
@@ -319,38 +342,16 @@ def bm3d(data: ArrayLike | Movie, *, axes: str, noise_sigma: float | None = None
     ndarray of float32
         Same shape and units as the input.
     """
-    lib = _import_optional("bm3d")
-    arr, axes = _as_array(data, axes)
-    if noise_sigma is None:
-        noise_sigma = estimate_noise_sigma(arr, axes=axes)
-    return _apply_over(arr, axes, "YX", lambda sub: lib.bm3d(sub, sigma_psd=noise_sigma))
+    return _block_matching(_import_optional("bm3d").bm3d, data, axes, noise_sigma, "2d")
 
 
 def bm4d(data: ArrayLike | Movie, *, axes: str, noise_sigma: float | None = None) -> FloatArray:
     """BM4D on every stack of planes (Z, else T, with Y and X).
 
-    Needs the optional package ``bm4d`` (``pip install 'cascope[bm3d]'``).
-
-    Parameters
-    ----------
-    data : array-like or Movie
-        The recording.
-    axes : str
-        Its axes.
-    noise_sigma : float, optional
-        Noise standard deviation in input units; estimated when omitted.
-
-    Returns
-    -------
-    ndarray of float32
-        Same shape and units as the input.
+    Needs the optional package ``bm4d`` (``pip install 'cascope[bm3d]'``); the parameters and
+    the result are those of :func:`bm3d`.
     """
-    lib = _import_optional("bm4d")
-    arr, axes = _as_array(data, axes)
-    if noise_sigma is None:
-        noise_sigma = estimate_noise_sigma(arr, axes=axes)
-    core = _core_axes(axes, "3d")
-    return _apply_over(arr, axes, core, lambda sub: lib.bm4d(sub, sigma_psd=noise_sigma))
+    return _block_matching(_import_optional("bm4d").bm4d, data, axes, noise_sigma, "3d")
 
 
 def _filter(arr: NDArray[Any], axes: str, cfg: ClassicalDenoiseConfig) -> FloatArray:

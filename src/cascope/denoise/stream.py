@@ -19,61 +19,20 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cascope.config.denoise_classical import ClassicalDenoiseConfig
+from cascope.denoise._cast import cast_output, output_dtype
+from cascope.denoise._checks import check_planes
+from cascope.denoise._files import denoise_file_with
 from cascope.denoise.classical import denoise_array, estimate_noise_sigma, stack_axis
 from cascope.errors import CascopeError, InputError
-from cascope.io import Movie, as_movie, check_finite, check_output
+from cascope.io import Movie, as_movie, check_finite
+from cascope.preprocess.sampling import sample_planes
 from cascope.preprocess.vst import generalized_anscombe
 from cascope.tiling import ArrayWriter, BlockWriter, Fetch, stream_through
 
 logger = logging.getLogger(__name__)
 
-
-def output_dtype(in_dtype: np.dtype[Any], choice: str) -> np.dtype[Any]:
-    """Return the dtype a denoised result is written in.
-
-    Parameters
-    ----------
-    in_dtype : dtype
-        The input's type.
-    choice : {"same", "float32"}
-        ``"same"`` keeps the input's type (booleans become float32), ``"float32"`` forces float32.
-
-    Returns
-    -------
-    dtype
-    """
-    if choice == "float32" or in_dtype == np.bool_:
-        return np.dtype(np.float32)
-    return np.dtype(in_dtype)
-
-
-def cast_output(block: NDArray[Any], dtype: np.dtype[Any]) -> NDArray[Any]:
-    """Convert a float result to ``dtype``: integers are rounded and clipped, never truncated.
-
-    Parameters
-    ----------
-    block : ndarray
-        Float values in the input's units.
-    dtype : dtype
-        Target type.
-
-    Returns
-    -------
-    ndarray
-        ``block`` in ``dtype`` (a value of 2.7 becomes 3 and -1 becomes 0 for uint16).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> cast_output(np.array([-1.0, 2.5, 2.7, 7e4]), np.dtype(np.uint16)).tolist()
-    [0, 2, 3, 65535]
-    """
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        out = np.rint(block)
-        np.clip(out, info.min, info.max, out=out)
-        return out.astype(dtype)
-    return block.astype(dtype, copy=False)
+#: Planes sampled to estimate the noise level or check the camera offset.
+SAMPLE_PLANES = 16
 
 
 def resolve_noise_sigma(movie: Movie, config: ClassicalDenoiseConfig) -> ClassicalDenoiseConfig:
@@ -97,32 +56,11 @@ def resolve_noise_sigma(movie: Movie, config: ClassicalDenoiseConfig) -> Classic
         sigma = estimate_noise_sigma(movie, axes=movie.axes)
     else:
         v = config.vst
-        sample = _sample_planes(movie)
+        sample = sample_planes(movie, SAMPLE_PLANES)
         stab = generalized_anscombe(sample, gain=v.gain, read_noise=v.read_noise, offset=v.offset)
         sigma = estimate_noise_sigma(stab, axes=movie.axes)
     logger.info("estimated noise sigma %.4g for %s", sigma, config.method)
     return config.model_copy(update={"noise_sigma": sigma})
-
-
-def _sample_planes(movie: Movie, n_planes: int = 16) -> NDArray[Any]:
-    """Up to ``n_planes`` evenly spaced planes along the first axis, stacked (never the movie)."""
-    n = movie.shape[0]
-    picks = np.unique(np.linspace(0, n - 1, min(n_planes, n)).round().astype(int))
-    return np.stack([np.asarray(movie[int(i)]) for i in picks])
-
-
-def check_planes(movie: Movie) -> None:
-    """Refuse recordings whose last two axes are not Y and X (InputError).
-
-    The filters work on (Y, X) planes streamed along the first axis; a colour image (``YXC``)
-    or axes given in another order (``YXT``) would be cut into the wrong planes.
-    """
-    if not movie.axes.endswith("YX"):
-        hint = "; a colour image needs one channel picked first" if "C" in movie.axes else ""
-        raise InputError(
-            f"axes {movie.axes!r}: the last two axes must be Y and X (e.g. TYX, ZYX, TZYX){hint}",
-            movie.source,
-        )
 
 
 def check_vst_offset(movie: Movie, config: ClassicalDenoiseConfig, limit: float = 0.25) -> None:
@@ -136,7 +74,7 @@ def check_vst_offset(movie: Movie, config: ClassicalDenoiseConfig, limit: float 
     if config.vst is None:
         return
     v = config.vst
-    sample = _sample_planes(movie).astype(np.float64)
+    sample = sample_planes(movie, SAMPLE_PLANES).astype(np.float64)
     clipped = float(
         np.mean(v.gain * (sample - v.offset) + 0.375 * v.gain**2 + v.read_noise**2 <= 0)
     )
@@ -395,16 +333,14 @@ def denoise_file(
     Path
         The output file.
     """
-    from cascope import io
 
-    src = Path(input_path)
-    # refuse a bad output before reading anything; io.read names missing, empty, truncated or
-    # zero-length inputs and wrong axes
-    check_output(output_path, inputs=[src], force=force)
-    movie = io.read(src, axes=axes, dataset=dataset, kind="movie")
-    check_planes(movie)
-    cfg = resolve_noise_sigma(movie, config)
-    dtype = output_dtype(movie.dtype, cfg.dtype)
-    with io.open_writer_like(output_path, movie, dtype, force=force, inputs=[src]) as writer:
-        denoise_movie(movie, config=cfg, out_writer=writer, progress=progress)
-    return Path(output_path)
+    def job(movie: Movie) -> tuple[Movie, np.dtype[Any], Callable[[BlockWriter], Any]]:
+        check_planes(movie)
+        cfg = resolve_noise_sigma(movie, config)
+
+        def run(writer: BlockWriter) -> None:
+            denoise_movie(movie, config=cfg, out_writer=writer, progress=progress)
+
+        return movie, output_dtype(movie.dtype, cfg.dtype), run
+
+    return denoise_file_with(job, input_path, output_path, axes=axes, dataset=dataset, force=force)

@@ -10,6 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator
 
 from cascope.io import as_movie
+from cascope.preprocess.sampling import sample_planes
 
 
 def _array_field(dtype: type, description: str) -> Any:
@@ -214,8 +215,7 @@ def _sample(data: Any, axes: str | None, max_values: int) -> NDArray[np.float64]
     lead = movie.shape[0]
     per_plane = max(1, math.prod(movie.shape[1:]))
     n = int(min(lead, max(1, max_values // per_plane)))
-    idx = np.unique(np.linspace(0, lead - 1, n).round().astype(int))
-    return np.concatenate([np.asarray(movie[int(i)], dtype=np.float64).ravel() for i in idx])
+    return sample_planes(movie, n, dtype=np.float64).ravel()
 
 
 def _default_axes(data: Any) -> str:

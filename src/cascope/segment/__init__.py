@@ -24,11 +24,18 @@ from cascope.segment.semiauto import (
     sobel_edges,
     threshold_value,
 )
-from cascope.segment.train import as_semantic, build_segmenter, dice_focal_loss, train_segmenter
+from cascope.segment.train import (
+    Segmenter,
+    as_semantic,
+    build_segmenter,
+    dice_focal_loss,
+    train_segmenter,
+)
 
 __all__ = [
     "ClassScores",
     "InstanceScores",
+    "Segmenter",
     "as_semantic",
     "build_segmenter",
     "choose_stack_denoiser",

@@ -80,6 +80,14 @@ Decoder = Literal["border", "border6", "cores", "components"]
 DECODERS: tuple[Decoder, ...] = ("border", "border6", "cores", "components")
 
 
+def _class_map(semantic: ArrayLike) -> NDArray[Any]:
+    """Return the class map as an array; refuse (InputError) any but a (Z, Y, X) one."""
+    sem = np.asarray(semantic)
+    if sem.ndim != 3:
+        raise InputError(f"expected a (Z, Y, X) class map, got shape {sem.shape}")
+    return sem
+
+
 def decode_instances(
     semantic: ArrayLike,
     probabilities: ArrayLike | None = None,
@@ -115,9 +123,7 @@ def decode_instances(
     """
     import cc3d
 
-    sem = np.asarray(semantic)
-    if sem.ndim != 3:
-        raise InputError(f"expected a (Z, Y, X) class map, got shape {sem.shape}")
+    sem = _class_map(semantic)
     fg = sem > 0
     if method in ("border", "border6"):
         return semantic_to_instances(
@@ -204,9 +210,7 @@ def decode_in_blocks(
 
     from cascope.tiling import cover
 
-    sem = np.asarray(semantic)
-    if sem.ndim != 3:
-        raise InputError(f"expected a (Z, Y, X) class map, got shape {sem.shape}")
+    sem = _class_map(semantic)
     prob = None if probabilities is None else np.asarray(probabilities)
     tiles = cover(sem.shape, block, overlap)
     out = np.zeros(sem.shape, np.int64)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -22,7 +22,8 @@ from torch import nn
 from cascope.config.segment import AugmentConfig, SegmenterConfig
 from cascope.errors import InputError
 from cascope.segment.semantic import instances_to_semantic
-from cascope.training import Loss, Pairing, PatchSampler, Trainer, TrainResult, seed_everything
+from cascope.training import Loss, Pairing, PatchSampler, TrainResult
+from cascope.training.driver import ModelBundle, train_model
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +195,37 @@ def foreground_centres(
     return pts.astype(np.int64)
 
 
+class Segmenter(ModelBundle):
+    """A trained 3-class segmenter: network, config, percentile normalisation, provenance.
+
+    :func:`train_segmenter` returns its network and history (the form the prediction
+    functions take); its model folder keeps the segmentation layout of ``model.yaml``.
+    """
+
+    task: ClassVar[str] = "segmentation"
+    config: SegmenterConfig
+
+    def document(self) -> dict[str, Any]:
+        """Return the ``model.yaml`` sections: classes, normalisation, patch, config, training."""
+        from cascope.models import count_parameters
+
+        h = self.history or TrainResult()
+        return {
+            "task": self.task,
+            "classes": ["background", "axon", "border"],
+            "normalization": self.normalization,
+            "patch": list(self.config.patch),
+            "segmenter": self.config.model_dump(mode="json"),
+            "training": {
+                "steps": h.steps_done,
+                "seconds": h.seconds,
+                "final_loss": h.losses[-1] if h.losses else None,
+                "parameters": count_parameters(self.model),
+                "volume_normalizations": self.provenance.get("volume_normalizations", []),
+            },
+        }
+
+
 def train_segmenter(
     images: Sequence[ArrayLike],
     labels: Sequence[ArrayLike],
@@ -239,8 +271,6 @@ def train_segmenter(
     result : TrainResult
         Losses and timing.
     """
-    from cascope.models import count_parameters, save_model
-
     cfg = config or SegmenterConfig.model_validate({})
     if len(images) != len(labels) or not images:
         raise InputError(f"give one label volume per image ({len(images)} vs {len(labels)})")
@@ -266,41 +296,23 @@ def train_segmenter(
         center_fraction=cfg.foreground_fraction,
         seed=cfg.training.seed,
     )
-    seed_everything(cfg.training.seed)  # the initial weights too, so a run can be repeated
-    model = build_segmenter(cfg)
     loss = dice_focal_loss(cfg.class_weights, gamma=cfg.focal_gamma, dice_weight=cfg.dice_weight)
-    if checkpoint_dir is None and output is not None:
-        checkpoint_dir = Path(f"{output}.ckpt")
-    trainer = Trainer(
-        model, sampler, loss, config=cfg.training, device=device, checkpoint_dir=checkpoint_dir
+    segmenter = train_model(
+        lambda: build_segmenter(cfg),
+        sampler,
+        loss,
+        training=cfg.training,
+        bundle=Segmenter,
+        output=output,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        progress=progress,
+        device=device,
+        config=cfg,
+        normalization={"method": "percentile", "low": NORM_LOW, "high": NORM_HIGH},
     )
-    result = trainer.fit(resume=resume, progress=progress)
-    model = trainer.model.eval()
-    log.info(
-        "trained %s (%d parameters) for %d steps in %.1f s",
-        cfg.arch,
-        count_parameters(model),
-        result.steps_done,
-        result.seconds,
-    )
+    segmenter.provenance["volume_normalizations"] = norms
     if output is not None:
-        save_model(
-            output,
-            model,
-            extra={
-                "task": "segmentation",
-                "classes": ["background", "axon", "border"],
-                "normalization": {"method": "percentile", "low": NORM_LOW, "high": NORM_HIGH},
-                "patch": list(cfg.patch),
-                "segmenter": cfg.model_dump(mode="json"),
-                "training": {
-                    "steps": result.steps_done,
-                    "seconds": result.seconds,
-                    "final_loss": result.losses[-1] if result.losses else None,
-                    "parameters": count_parameters(model),
-                    "volume_normalizations": norms,
-                },
-            },
-            force=force,
-        )
-    return model, result
+        segmenter.save(output, force=force)
+    assert segmenter.history is not None
+    return segmenter.model, segmenter.history

@@ -242,7 +242,7 @@ def save(result: Result, path: str | Path, *, force: bool = False) -> Path:
     Path
         The folder written.
     """
-    from cascope import __version__
+    from cascope._json import versions
     from cascope.io import atomic_output
 
     out = Path(path).expanduser()
@@ -260,7 +260,7 @@ def save(result: Result, path: str | Path, *, force: bool = False) -> Path:
             kind, summary = "pairs", _pairs(folder, result)
         meta: dict[str, Any] = {
             "kind": kind,
-            "cascope_version": __version__,
+            "cascope_version": versions(("cascope",))["cascope"],
             "seed": result.params.seed,
             "axes": result.axes,
             "summary": summary,

@@ -1,8 +1,9 @@
 """Training: patch samplers, losses, the rotation/flip augmentation and one trainer.
 
-Every network of cascope (denoising, event detection, segmentation) is trained by
-:class:`Trainer` on batches from a :class:`Sampler` (usually a :class:`PatchSampler` with a
-pairing function) against a pluggable loss.
+Every network of cascope (denoising, event detection, segmentation) is trained by one driver,
+:func:`train_model`: :class:`Trainer` on batches from a :class:`Sampler` (usually a
+:class:`PatchSampler` with a pairing function) against a pluggable loss, returned as a
+:class:`ModelBundle` (network, config, normalisation, provenance, loss history).
 """
 
 from cascope._device import autocast_dtype, cpu_has_native_bf16, resolve_device, seed_everything
@@ -13,6 +14,7 @@ from cascope.training.augment import (
     n_transforms,
     random_transform,
 )
+from cascope.training.driver import ModelBundle, train_model, training_provenance
 from cascope.training.losses import LOSSES, Loss, get_loss, l1_l2_loss, l1_loss, l2_loss
 from cascope.training.samplers import (
     Batch,
@@ -30,6 +32,7 @@ __all__ = [
     "LOSSES",
     "Batch",
     "Loss",
+    "ModelBundle",
     "Pairing",
     "PatchSampler",
     "Sampler",
@@ -52,4 +55,6 @@ __all__ = [
     "seed_everything",
     "supervised_pairing",
     "temporal_interleave_pairing",
+    "train_model",
+    "training_provenance",
 ]
