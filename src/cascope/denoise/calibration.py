@@ -129,14 +129,9 @@ def calibrate(
 
     Parameters
     ----------
-    predict : callable
-        Denoises a ``(T|Z, Y, X)`` stack, as the recording will be denoised.
-    sample : ndarray
-        ``(T|Z, Y, X)`` sample of the training input.
-    method : str
-        The denoiser's pairing strategy (``deepcad``, ``n2n``, ``care``, ``n2v``, ``n2v3d``).
-    target : ndarray, optional
-        The same region of the training target (``n2n``, ``care``); the sample itself otherwise.
+    predict, sample, method, target
+        As in :func:`measure_gain`; ``method`` may also be a blind-spot method (``n2v``,
+        ``n2v3d``: the offset only), and without ``target`` the offset keeps the sample's mean.
 
     Returns
     -------
