@@ -211,6 +211,22 @@ class ChildRun:
         """User plus system CPU seconds."""
         return self.user_s + self.system_s
 
+    @property
+    def vmhwm_bytes(self) -> int:
+        """The child's own ``VmHWM`` as it reported it (:func:`own_peak_rss`); -1 if it did not."""
+        return int(self.facts.get("vmhwm_bytes", -1))
+
+    def summary(self) -> dict[str, Any]:
+        """Exit code, times and both peaks as a dict for JSON."""
+        return {
+            "returncode": self.returncode,
+            "wall_s": self.wall_s,
+            "user_s": self.user_s,
+            "system_s": self.system_s,
+            "peak_rss_bytes": self.peak_rss_bytes,
+            "vmhwm_bytes": self.vmhwm_bytes,
+        }
+
 
 def _rss_of_children(pid: int) -> int:
     """Resident memory (bytes) of the first child of ``pid`` (the command under the launcher)."""
@@ -392,6 +408,15 @@ class Peer:
 
 # ---------------------------------------------------------------------------------------------
 # results
+
+#: How every denoising table writes the scores of :func:`cascope.metrics.score_denoising`.
+SCORE_FORMAT = {"si_psnr": ".2f", "si_psnr_gain": "+.2f", "psnr": ".2f", "ssim": ".3f"}
+SCORE_FORMAT["trace_corr"] = ".3f"
+
+
+def score_cells(row: dict[str, Any], keys: Sequence[str]) -> list[str]:
+    """Table cells of the denoising scores ``keys`` of a result row, in one format everywhere."""
+    return [format(row[k], SCORE_FORMAT[k]) for k in keys]
 
 
 def gpu_name() -> str:

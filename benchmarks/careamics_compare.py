@@ -58,7 +58,15 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._harness import BENCH, Peer, child_env, run_measured, table, write_results
+from benchmarks._harness import (
+    BENCH,
+    Peer,
+    child_env,
+    run_measured,
+    score_cells,
+    table,
+    write_results,
+)
 
 DRIVER = BENCH / "_careamics_driver.py"
 
@@ -330,10 +338,7 @@ def markdown(r: dict[str, Any]) -> str:
                     f"{row['photons']:g}",
                     row["method"],
                     row.get("parameters", ""),
-                    f"{row['si_psnr']:.2f}",
-                    f"{row['si_psnr_gain']:+.2f}",
-                    f"{row['psnr']:.2f}",
-                    f"{row['ssim']:.3f}",
+                    *score_cells(row, ["si_psnr", "si_psnr_gain", "psnr", "ssim"]),
                     _num(row.get("train_s")),
                     _num(row.get("predict_s")),
                     _num(row.get("predict_mvoxel_per_s"), 3),

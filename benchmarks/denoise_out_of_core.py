@@ -164,13 +164,8 @@ def run_child(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
     """Run a child with :func:`run_measured`; its exit code, peak RSS, RSS samples and report."""
     run = run_measured(cmd, env=env, sample_s=0.5, check=False)
     return {
-        "returncode": run.returncode,
+        **run.summary(),
         "facts": run.facts,
-        "vmhwm_bytes": int(run.facts.get("vmhwm_bytes", -1)),
-        "peak_rss_bytes": run.peak_rss_bytes,
-        "wall_s": run.wall_s,
-        "user_s": run.user_s,
-        "system_s": run.system_s,
         "rss_samples": run.rss_samples,
         "output_tail": run.output,
     }

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 import cascope
-from benchmarks._harness import quick_out, table, write_results
+from benchmarks._harness import quick_out, score_cells, table, write_results
 from cascope.config.denoise import DeepDenoiseConfig, DeepPredictConfig
 from cascope.denoise.classical import denoise_array
 from cascope.denoise.deep import train_denoiser
@@ -86,11 +86,7 @@ def write(rows: list[dict], meta: dict, args: argparse.Namespace, name: str) -> 
                 [
                     f"{r['photons']:g}",
                     r["method"],
-                    f"{r['si_psnr']:.2f}",
-                    f"{r['si_psnr_gain']:+.2f}",
-                    f"{r['psnr']:.2f}",
-                    f"{r['ssim']:.3f}",
-                    f"{r['trace_corr']:.3f}",
+                    *score_cells(r, ["si_psnr", "si_psnr_gain", "psnr", "ssim", "trace_corr"]),
                     f"{r['seconds']:.1f}",
                 ]
                 for r in sorted(rows, key=lambda r: (r["photons"], order.get(r["method"], 1)))

@@ -103,14 +103,7 @@ def child(args: argparse.Namespace) -> int:
 
 def run_child(cmd: list[str]) -> dict[str, Any]:
     """Run a child (one thread); its wall and CPU time, peak RSS and the child's own VmHWM."""
-    run = run_measured(cmd, env=child_env(1))
-    return {
-        "wall_s": run.wall_s,
-        "user_s": run.user_s,
-        "system_s": run.system_s,
-        "peak_rss_bytes": run.peak_rss_bytes,
-        "vmhwm_bytes": int(run.facts.get("vmhwm_bytes", -1)),
-    }
+    return run_measured(cmd, env=child_env(1)).summary()
 
 
 def child_cmd(args: argparse.Namespace, *what: str) -> list[str]:

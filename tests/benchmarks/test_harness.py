@@ -59,6 +59,17 @@ def test_run_measured_reports_the_childs_own_peak_not_the_benchmarks(h):
     del held
 
 
+def test_the_kernels_peak_and_the_childs_own_agree(h):
+    code = (
+        "import json, numpy as np; from benchmarks._harness import own_peak_rss; "
+        "a = np.ones(80 * 2**20 // 8); print(json.dumps({'vmhwm_bytes': own_peak_rss()}))"
+    )
+    run = h.run_measured([sys.executable, "-c", code], env=h.child_env())
+    summary = run.summary()
+    assert summary["vmhwm_bytes"] == run.vmhwm_bytes > 80 * MIB
+    assert abs(summary["peak_rss_bytes"] - summary["vmhwm_bytes"]) < 16 * MIB
+
+
 def test_run_measured_failure_logs_and_samples(h, tmp_path):
     with pytest.raises(RuntimeError, match="exited 3:\n.*boom"):
         h.run_measured([sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"])
@@ -97,6 +108,17 @@ def test_table_and_results(h, tmp_path):
     assert json.loads(js.read_text()) == {"n": 3, "v": 0.5, "a": [0, 1, 2], "p": str(tmp_path)}
     assert md.read_text() == "\n".join(lines) + "\n"
     assert sorted(p.name for p in (tmp_path / "res").iterdir()) == ["demo.json", "demo.md"]
+
+
+def test_scores_are_written_one_way(h):
+    row = {
+        "si_psnr": 32.333,
+        "si_psnr_gain": 10.08,
+        "psnr": 32.31,
+        "ssim": 0.8491,
+        "trace_corr": 0.5,
+    }
+    assert h.score_cells(row, list(row)) == ["32.33", "+10.08", "32.31", "0.849", "0.500"]
 
 
 def test_quick_runs_never_write_the_committed_results(h, tmp_path):
