@@ -179,11 +179,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Train and score the three detectors on the same movies."""
     import torch
 
-    from cascope.events import baseline_scores, label_events, threshold_from_event_f1
     from cascope.events.detect import MIN_SIZE
     from cascope.events.preprocess import preprocess
     from cascope.events.train import train_event_detector
-    from cascope.metrics import match_events
 
     torch.set_num_threads(args.threads)
     train, valid, test = ed._movies(PHOTONS)
@@ -202,19 +200,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     unet = ed._evaluate(model, test, ed.DET)
     unet["threshold"] = model.threshold
 
-    k, _ = threshold_from_event_f1(
-        baseline_scores(valid.noisy), valid.events, thresholds=np.arange(1.0, 8.0, 0.25)
-    )
-    blab, btab = label_events(baseline_scores(test.noisy), threshold=k)
-    bm = match_events(btab, test.events)
-    base = {
-        "f1": bm.f1,
-        "precision": bm.precision,
-        "recall": bm.recall,
-        "dice": ed._dice(blab, test.labels, bm.pairs, test.events["id"].to_numpy()),
-        "n_pred": len(btab),
-        "k": k,
-    }
+    base = ed.baseline(valid, test)
 
     stars = []
     for epochs in args.epochs:

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._harness import run_measured, table, write_movie, write_results
+from benchmarks._harness import local_cluster, run_measured, table, write_movie, write_results
 
 
 def write_test_movie(path: Path, frames: int, height: int, width: int, block: int) -> None:
@@ -81,7 +81,6 @@ def main() -> None:
         args.frames, args.height, args.width, args.block, args.no_save = 64, 64, 64, 16, True
 
     import zarr
-    from distributed import Client, LocalCluster
 
     scratch = Path(tempfile.mkdtemp(prefix="cascope-bigmovie-", dir=args.dir))
     try:
@@ -94,16 +93,7 @@ def main() -> None:
         common += ["--block", str(args.block), "--dtype", "same"]
         denoise = [sys.executable, "-m", "cascope", "denoise", str(src)]
         local = run([*denoise, "-o", str(scratch / "local.ome.zarr"), *common])
-        with (
-            LocalCluster(
-                n_workers=args.workers,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=":0",
-            ) as cluster,
-            Client(cluster) as client,
-        ):
+        with local_cluster(args.workers) as (cluster, client):
             before = client.run(_worker_peak)
             dist = run(
                 [*denoise, "-o", str(scratch / "dist.ome.zarr"), *common]

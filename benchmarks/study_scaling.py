@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._harness import table, write_results
+from benchmarks._harness import local_cluster, table, write_results
 
 
 def _warm(path: str, out: str) -> None:
@@ -53,21 +53,10 @@ def _warm(path: str, out: str) -> None:
 
 def study_time(manifest: Path, out: Path, workers: int, warm: Path) -> dict[str, Any]:
     """Cluster start-up, then the study (no comparison) on warm workers."""
-    from distributed import Client, LocalCluster
-
     from cascope.study import run_study
 
     t0 = time.perf_counter()
-    with (
-        LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=":0",
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with local_cluster(workers) as (_, client):
         client.run(_warm, str(warm), str(out.parent))
         start_s = time.perf_counter() - t0
         t1 = time.perf_counter()

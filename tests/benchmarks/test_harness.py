@@ -136,3 +136,11 @@ def test_peer_python_given_then_environment_then_its_venv(h, monkeypatch, tmp_pa
     monkeypatch.setenv("CASCOPE_TEST_PEER_PYTHON", "/env/python")
     assert peer.python() == "/env/python"
     assert peer.python("/given/python") == "/given/python"
+
+
+def test_local_cluster_runs_work_in_worker_processes(h):
+    import os
+
+    with h.local_cluster(1) as (cluster, client):
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        assert client.submit(os.getpid).result(timeout=60) != os.getpid()
