@@ -157,10 +157,19 @@ def own_peak_rss() -> int:
 #: Starts the command, waits for it with ``wait4`` and writes its rusage to a file. A process's
 #: peak RSS (``ru_maxrss``) counts the image of the process it was forked from, so commands are
 #: started from this small launcher (``python -S``, about 10 MiB), never from the benchmark
-#: itself (which may hold movies and torch).
+#: itself (which may hold movies and torch). On Linux the command and the launcher get SIGTERM
+#: when their parent dies, so a benchmark that is killed leaves no command running.
 _LAUNCH = (
-    "import json, os, subprocess, sys\n"
-    "p = subprocess.Popen(sys.argv[2:])\n"
+    "import json, os, signal, subprocess, sys\n"
+    "def orphan_dies():\n"
+    "    try:\n"
+    "        import ctypes\n"
+    "        ctypes.CDLL(None).prctl(1, signal.SIGTERM)\n"
+    "    except (OSError, AttributeError):\n"
+    "        pass\n"
+    "orphan_dies()\n"
+    "p = subprocess.Popen(sys.argv[2:], preexec_fn=orphan_dies)\n"
+    "signal.signal(signal.SIGTERM, lambda *_: p.terminate())\n"
     "_, status, u = os.wait4(p.pid, 0)\n"
     "open(sys.argv[1], 'w').write(json.dumps([u.ru_maxrss, u.ru_utime, u.ru_stime]))\n"
     "sys.exit(os.waitstatus_to_exitcode(status))\n"

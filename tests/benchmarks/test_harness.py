@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -144,3 +145,35 @@ def test_local_cluster_runs_work_in_worker_processes(h):
     with h.local_cluster(1) as (cluster, client):
         assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
         assert client.submit(os.getpid).result(timeout=60) != os.getpid()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux's")
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_a_killed_benchmark_leaves_no_command_running(h, tmp_path, how):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    pid_file = tmp_path / "pid"
+    sleeper = (
+        f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    )
+    bench = (
+        "import sys; from benchmarks._harness import run_measured; "
+        f"run_measured([sys.executable, '-c', {sleeper!r}])"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", bench], env=h.child_env())
+    deadline = time.monotonic() + 60
+    while not (pid_file.is_file() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    child = int(pid_file.read_text())
+    proc.send_signal(getattr(signal, how))
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    gone = not Path(f"/proc/{child}").exists()
+    if not gone:
+        os.kill(child, signal.SIGKILL)
+    assert gone, f"the command outlived its benchmark ({how})"
