@@ -117,7 +117,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
     peer = PEER.python(args.peer_python)
     if peer is None:
-        raise SystemExit("no DeepCAD-RT Python: see benchmarks/deepcad_compare.py --setup")
+        raise SystemExit("no DeepCAD-RT Python: python -m benchmarks.deepcad_compare --setup DIR")
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="cascope-dcmem-") as tmp:
         work = Path(tmp)
