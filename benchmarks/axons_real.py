@@ -13,7 +13,8 @@ For the networks several ways from classes to instances are scored on the same p
 Sized for a shared 2-core CPU: a few minutes of training per run (``--steps``), one thread per
 run. ``--cache DIR`` keeps the predicted probabilities so scoring can be rerun without training.
 
-Usage: python benchmarks/axons_real.py [--steps 300] [--seeds 0 1] [--out benchmarks/results]
+Usage: python -m benchmarks.axons_real [--steps 300] [--seeds 0 1] [--out benchmarks/results]
+[--quick]. Needs the shared real data (``../shared/data/real`` beside the repository).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import torch
 from numpy.typing import NDArray
 
 import cascope
+from benchmarks._harness import ROOT, quick_out, table, write_results
 from cascope.config.segment import SegmenterConfig
 from cascope.metrics import cldice
 from cascope.models import count_parameters
@@ -49,7 +51,7 @@ from cascope.segment.predict import DECODERS, decode_instances
 
 log = logging.getLogger("axons_real")
 
-REAL = Path(__file__).resolve().parents[2] / "shared/data/real"
+REAL = ROOT.parent / "shared/data/real"
 RAW = REAL / "axons_less_intensive_left_raw_zyx.tif"
 GT = REAL / "axons_less_intensive_left_gt_instances_zyx.tif"
 SPLIT_Y = 512
@@ -267,31 +269,37 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Axons on the real confocal volume",
         "",
-        f"`python benchmarks/axons_real.py {result['command']}`: train on y < {SPLIT_Y} of "
+        f"`python -m benchmarks.axons_real {result['command']}`: train on y < {SPLIT_Y} of "
         f"`{RAW.name}` {tuple(result['shape'])}, score on y >= {SPLIT_Y} "
         f"({result['n_test_axons']} curated axons there). Shared 2-core CPU, no GPU; "
         f"{result['threads']} torch thread(s); total {result['wall_seconds']:.0f} s. "
         "Mean over seeds (min-max in brackets for instance F1).",
         "",
-        "| method | TTA | decoder | fg F1 | P/R/F1 background | P/R/F1 axon | P/R/F1 border "
-        "| instance F1 | clDice | count pred/true | Betti-0 err | length err | diameter err "
-        "| train s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in result["summary"]:
 
-        def prf(c: str, r: dict[str, Any] = r) -> str:
-            return f"{r['precision_' + c]:.2f}/{r['recall_' + c]:.2f}/{r['f1_' + c]:.3f}"
+    def prf(r: dict[str, Any], c: str) -> str:
+        return f"{r['precision_' + c]:.2f}/{r['recall_' + c]:.2f}/{r['f1_' + c]:.3f}"
 
-        lines.append(
-            f"| {r['method']} | {'yes' if r['tta'] else ('no' if r['tta'] is False else '-')} "
-            f"| {r['decoder'] or '-'} | {r['foreground_f1']:.3f} | {prf('background')} "
-            f"| {prf('axon')} | {prf('border')} | {r['instance_f1']:.3f} "
-            f"[{r['instance_f1_min']:.2f}-{r['instance_f1_max']:.2f}] | {r['cldice']:.3f} "
-            f"| {r['n_pred']:.1f}/{r['n_true']:.0f} | {r['betti0_error']:.2f} "
-            f"| {r['length_error']:.2f} | {r['diameter_error']:.2f} "
-            f"| {r['train_seconds']:.0f} |"
-        )
+    lines += table(
+        ["method", "TTA", "decoder", "fg F1", "P/R/F1 background", "P/R/F1 axon"]
+        + ["P/R/F1 border", "instance F1", "clDice", "count pred/true", "Betti-0 err"]
+        + ["length err", "diameter err", "train s"],
+        (
+            [r["method"], "yes" if r["tta"] else ("no" if r["tta"] is False else "-")]
+            + [r["decoder"] or "-", f"{r['foreground_f1']:.3f}", prf(r, "background")]
+            + [prf(r, "axon"), prf(r, "border")]
+            + [
+                f"{r['instance_f1']:.3f} [{r['instance_f1_min']:.2f}-{r['instance_f1_max']:.2f}]",
+                f"{r['cldice']:.3f}",
+                f"{r['n_pred']:.1f}/{r['n_true']:.0f}",
+                f"{r['betti0_error']:.2f}",
+                f"{r['length_error']:.2f}",
+                f"{r['diameter_error']:.2f}",
+                f"{r['train_seconds']:.0f}",
+            ]
+            for r in result["summary"]
+        ),
+    )
     lines += ["", "## Notes", ""] + [f"- {n}" for n in result.get("notes", [])]
     return "\n".join(lines) + "\n"
 
@@ -334,10 +342,14 @@ def main() -> None:
     ap.add_argument("--cached-only", action="store_true", help="Score only cached runs.")
     ap.add_argument("--reuse", type=Path, default=None, help="Network rows from this JSON.")
     ap.add_argument("--figure", type=Path, default=None, help="Write the picture here (.png).")
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--out", type=Path, default=None, help="Results folder.")
+    ap.add_argument("--quick", action="store_true", help="Tiny smoke run, results not kept.")
     ap.add_argument("--name", default="axons_real", help="Result file name (no suffix).")
     ap.add_argument("--notes", type=Path, default=None, help="Markdown bullet notes to append.")
     args = ap.parse_args()
+    args.out = quick_out(args.quick, args.out)
+    if args.quick:
+        args.steps, args.seeds, args.archs, args.no_tta = 2, [0], ["unet"], True
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -400,9 +412,7 @@ def main() -> None:
         result["notes"] = [
             ln[2:].strip() for ln in args.notes.read_text().splitlines() if ln.startswith("- ")
         ]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=1, default=str))
-    (args.out / f"{args.name}.md").write_text(markdown(result))
+    write_results(args.name, result, markdown(result), out=args.out)
 
 
 if __name__ == "__main__":

@@ -18,15 +18,15 @@ environment's Python). Set it up once (about 1 GB, torch's CPU build from the lo
         "zarr>=3.0.0,<4.0.0"
     # careamics (and torchmetrics, which it imports) import torchvision, which N2V never
     # calls; no torchvision build matches torch 2.13 here, so a stub package stands in:
-    python benchmarks/careamics_compare.py --setup-stub $P
+    python -m benchmarks.careamics_compare --setup-stub $P
 
 or all of the above in one go:
-``python benchmarks/careamics_compare.py --setup $P``.
+``python -m benchmarks.careamics_compare --setup $P``.
 The dependency pins are careamics 0.3.5's own ``Requires-Dist`` (torch and torchvision left out).
 
 Then::
 
-    python benchmarks/careamics_compare.py [--peer-python $P/bin/python]
+    python -m benchmarks.careamics_compare [--peer-python $P/bin/python]
         [--frames 200] [--size 128] [--photons 4 20] [--steps 200] [--quick]
 
 (the peer's Python may also come from ``CASCOPE_CAREAMICS_PYTHON``). On each simulated somatic
@@ -37,8 +37,9 @@ networks are of the same size (about 62 k parameters): CAREamics' U-Net with dep
 channels (its smallest width; default 32) with batch norm (its default), cascope's with depth 3
 and base 8; cascope also runs a
 smaller network (depth 2, base 4: ``n2v3d:2x4``) to show the speed it offers at the quality
-reached. Scores are of the float predictions against the clean movie: SI-PSNR (and its gain
-over the noisy movie), PSNR, SSIM. Prediction is timed three times; the throughput ratio uses the
+reached. Scores are of the float predictions against the clean movie
+(:func:`cascope.metrics.score_denoising`): SI-PSNR (and its gain over the noisy movie), PSNR,
+SSIM. Prediction is timed three times; the throughput ratio uses the
 fastest call. Results: ``benchmarks/results/careamics_compare.{json,md}``.
 """
 
@@ -48,7 +49,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -58,9 +58,17 @@ from typing import Any
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
-DRIVER = Path(__file__).resolve().parent / "_careamics_driver.py"
-DEFAULT_PEER = Path(__file__).resolve().parent / ".peer-venv" / "careamics"
+from benchmarks._harness import (
+    BENCH,
+    Peer,
+    child_env,
+    run_measured,
+    score_cells,
+    table,
+    write_results,
+)
+
+DRIVER = BENCH / "_careamics_driver.py"
 
 #: careamics 0.3.5's requirements, torch (pinned by the constraints file) and torchvision left out
 PEER_DEPS = [
@@ -78,6 +86,9 @@ PEER_DEPS = [
     "torchmetrics>0.7.0,<1.9.0",
     "zarr>=3.0.0,<4.0.0",
 ]
+PEER = Peer(
+    "careamics", "CASCOPE_CAREAMICS_PYTHON", tuple(PEER_DEPS), no_deps=("careamics==0.3.5",)
+)
 
 _STUB = """\
 def __getattr__(name):
@@ -106,33 +117,14 @@ def write_stub(venv: Path) -> Path:
 
 def setup_peer(venv: Path) -> None:
     """Create the CAREamics environment (the commands in this module's docstring)."""
-    pip = [str(venv / "bin" / "pip"), "install", "-q"]
-    constraints = venv / "constraints.txt"
-    steps = [
-        ["python3", "-m", "venv", str(venv)],
-        [*pip, "torch==2.13.0"],
-        [*pip, "careamics==0.3.5", "--no-deps"],
-    ]
-    for cmd in steps:
-        print("+", " ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True)
-    constraints.write_text("torch==2.13.0\n")
-    cmd = [*pip, "-c", str(constraints), *PEER_DEPS]
-    print("+", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
+    PEER.setup(venv)
     print("+ stub torchvision:", write_stub(venv), flush=True)
 
 
-def scores(out: np.ndarray, clean: np.ndarray, noisy_si: float) -> dict[str, float]:
-    from cascope.metrics import psnr, si_psnr, ssim
+def scores(out: np.ndarray, clean: np.ndarray, noisy: np.ndarray) -> dict[str, float]:
+    from cascope.metrics import score_denoising
 
-    si = si_psnr(out, clean)
-    return {
-        "si_psnr": si,
-        "si_psnr_gain": si - noisy_si,
-        "psnr": psnr(out, clean),
-        "ssim": ssim(out, clean),
-    }
+    return score_denoising(out, clean, noisy=noisy).to_dict()
 
 
 def parse_method(spec: str) -> tuple[str, int, int]:
@@ -221,40 +213,29 @@ def run_careamics(
     job_path = work / f"job_{tag}.json"
     job_path.write_text(json.dumps(job))
     cmd = [peer, str(DRIVER), str(job_path)]
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONWARNINGS": "ignore"}
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
+    run = run_measured(cmd, env=child_env(args.threads, PYTHONWARNINGS="ignore"), check=False)
+    if run.returncode != 0:
         return None, {
             "failed": True,
             "command": " ".join(cmd),
-            "returncode": proc.returncode,
-            "error_tail": (proc.stderr or proc.stdout)[-3000:],
-            "wall_s": wall,
+            "returncode": run.returncode,
+            "error_tail": run.output,
+            "wall_s": run.wall_s,
         }
     info = json.loads(facts.read_text())
-    info["process_wall_s"] = wall
+    info["process_wall_s"] = run.wall_s
     info["network"] = "CAREamics UNet, depth 2, 8 initial channels, batch norm"
     return np.load(out), info
-
-
-def peer_python(args: argparse.Namespace) -> str | None:
-    cand = args.peer_python or os.environ.get("CASCOPE_CAREAMICS_PYTHON")
-    if cand is None and (DEFAULT_PEER / "bin" / "python").exists():
-        cand = str(DEFAULT_PEER / "bin" / "python")
-    return cand
 
 
 def compare(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     import cascope
-    from cascope.metrics import si_psnr
     from cascope.simulate import somatic
 
     torch.set_num_threads(args.threads)
-    peer = peer_python(args)
+    peer = PEER.python(args.peer_python)
     rows: list[dict[str, Any]] = []
     peer_versions: dict[str, Any] = {}
     failures: list[dict[str, Any]] = []
@@ -264,9 +245,8 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         )
         noisy = sim.noisy.astype(np.float32)
         clean = sim.clean
-        noisy_si = si_psnr(noisy, clean)
         voxels = int(noisy.size)
-        rows.append({"photons": photons, "method": "noisy", **scores(noisy, clean, noisy_si)})
+        rows.append({"photons": photons, "method": "noisy", **scores(noisy, clean, noisy)})
         for method in args.methods:
             if method == "careamics":
                 if peer is None:
@@ -286,7 +266,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
             row = {
                 "photons": photons,
                 "method": name,
-                **scores(out, clean, noisy_si),
+                **scores(out, clean, noisy),
                 **info,
                 "predict_mvoxel_per_s": voxels / info["predict_s"] / 1e6,
             }
@@ -350,19 +330,25 @@ def markdown(r: dict[str, Any]) -> str:
         f"from scratch on the noisy movie. Prediction: tiles {' x '.join(map(str, p['tile']))}, "
         f"overlap {p['overlap']:g} of a tile, batch 1; {r['threads']} torch thread(s) for both.",
         "",
-        "| photons | method | parameters | SI-PSNR (dB) | gain (dB) | PSNR (dB) | SSIM | train (s) "
-        "| predict (s) | predict Mvoxel/s | throughput vs CAREamics |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *table(
+            ["photons", "method", "parameters", "SI-PSNR (dB)", "gain (dB)", "PSNR (dB)", "SSIM"]
+            + ["train (s)", "predict (s)", "predict Mvoxel/s", "throughput vs CAREamics"],
+            (
+                [
+                    f"{row['photons']:g}",
+                    row["method"],
+                    row.get("parameters", ""),
+                    *score_cells(row, ["si_psnr", "si_psnr_gain", "psnr", "ssim"]),
+                    _num(row.get("train_s")),
+                    _num(row.get("predict_s")),
+                    _num(row.get("predict_mvoxel_per_s"), 3),
+                    _ratio(row.get("throughput_vs_careamics")),
+                ]
+                for row in r["rows"]
+            ),
+            align="rlrrrrrrrrr",
+        ),
     ]
-    for row in r["rows"]:
-        ratio = row.get("throughput_vs_careamics")
-        lines.append(
-            f"| {row['photons']:g} | {row['method']} | {row.get('parameters', '')} "
-            f"| {row['si_psnr']:.2f} | {row['si_psnr_gain']:+.2f} | {row['psnr']:.2f} "
-            f"| {row['ssim']:.3f} | {_num(row.get('train_s'))} | {_num(row.get('predict_s'))} "
-            f"| {_num(row.get('predict_mvoxel_per_s'), 3)} "
-            f"| {'' if ratio is None else f'{ratio:.2f}x'} |"
-        )
     lines += [
         "",
         "Networks: cascope `n2v3d` / `deepcad` = U-Net depth 3, base 8; `2x4` = depth 2, base 4; "
@@ -429,6 +415,10 @@ def _num(x: float | None, digits: int = 1) -> str:
     return "" if x is None else f"{x:.{digits}f}"
 
 
+def _ratio(x: float | None) -> str:
+    return "" if x is None else f"{x:.2f}x"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--peer-python", help="Python of the CAREamics venv.")
@@ -467,9 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         args.no_save = True
     result = compare(args)
     if not args.no_save:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "careamics_compare.json").write_text(json.dumps(result, indent=2) + "\n")
-        (RESULTS / "careamics_compare.md").write_text(markdown(result))
+        write_results("careamics_compare", result, markdown(result))
     print(markdown(result))
     return 0
 

@@ -12,7 +12,7 @@ environment's Python). Set it up once (torch's CPU build from the local wheel)::
     $P/bin/pip install -c $P/constraints.txt \\
         "setuptools<81" deepcad==1.2.0 "numpy<2" onnx onnxscript
 
-or ``python benchmarks/deepcad_compare.py --setup $P``. Why each pin:
+or ``python -m benchmarks.deepcad_compare --setup $P``. Why each pin:
 ``setuptools<81`` (deepcad imports ``pkg_resources`` through gdown), ``numpy<2`` (DeepCAD-RT's
 test step subtracts a float64 mean from a float32 movie; under NumPy 2's promotion rules the
 patches become float64 and its network refuses them: "Input type (double) and bias type (float)
@@ -23,7 +23,7 @@ classes unchanged (see the driver's docstring).
 
 Then::
 
-    python benchmarks/deepcad_compare.py [--frames 300] [--size 128] [--photons 4 20]
+    python -m benchmarks.deepcad_compare [--frames 300] [--size 128] [--photons 4 20]
         [--patch-t 32] [--patch-xy 64] [--epochs 4] [--train-size 240] [--device cpu|cuda]
         [--quick]
 
@@ -43,11 +43,12 @@ training time, from the pace of its same-budget run), then ``cascope denoise --m
 writes its default (float32) file, a uint16 file (``--dtype same``) and, for the full
 budget, a file with test-time augmentation (``--tta``). Both run as command-line programs in
 their own processes with the same number of torch threads; each process's peak RSS comes from
-``wait4``.
+``wait4`` (:func:`benchmarks._harness.run_measured`).
 
-Scores against the clean movie: SI-PSNR of the **written file** and of the float result,
-PSNR, SSIM and the mean trace correlation (ΔF/F extracted with the known footprints vs the
-ground-truth ΔF/F). Results: ``benchmarks/results/deepcad_compare.{json,md}``.
+Scores against the clean movie (:func:`cascope.metrics.score_denoising`): SI-PSNR of the
+**written file** and of the float result, PSNR, SSIM and the mean trace correlation (ΔF/F
+extracted with the known footprints vs the ground-truth ΔF/F). Results:
+``benchmarks/results/deepcad_compare.{json,md}``.
 """
 
 from __future__ import annotations
@@ -56,74 +57,39 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
-DRIVER = Path(__file__).resolve().parent / "_deepcad_driver.py"
-DEFAULT_PEER = Path(__file__).resolve().parent / ".peer-venv" / "deepcad"
-PEER_PINS = ["setuptools<81", "deepcad==1.2.0", "numpy<2", "onnx", "onnxscript"]
+from benchmarks._harness import (
+    BENCH,
+    Peer,
+    child_env,
+    gpu_name,
+    run_measured,
+    score_cells,
+    table,
+    write_results,
+)
 
-
-def setup_peer(venv: Path) -> None:
-    """Create the DeepCAD-RT environment (the commands in this module's docstring)."""
-    pip = [str(venv / "bin" / "pip"), "install", "-q"]
-    constraints = venv / "constraints.txt"
-    for cmd in (["python3", "-m", "venv", str(venv)], [*pip, "torch==2.13.0"]):
-        print("+", " ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True)
-    constraints.write_text("torch==2.13.0\n")
-    cmd = [*pip, "-c", str(constraints), *PEER_PINS]
-    print("+", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
-
-
-#: Runs a command and writes its peak RSS (KiB, from ``wait4``) to a file. A child's peak counts
-#: the image of the process it was forked from, so the command is started from this small
-#: launcher (``python -S``, about 10 MiB), not from the benchmark (which holds movies and torch).
-_LAUNCH = (
-    "import os, subprocess, sys\n"
-    "p = subprocess.Popen(sys.argv[2:])\n"
-    "_, status, usage = os.wait4(p.pid, 0)\n"
-    "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
-    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+DRIVER = BENCH / "_deepcad_driver.py"
+PEER = Peer(
+    "deepcad",
+    "CASCOPE_DEEPCAD_PYTHON",
+    ("setuptools<81", "deepcad==1.2.0", "numpy<2", "onnx", "onnxscript"),
 )
 
 
-def run_measured(
-    cmd: list[str], log: Path, threads: int, *, gpu: bool = False
-) -> tuple[float, float]:
-    """Run ``cmd`` (output to ``log``); return wall seconds and the process's peak RSS (MiB).
+def measured(cmd: list[str], log: Path, threads: int, *, gpu: bool = False) -> tuple[float, float]:
+    """Run ``cmd`` (output to ``log``); its wall seconds and peak RSS in MiB (``run_measured``).
 
     The process sees the GPU only with ``gpu``, so a CPU run stays on the CPU on any machine.
     """
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": str(threads),
-        "MKL_NUM_THREADS": str(threads),
-        "PYTHONWARNINGS": "ignore",
-        **({} if gpu else {"CUDA_VISIBLE_DEVICES": ""}),
-    }
-    rss = log.with_suffix(".rss")
-    t0 = time.perf_counter()
-    with log.open("w") as fh:
-        proc = subprocess.run(
-            [sys.executable, "-S", "-c", _LAUNCH, str(rss), *cmd],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        tail = log.read_text(errors="replace")[-3000:]
-        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{tail}")
-    return wall, int(rss.read_text()) / 1024
+    run = run_measured(cmd, env=child_env(threads, gpu=gpu, PYTHONWARNINGS="ignore"), log_file=log)
+    return run.wall_s, run.peak_rss_mib
 
 
 def run_driver(
@@ -133,25 +99,25 @@ def run_driver(
     path = work / f"{name}_job.json"
     path.write_text(json.dumps(job))
     log = work / f"{name}.log"
-    wall, rss = run_measured([peer, str(DRIVER), str(path)], log, threads, gpu=gpu)
+    wall, rss = measured([peer, str(DRIVER), str(path)], log, threads, gpu=gpu)
     return json.loads(Path(job["facts"]).read_text()), wall, rss
 
 
-def scores(out: np.ndarray, sim: Any, noisy_si: float) -> dict[str, float]:
-    from cascope.metrics import psnr, si_psnr, ssim, trace_correlation
+def scores(out: np.ndarray, sim: Any, noisy: np.ndarray) -> dict[str, float]:
+    from cascope.metrics import score_denoising
 
-    si = si_psnr(out, sim.clean)
-    return {
-        "si_psnr": si,
-        "si_psnr_gain": si - noisy_si,
-        "psnr": psnr(out, sim.clean),
-        "ssim": ssim(out, sim.clean),
-        "trace_corr": trace_correlation(out, sim.footprints, sim.dff).mean,
-    }
+    truth = {"footprints": sim.footprints, "dff_true": sim.dff}
+    return score_denoising(out, sim.clean, noisy=noisy, **truth).to_dict()
 
 
 def run_deepcad(
-    peer: str, movie_dir: Path, work: Path, args: argparse.Namespace, lr: float, sim: Any, ns: float
+    peer: str,
+    movie_dir: Path,
+    work: Path,
+    args: argparse.Namespace,
+    lr: float,
+    sim: Any,
+    noisy: np.ndarray,
 ) -> dict[str, Any]:
     """Train and test DeepCAD-RT in its own processes; return its row."""
     import tifffile
@@ -196,12 +162,12 @@ def run_deepcad(
         peer, test_job, f"deepcad_{tag}_test", work, args.threads, gpu=gpu
     )
     written = tifffile.imread(sf["written"])
-    of_float = scores(np.load(test_job["float_output"]), sim, ns)
+    of_float = scores(np.load(test_job["float_output"]), sim, noisy)
     row = {
         "method": f"DeepCAD-RT 1.2.0 (lr {lr:g})",
         "peer": True,
         "lr": lr,
-        **scores(written.astype(np.float32), sim, ns),
+        **scores(written.astype(np.float32), sim, noisy),
         "si_psnr_float": of_float["si_psnr"],
         "trace_corr_float": of_float["trace_corr"],
         "written_dtype": str(written.dtype),
@@ -227,7 +193,7 @@ def run_cascope(
     patches: int,
     tag: str,
     sim: Any,
-    ns: float,
+    noisy: np.ndarray,
     *,
     tta: bool = False,
 ) -> list[dict[str, Any]]:
@@ -252,19 +218,17 @@ def run_cascope(
         "--seed", str(args.seed), "--checkpoint-every", str(10**6),
     ]  # fmt: skip
     gpu = args.device == "cuda"
-    train_wall, train_rss = run_measured(
-        train_cmd, work / f"{slug}_train.log", args.threads, gpu=gpu
-    )
+    train_wall, train_rss = measured(train_cmd, work / f"{slug}_train.log", args.threads, gpu=gpu)
 
     def denoise(name: str, *options: str) -> tuple[np.ndarray, float, float]:
         out = work / f"cascope_{slug}_{name}.tif"
         cmd = [*exe, "denoise", str(movie), "-o", str(out), "--model", str(model), *options]
         cmd += ["--device", args.device]
-        wall, rss = run_measured(cmd, work / f"{slug}_{name}.log", args.threads, gpu=gpu)
+        wall, rss = measured(cmd, work / f"{slug}_{name}.log", args.threads, gpu=gpu)
         return tifffile.imread(out), wall, rss
 
     as_uint16, _, _ = denoise("uint16", "--dtype", "same")
-    of_uint16 = scores(as_uint16.astype(np.float32), sim, ns)
+    of_uint16 = scores(as_uint16.astype(np.float32), sim, noisy)
     trained = DeepDenoiser.load(model)
     common = {
         "peer": False,
@@ -278,7 +242,7 @@ def run_cascope(
     rows = []
     for name, options in (("default", ()), ("tta", ("--tta",)))[: 2 if tta else 1]:
         written, den_wall, den_rss = denoise(name, *options)
-        of_written = scores(written, sim, ns)
+        of_written = scores(written, sim, noisy)
         rows.append(
             {
                 "method": f"cascope deepcad ({tag}{', --tta' if options else ''})",
@@ -297,21 +261,6 @@ def run_cascope(
     return rows
 
 
-def peer_python(args: argparse.Namespace) -> str | None:
-    cand = args.peer_python or os.environ.get("CASCOPE_DEEPCAD_PYTHON")
-    if cand is None and (DEFAULT_PEER / "bin" / "python").exists():
-        cand = str(DEFAULT_PEER / "bin" / "python")
-    return cand
-
-
-def gpu_name() -> str:
-    """The CUDA device's name and memory, as torch reports them."""
-    import torch
-
-    props = torch.cuda.get_device_properties(0)
-    return f"{props.name}, {props.total_memory / 2**30:.0f} GiB"
-
-
 def compare(args: argparse.Namespace) -> dict[str, Any]:
     import tifffile
     import torch
@@ -319,7 +268,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     import cascope
     from cascope.simulate import somatic
 
-    peer = peer_python(args)
+    peer = PEER.python(args.peer_python)
     if peer is None:
         raise SystemExit("no DeepCAD-RT Python: run with --setup DIR first, or --peer-python")
     rows: list[dict[str, Any]] = []
@@ -333,18 +282,16 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
             movie_dir.mkdir()
             movie = movie_dir / f"somatic_{photons:g}.tif"
             tifffile.imwrite(movie, sim.noisy)
-            from cascope.metrics import si_psnr
-
-            ns = si_psnr(sim.noisy.astype(np.float32), sim.clean)
+            noisy = sim.noisy.astype(np.float32)
             at: list[dict[str, Any]] = [
-                {"method": "noisy", **scores(sim.noisy.astype(np.float32), sim, ns)},
+                {"method": "noisy", **scores(noisy, sim, noisy)},
                 {
                     "method": "ceiling: the clean movie rounded to integers",
-                    **scores(np.round(sim.clean), sim, ns),
+                    **scores(np.round(sim.clean), sim, noisy),
                 },
             ]
             for lr in args.deepcad_lr:
-                at.append(run_deepcad(peer, movie_dir, work, args, lr, sim, ns))
+                at.append(run_deepcad(peer, movie_dir, work, args, lr, sim, noisy))
                 print(json.dumps(at[-1]), flush=True)
             budget = int(at[2]["patches_seen"])
             fraction = args.fast_fraction
@@ -356,7 +303,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
                     tag = f"{fraction:.2f} budget"
                 patches = max(args.batch, round(budget * (fraction if tag != "same budget" else 1)))
                 new = run_cascope(
-                    movie, work, args, patches, tag, sim, ns, tta=tag == "same budget"
+                    movie, work, args, patches, tag, sim, noisy, tta=tag == "same budget"
                 )
                 at += new
                 for row in new:
@@ -463,21 +410,30 @@ def markdown(r: dict[str, Any]) -> str:
         f"{r['threads']} torch threads for every process. cascope trained in "
         f"{_precisions(r)} (its default on the {where}); DeepCAD-RT computes in float32.",
         "",
-        "| photons | method | parameters | patches | written file | SI-PSNR written (dB) "
-        "| SI-PSNR float (dB) | SI-PSNR uint16 file (dB) | gain (dB) | PSNR (dB) | SSIM "
-        "| trace corr | train (s) | denoise (s) | denoise peak RSS (MiB) |",
-        "|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *table(
+            ["photons", "method", "parameters", "patches", "written file", "SI-PSNR written (dB)"]
+            + ["SI-PSNR float (dB)", "SI-PSNR uint16 file (dB)", "gain (dB)", "PSNR (dB)"]
+            + ["SSIM", "trace corr", "train (s)", "denoise (s)", "denoise peak RSS (MiB)"],
+            (
+                [
+                    f"{row['photons']:g}",
+                    row["method"],
+                    row.get("parameters", ""),
+                    row.get("patches_seen", ""),
+                    row.get("written_dtype", ""),
+                    f"{row['si_psnr']:.2f}",
+                    _num(row.get("si_psnr_float"), 2),
+                    _num(row.get("si_psnr_uint16"), 2),
+                    *score_cells(row, ["si_psnr_gain", "psnr", "ssim", "trace_corr"]),
+                    _num(row.get("train_s")),
+                    _num(row.get("denoise_process_s")),
+                    _num(row.get("denoise_peak_rss_mib"), 0),
+                ]
+                for row in r["rows"]
+            ),
+            align="rlrrlrrrrrrrrrr",
+        ),
     ]
-    for row in r["rows"]:
-        lines.append(
-            f"| {row['photons']:g} | {row['method']} | {row.get('parameters', '')} "
-            f"| {row.get('patches_seen', '')} | {row.get('written_dtype', '')} "
-            f"| {row['si_psnr']:.2f} | {_num(row.get('si_psnr_float'), 2)} "
-            f"| {_num(row.get('si_psnr_uint16'), 2)} | {row['si_psnr_gain']:+.2f} "
-            f"| {row['psnr']:.2f} | {row['ssim']:.3f} | {row['trace_corr']:.3f} "
-            f"| {_num(row.get('train_s'))} | {_num(row.get('denoise_process_s'))} "
-            f"| {_num(row.get('denoise_peak_rss_mib'), 0)} |"
-        )
     lines += [
         "",
         "Targets of the deep-denoising issue that this run can judge (timings are ratios within "
@@ -552,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args(argv)
     if args.setup:
-        setup_peer(args.setup)
+        PEER.setup(args.setup)
         return 0
     if args.quick:
         args.frames, args.size, args.photons = 80, 64, [4.0]
@@ -560,10 +516,8 @@ def main(argv: list[str] | None = None) -> int:
         args.no_save = True
     result = compare(args)
     if not args.no_save:
-        RESULTS.mkdir(parents=True, exist_ok=True)
         stem = "deepcad_compare" + ("_cuda" if args.device == "cuda" else "")
-        (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
-        (RESULTS / f"{stem}.md").write_text(markdown(result))
+        write_results(stem, result, markdown(result))
     print(markdown(result))
     return 0
 

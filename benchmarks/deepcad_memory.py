@@ -4,12 +4,13 @@ Both tools denoise the same uint16 TIFF movies of growing length with an already
 network of the same size (4 levels, 4 channels at the first level: host memory is set by how a
 tool holds the movie, not by the network, and a small network keeps the CPU run short). Each
 runs as a command-line program in its own process; the kernel reports the process's peak RSS
-through ``wait4``. DeepCAD-RT runs with the Python of its own environment (see
-``benchmarks/deepcad_compare.py`` for the set-up) through ``benchmarks/_deepcad_driver.py``.
+through ``wait4`` (:func:`benchmarks._harness.run_measured`). DeepCAD-RT runs with the Python
+of its own environment (see ``benchmarks/deepcad_compare.py`` for the set-up) through
+``benchmarks/_deepcad_driver.py``.
 
 Usage::
 
-    python benchmarks/deepcad_memory.py [--frames 500 1000 2000 6000] [--size 512]
+    python -m benchmarks.deepcad_memory [--frames 500 1000 2000 6000] [--size 512]
         [--limit-gib 20] [--quick]
 
 DeepCAD-RT reads the whole movie and keeps float copies of it; a length whose expected peak
@@ -32,25 +33,17 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from deepcad_compare import RESULTS, peer_python, run_driver, run_measured
+from benchmarks._harness import poisson_frames, table, write_movie, write_results
+from benchmarks.deepcad_compare import PEER, measured, run_driver
 
 PATCH_T, PATCH_XY = 32, 64
 
 
-def write_movie(path: Path, frames: int, size: int, seed: int) -> None:
+def write_test_movie(path: Path, frames: int, size: int, seed: int) -> None:
     """A uint16 movie (Poisson noise on a smooth background), written a block at a time."""
-    import tifffile
-
-    rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size] / size
     background = 100.0 + 20.0 * np.sin(6 * yy) * np.cos(4 * xx)
-    mm = tifffile.memmap(path, shape=(frames, size, size), dtype=np.uint16)
-    for t0 in range(0, frames, 64):
-        n = min(64, frames - t0)
-        mm[t0 : t0 + n] = rng.poisson(background, size=(n, size, size)).astype(np.uint16)
-    mm.flush()
-    del mm
+    write_movie(path, (frames, size, size), poisson_frames(background, seed))
 
 
 def train_models(
@@ -63,7 +56,7 @@ def train_models(
     """
     data = work / "train_movie"
     data.mkdir()
-    write_movie(data / "short.tif", 4 * PATCH_T, 128, seed)
+    write_test_movie(data / "short.tif", 4 * PATCH_T, 128, seed)
     gpu = device == "cuda"
     found: dict[str, Any] = {}
     if peer is not None:
@@ -91,7 +84,7 @@ def train_models(
     cmd += ["--method", "deepcad", "-o", str(model), "--steps", str(steps), "--depth", "4"]
     cmd += ["--base", str(fmap), "--patch", str(PATCH_T), str(PATCH_XY), str(PATCH_XY)]
     cmd += ["--device", device]
-    found["cascope_train_s"], _ = run_measured(cmd, work / "cascope_train.log", threads, gpu=gpu)
+    found["cascope_train_s"], _ = measured(cmd, work / "cascope_train.log", threads, gpu=gpu)
     found["cascope_model"] = str(model)
     return found
 
@@ -122,9 +115,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
     import cascope
 
-    peer = peer_python(args)
+    peer = PEER.python(args.peer_python)
     if peer is None:
-        raise SystemExit("no DeepCAD-RT Python: see benchmarks/deepcad_compare.py --setup")
+        raise SystemExit("no DeepCAD-RT Python: python -m benchmarks.deepcad_compare --setup DIR")
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="cascope-dcmem-") as tmp:
         work = Path(tmp)
@@ -143,7 +136,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             folder = work / f"movie_{frames}"
             folder.mkdir()
             movie = folder / "movie.tif"
-            write_movie(movie, frames, args.size, args.seed)
+            write_test_movie(movie, frames, args.size, args.seed)
             voxels = frames * args.size * args.size
             row: dict[str, Any] = {
                 "frames": frames,
@@ -153,7 +146,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             out = work / "cascope_out.tif"
             cmd = [sys.executable, "-m", "cascope", "denoise", str(movie), "-o", str(out)]
             cmd += ["--model", models["cascope_model"], "--device", "cpu", "--dtype", "same"]
-            wall, rss = run_measured(cmd, work / "cascope_denoise.log", args.threads)
+            wall, rss = measured(cmd, work / "cascope_denoise.log", args.threads)
             row["cascope"] = {
                 "peak_rss_mib": rss,
                 "wall_s": wall,
@@ -216,10 +209,8 @@ def markdown(r: dict[str, Any]) -> str:
         "in its own process (cascope: `cascope denoise --model`, defaults; DeepCAD-RT: its "
         f"`testing_class`, test overlap {r['deepcad_test_overlap']:g}). Peak RSS from `wait4`.",
         "",
-        "| frames | movie (GB) | cascope peak RSS (MiB) | DeepCAD-RT peak RSS (MiB) "
-        "| ratio | cascope Mvoxel/s | DeepCAD-RT Mvoxel/s |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    cells = []
     for row in r["rows"]:
         c, d = row["cascope"], row["deepcad"]
         if d.get("skipped"):
@@ -229,10 +220,16 @@ def markdown(r: dict[str, Any]) -> str:
             dc = f"{d['peak_rss_mib']:.0f}"
             ratio = f"{d['peak_rss_mib'] / c['peak_rss_mib']:.1f}x"
             speed = f"{d['mvoxel_per_s']:.2f}"
-        lines.append(
-            f"| {row['frames']} | {row['movie_gb']:.2f} | {c['peak_rss_mib']:.0f} | {dc} "
-            f"| {ratio} | {c['mvoxel_per_s']:.2f} | {speed} |"
+        cells.append(
+            [row["frames"], f"{row['movie_gb']:.2f}", f"{c['peak_rss_mib']:.0f}", dc, ratio]
+            + [f"{c['mvoxel_per_s']:.2f}", speed]
         )
+    lines += table(
+        ["frames", "movie (GB)", "cascope peak RSS (MiB)", "DeepCAD-RT peak RSS (MiB)", "ratio"]
+        + ["cascope Mvoxel/s", "DeepCAD-RT Mvoxel/s"],
+        cells,
+        align="rrrrrrr",
+    )
     last = r["rows"][-1]
     bpv = last.get("deepcad_bytes_per_voxel")
     if bpv:
@@ -297,9 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         args.frames, args.size = [64, 128], 64
     result = measure(args)
     if not args.quick:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "deepcad_memory.json").write_text(json.dumps(result, indent=2) + "\n")
-        (RESULTS / "deepcad_memory.md").write_text(markdown(result))
+        write_results("deepcad_memory", result, markdown(result))
     print(markdown(result))
     return 0
 

@@ -16,14 +16,14 @@ The event U-Net is left out: it would need one training per input kind to be fai
 trained on raw movies sees denoised ones as out of distribution), beyond the budget of this
 benchmark on a shared CPU.
 
-Usage: ``python benchmarks/denoise_detect.py [--photons 2 6] [--movies 2] [--deepcad-steps 40]``.
+Usage: ``python -m benchmarks.denoise_detect [--photons 2 6] [--movies 2] [--deepcad-steps 40]
+[--quick]``.
 Writes ``benchmarks/results/denoise_detect.{json,md}``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import platform
 import tempfile
@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks._harness import quick_out, table, write_results
 from cascope.config.denoise import DeepDenoiseConfig
 from cascope.config.denoise_classical import ClassicalDenoiseConfig
 from cascope.denoise.deep import denoise_deep
@@ -43,7 +44,6 @@ from cascope.io import read, write
 from cascope.metrics import match_events
 from cascope.simulate import mscts
 
-RESULTS = Path(__file__).parent / "results"
 INPUTS = ("raw", "gaussian", "median", "deepcad")
 SIM: dict[str, Any] = {"n_frames": 64, "shape": (48, 48), "event_rate": 30.0}
 DEFAULT_K = 4.0
@@ -124,24 +124,33 @@ def _markdown(doc: dict[str, Any]) -> str:
     lines = [
         "# Denoise → detect: event F1 of the threshold detector, raw vs denoised",
         "",
-        f"`python benchmarks/denoise_detect.py` — {doc['movies']} test movies per level "
+        f"`python -m benchmarks.denoise_detect` — {doc['movies']} test movies per level "
         f"({SIM['n_frames']} frames, {SIM['shape'][0]}×{SIM['shape'][1]} px, simulated mSCTs), "
         f"deepcad {doc['deepcad_steps']} steps (small network), CPU `{doc['machine']}`.",
         "",
         "F1 tuned: z threshold chosen on a validation movie prepared the same way; F1 at k=4: "
         "the default of `cascope run`. Mean over the test movies.",
         "",
-        "| photons/px | input | F1 tuned (k) | precision | recall | F1 at k=4 |",
-        "|---:|---|---:|---:|---:|---:|",
+        *table(
+            ["photons/px", "input", "F1 tuned (k)", "precision", "recall", "F1 at k=4"],
+            (
+                [
+                    f"{level['photons']:g}",
+                    kind,
+                    f"{level[kind]['f1_tuned']:.3f} ({level[kind]['k_tuned']:.1f})",
+                    f"{level[kind]['precision_tuned']:.3f}",
+                    f"{level[kind]['recall_tuned']:.3f}",
+                    f"{level[kind]['f1_default']:.3f}",
+                ]
+                for level in doc["levels"]
+                for kind in INPUTS
+            ),
+            align="rlrrrr",
+        ),
+        "",
+        doc["conclusion"],
+        "",
     ]
-    for level in doc["levels"]:
-        for kind in INPUTS:
-            r = level[kind]
-            lines.append(
-                f"| {level['photons']:g} | {kind} | {r['f1_tuned']:.3f} ({r['k_tuned']:.1f}) | "
-                f"{r['precision_tuned']:.3f} | {r['recall_tuned']:.3f} | {r['f1_default']:.3f} |"
-            )
-    lines += ["", doc["conclusion"], ""]
     return "\n".join(lines)
 
 
@@ -167,7 +176,11 @@ def main() -> None:
     parser.add_argument("--movies", type=int, default=2)
     parser.add_argument("--deepcad-steps", type=int, default=40)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="Tiny smoke run, results not kept.")
+    parser.add_argument("--out", type=Path, default=None, help="Results folder.")
     args = parser.parse_args()
+    if args.quick:
+        args.photons, args.movies, args.deepcad_steps = [6.0], 1, 2
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for name in ("cascope", "cascope.training"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -184,9 +197,7 @@ def main() -> None:
         "levels": levels,
     }
     doc["conclusion"] = _conclusion(levels)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "denoise_detect.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (RESULTS / "denoise_detect.md").write_text(_markdown(doc))
+    write_results("denoise_detect", doc, _markdown(doc), out=quick_out(args.quick, args.out))
     logging.info("%s", doc["conclusion"])
 
 

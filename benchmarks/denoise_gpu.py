@@ -24,7 +24,7 @@ The deep-denoising issue's GPU targets, measured in one run:
 
 Usage::
 
-    python benchmarks/denoise_gpu.py [--frames 2000] [--size 512] [--peer-python PY]
+    python -m benchmarks.denoise_gpu [--frames 2000] [--size 512] [--peer-python PY]
         [--device cuda] [--quick]
 
 DeepCAD-RT's Python is set up as in ``benchmarks/deepcad_compare.py`` (there with torch's CPU
@@ -52,10 +52,9 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from deepcad_compare import RESULTS, gpu_name, peer_python, run_measured
-from deepcad_memory import deepcad_test_job, train_models, write_movie
-
+from benchmarks._harness import gpu_name, table, write_results
+from benchmarks.deepcad_compare import DRIVER, PEER, measured
+from benchmarks.deepcad_memory import deepcad_test_job, train_models, write_test_movie
 from cascope.config.denoise import DeepDenoiseConfig
 from cascope.denoise.deep import build_network
 from cascope.models import count_parameters
@@ -225,7 +224,7 @@ def file_to_file(
 ) -> dict[str, Any]:
     gpu = args.device == "cuda"
     with gpu_sampler(work / f"{name}.smi.csv") as smi:
-        wall, rss = run_measured(cmd, work / f"{name}.log", args.threads, gpu=gpu)
+        wall, rss = measured(cmd, work / f"{name}.log", args.threads, gpu=gpu)
     row = {
         "wall_s": wall,
         "mvoxel_per_s": voxels / wall / 1e6,
@@ -253,7 +252,7 @@ def end_to_end(args: argparse.Namespace, peer: str | None) -> dict[str, Any]:
             folder = work / f"movie_{frames}"
             folder.mkdir()
             movie = folder / "movie.tif"
-            write_movie(movie, frames, args.size, args.seed)
+            write_test_movie(movie, frames, args.size, args.seed)
             voxels = frames * args.size * args.size
             common = {"frames": frames, "movie_gb": movie.stat().st_size / 1e9}
             out = work / "out.tif"
@@ -272,7 +271,7 @@ def end_to_end(args: argparse.Namespace, peer: str | None) -> dict[str, Any]:
                 )
                 job_file = work / f"deepcad_test_{frames}_job.json"
                 job_file.write_text(json.dumps(job))
-                cmd = [peer, str(Path(__file__).resolve().parent / "_deepcad_driver.py")]
+                cmd = [peer, str(DRIVER)]
                 cmd.append(str(job_file))
                 row = file_to_file(f"deepcad_{frames}", cmd, work, args, voxels)
                 facts = json.loads(Path(job["facts"]).read_text())
@@ -341,18 +340,24 @@ def markdown(r: dict[str, Any]) -> str:
             else "No GPU: no peak and no roofline."
         ),
         "",
-        "| network | tile | batch | ms per batch | Gvoxel/s | of the roofline | peak GPU MiB |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        *table(
+            ["network", "tile", "batch", "ms per batch", "Gvoxel/s", "of the roofline"]
+            + ["peak GPU MiB"],
+            (
+                [
+                    x["variant"],
+                    " x ".join(map(str, x["tile"])),
+                    x["batch"],
+                    f"{x['seconds_per_batch'] * 1e3:.2f}",
+                    f"{x['gvoxel_per_s']:.3g}",
+                    _fraction(x["gvoxel_per_s"], r["roofline_gvoxel_per_s"]),
+                    _num(x["peak_gpu_mib"]),
+                ]
+                for x in r["network"]
+            ),
+            align="llrrrrr",
+        ),
     ]
-    for x in r["network"]:
-        frac = (
-            x["gvoxel_per_s"] / r["roofline_gvoxel_per_s"] if r["roofline_gvoxel_per_s"] else None
-        )
-        lines.append(
-            f"| {x['variant']} | {' x '.join(map(str, x['tile']))} | {x['batch']} "
-            f"| {x['seconds_per_batch'] * 1e3:.2f} | {x['gvoxel_per_s']:.3g} "
-            f"| {'' if frac is None else f'{frac:.1%}'} | {_num(x['peak_gpu_mib'])} |"
-        )
     lines += [
         "",
         f"File to file: uint16 TIFF movies, T x {r['size']} x {r['size']}, written to a uint16 "
@@ -361,17 +366,26 @@ def markdown(r: dict[str, Any]) -> str:
         f"{r['device']} --dtype same` plus the options shown; DeepCAD-RT: its `testing_class` "
         "(fmap 16, patch 32 + 32 frames x 64 x 64, test overlap 0.6).",
         "",
-        "| frames | movie (GB) | tool | options | wall (s) | Mvoxel/s | peak host RSS (MiB) "
-        "| peak GPU memory (MiB) | GPU busy (%) |",
-        "|---:|---:|---|---|---:|---:|---:|---:|---:|",
+        *table(
+            ["frames", "movie (GB)", "tool", "options", "wall (s)", "Mvoxel/s"]
+            + ["peak host RSS (MiB)", "peak GPU memory (MiB)", "GPU busy (%)"],
+            (
+                [
+                    x["frames"],
+                    f"{x['movie_gb']:.2f}",
+                    x["tool"],
+                    x["options"],
+                    f"{x['wall_s']:.1f}",
+                    f"{x['mvoxel_per_s']:.1f}",
+                    f"{x['peak_rss_mib']:.0f}",
+                    _num(x.get("peak_gpu_mib")),
+                    _num(x.get("gpu_busy_percent")),
+                ]
+                for x in r["end_to_end"]
+            ),
+            align="rrllrrrrr",
+        ),
     ]
-    for x in r["end_to_end"]:
-        gpu_mib, busy = x.get("peak_gpu_mib"), x.get("gpu_busy_percent")
-        lines.append(
-            f"| {x['frames']} | {x['movie_gb']:.2f} | {x['tool']} | {x['options']} "
-            f"| {x['wall_s']:.1f} | {x['mvoxel_per_s']:.1f} | {x['peak_rss_mib']:.0f} "
-            f"| {_num(gpu_mib)} | {_num(busy)} |"
-        )
     v = r["versions"]
     lines += [
         "",
@@ -396,6 +410,10 @@ def markdown(r: dict[str, Any]) -> str:
 
 def _num(x: float | None) -> str:
     return "" if x is None else f"{x:.0f}"
+
+
+def _fraction(x: float, of: float | None) -> str:
+    return f"{x / of:.1%}" if of else ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -437,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device here")
-    peer = peer_python(args)
+    peer = PEER.python(args.peer_python)
     net = build_network(DeepDenoiseConfig())
     per_voxel = flops_per_voxel(net, (32, 128, 128))
     peak = bf16_peak_tflops(device)
@@ -465,9 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     md = markdown(r)
     print(md)
     if not args.quick:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "denoise_gpu.json").write_text(json.dumps(r, indent=2) + "\n")
-        (RESULTS / "denoise_gpu.md").write_text(md)
+        write_results("denoise_gpu", r, md)
     return 0
 
 

@@ -21,7 +21,7 @@ peak RSS from ``wait4``).
 
 Usage::
 
-    python benchmarks/denoise_io_overlap.py [--frames 1000] [--size 512] [--repeats 3]
+    python -m benchmarks.denoise_io_overlap [--frames 1000] [--size 512] [--repeats 3]
         [--device cpu|cuda] [--quick]
 
 Writes ``benchmarks/results/denoise_io_overlap[_cuda].{json,md}`` (not with ``--quick``).
@@ -43,10 +43,9 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from deepcad_compare import RESULTS, gpu_name, run_measured
-from deepcad_memory import write_movie
-
+from benchmarks._harness import gpu_name, table, write_results
+from benchmarks.deepcad_compare import measured
+from benchmarks.deepcad_memory import write_test_movie
 from cascope.pipeline import versions
 
 #: (name, options of ``cascope denoise``); each runs with and without ``--serial-io``
@@ -105,7 +104,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cascope-io-") as tmp:
         work = Path(tmp)
         movie, out, model = work / "movie.tif", work / "out.tif", work / "model"
-        write_movie(movie, args.frames, args.size, args.seed)
+        write_test_movie(movie, args.frames, args.size, args.seed)
         train_tiny(movie, model, args.train_steps)
         stages = stage_times(movie, out, args.block)
         print(json.dumps(stages), flush=True)
@@ -116,12 +115,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             for (name, options), io in itertools.product(WORK, IO):
                 cmd = [*base, *options] + ([] if "--method" in options else network)
                 cmd += ["--serial-io"] if io == "serial" else []
-                wall, rss = run_measured(cmd, work / f"run_{rep}.log", args.threads, gpu=gpu)
+                wall, rss = measured(cmd, work / f"run_{rep}.log", args.threads, gpu=gpu)
                 out.unlink()
                 runs[(name, io)].append((wall, rss))
                 print(json.dumps({"work": name, "io": io, "wall_s": wall}), flush=True)
         movie_bytes = movie.stat().st_size
-    table = [
+    rows = [
         {
             "work": name,
             "io": io,
@@ -141,7 +140,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "block": args.block,
         "threads": args.threads,
         "stages": stages,
-        "rows": table,
+        "rows": rows,
         "versions": versions(),
         "machine": f"{os.cpu_count()} CPUs, {platform.platform()}",
         "command": " ".join(["python", *sys.argv]),
@@ -162,17 +161,21 @@ def markdown(r: dict[str, Any]) -> str:
         "other cores to the I/O threads. Each row: the median of "
         f"{len(r['rows'][0]['wall_s'])} runs, all settings interleaved, each its own process.",
         "",
-        "| work | I/O | wall (s), median | runs (s) | serial / background | peak RSS (MiB) |",
-        "|---|---|---:|---:|---:|---:|",
     ]
+    cells = []
     for x in r["rows"]:
         ratio = med[(x["work"], "serial")] / med[(x["work"], "background")]
         runs = ", ".join(f"{w:.2f}" for w in x["wall_s"])
         rel = f"{ratio:.2f}x" if x["io"] == "background" else ""
-        lines.append(
-            f"| {x['work']} | {x['io']} | {x['median_wall_s']:.2f} | {runs} | {rel} | "
-            f"{x['peak_rss_mib']:.0f} |"
+        cells.append(
+            [x["work"], x["io"], f"{x['median_wall_s']:.2f}", runs, rel]
+            + [f"{x['peak_rss_mib']:.0f}"]
         )
+    lines += table(
+        ["work", "I/O", "wall (s), median", "runs (s)", "serial / background", "peak RSS (MiB)"],
+        cells,
+        align="llrrrr",
+    )
     s = r["stages"]
     saved = ", ".join(
         f"{med[(name, 'serial')] - med[(name, 'background')]:.2f} s ({name})" for name, _ in WORK
@@ -214,8 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if not args.quick:
         name = "denoise_io_overlap" + ("_cuda" if args.device == "cuda" else "")
-        (RESULTS / f"{name}.json").write_text(json.dumps(r, indent=2) + "\n")
-        (RESULTS / f"{name}.md").write_text(text)
+        write_results(name, r, text)
     return 0
 
 

@@ -8,17 +8,17 @@
 3. Predicts the file into a new file in a child process with
    :func:`cascope.denoise.deep.denoise_deep_file` (what ``cascope denoise IN -o OUT --model M``
    runs), and reads that process's peak resident set size from the kernel (``os.wait4``
-   rusage: the high-water mark, so no spike is missed); ``psutil`` samples the RSS over time
-   as well, to show it stays flat. The limit (default 1 GiB) must lie between the peak and the
-   movie's size: ``peak RSS < limit < movie size``.
+   rusage: the high-water mark, so no spike is missed; ``benchmarks._harness.run_measured``),
+   and samples the RSS over time as well, to show it stays flat. The limit (default 1 GiB) must
+   lie between the peak and the movie's size: ``peak RSS < limit < movie size``.
 4. Checks the output: shape and dtype, frame means along the whole movie, and three blocks
    (first, middle, last) against an in-memory prediction of the same frames with their halo
    (identical tiles, so the values must be equal); PSNR against the known clean movie.
 
 Usage::
 
-    python benchmarks/denoise_out_of_core.py                     # 6000 x 256 x 512, 1.57 GB
-    python benchmarks/denoise_out_of_core.py --frames 600 --no-save   # quick check
+    python -m benchmarks.denoise_out_of_core                # 6000 x 256 x 512, 1.57 GB
+    python -m benchmarks.denoise_out_of_core --quick        # a tiny check, nothing saved
 
 Writes ``benchmarks/results/denoise_out_of_core.{json,md}`` and exits non-zero when a check
 fails. ``--child`` is the child process's entry point (not for direct use).
@@ -31,10 +31,8 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -42,7 +40,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchmarks._harness import (
+    child_env,
+    module_cmd,
+    own_peak_rss,
+    run_measured,
+    table,
+    write_movie,
+    write_results,
+)
 
 
 class Scene:
@@ -93,16 +99,10 @@ class Scene:
         return (rng.poisson(photons) + self.offset).astype(np.uint16)
 
 
-def write_movie(path: Path, scene: Scene, *, frames: int | None = None, block: int = 64) -> None:
+def write_scene(path: Path, scene: Scene, *, frames: int | None = None) -> None:
     """Write the scene's noisy movie (or its first frames) block by block (memory: one block)."""
-    from cascope.io import open_writer
-
     n = scene.shape[0] if frames is None else frames
-    shape = (n, *scene.shape[1:])
-    with open_writer(path, shape, np.uint16, axes="TYX", frame_rate=30.0) as writer:
-        for start in range(0, n, block):
-            stop = min(n, start + block)
-            writer.write(scene.noisy(start, stop), start)
+    write_movie(path, (n, *scene.shape[1:]), scene.noisy, block=64, frame_rate=30.0)
 
 
 def train_model(path: Path, model_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -141,18 +141,6 @@ def predict_config(args: argparse.Namespace) -> Any:
     )
 
 
-def peak_rss_self() -> int:
-    """High-water mark of this process's resident memory since it started (``VmHWM``, bytes).
-
-    Unlike ``ru_maxrss`` it counts only this program's own memory image, not the image of the
-    parent it was forked from before ``exec``.
-    """
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return -1
-
-
 def child(args: argparse.Namespace) -> int:
     """Entry point of the child processes: import only, train, or predict file to file."""
     import torch
@@ -168,59 +156,23 @@ def child(args: argparse.Namespace) -> int:
         denoise_deep_file(inp, out, model=model, predict=predict_config(args), device="cpu")
     else:
         import cascope.denoise.deep  # noqa: F401  (the fixed cost: torch and cascope)
-    print(json.dumps({**facts, "vmhwm_bytes": peak_rss_self()}))
+    print(json.dumps({**facts, "vmhwm_bytes": own_peak_rss()}))
     return 0
 
 
-def sample_rss(pid: int, samples: list[tuple[float, int]], stop: threading.Event) -> None:
-    """Record (seconds, RSS bytes) of a process every 0.5 s until it ends."""
-    import psutil
-
-    t0 = time.perf_counter()
-    try:
-        proc = psutil.Process(pid)
-        while not stop.is_set():
-            samples.append((time.perf_counter() - t0, int(proc.memory_info().rss)))
-            stop.wait(0.5)
-    except psutil.Error:  # the process ended
-        return
-
-
-def run_measured(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """Run a child; return its exit code, peak RSS (kernel high-water mark) and RSS samples."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    samples: list[tuple[float, int]] = []
-    stop = threading.Event()
-    sampler = threading.Thread(target=sample_rss, args=(proc.pid, samples, stop), daemon=True)
-    sampler.start()
-    # wait4 returns the rusage of exactly this child: ru_maxrss is its high-water mark (KiB)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    stop.set()
-    sampler.join()
-    output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    lines = output.strip().splitlines()
-    try:
-        facts = json.loads(lines[-1]) if lines else {}
-    except json.JSONDecodeError:
-        facts = {}
+def run_child(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """Run a child with :func:`run_measured`; its exit code, peak RSS, RSS samples and report."""
+    run = run_measured(cmd, env=env, sample_s=0.5, check=False)
     return {
-        "returncode": proc.returncode,
-        "facts": facts,
-        "vmhwm_bytes": int(facts.get("vmhwm_bytes", -1)),
-        "peak_rss_bytes": int(usage.ru_maxrss) * 1024,
-        "wall_s": wall,
-        "user_s": usage.ru_utime,
-        "system_s": usage.ru_stime,
-        "rss_samples": samples,
-        "output_tail": output[-3000:],
+        **run.summary(),
+        "facts": run.facts,
+        "rss_samples": run.rss_samples,
+        "output_tail": run.output,
     }
 
 
 def child_cmd(args: argparse.Namespace, *what: str) -> list[str]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", *what]
+    cmd = module_cmd("denoise_out_of_core", "--child", *what)
     cmd += ["--threads", str(args.threads), "--block", str(args.block), "--steps", str(args.steps)]
     cmd += ["--depth", str(args.depth), "--base", str(args.base)]
     return [*cmd, "--tile", *map(str, args.tile), "--overlap", str(args.overlap)]
@@ -291,27 +243,27 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     scene = Scene(shape, seed=args.seed)
     work = Path(tempfile.mkdtemp(prefix="cascope-ooc-", dir=args.workdir))
     inp, out, model_dir = work / "movie.tif", work / "denoised.tif", work / "model"
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    env = child_env(args.threads)
     try:
         t0 = time.perf_counter()
-        write_movie(inp, scene)
+        write_scene(inp, scene)
         gen_s = time.perf_counter() - t0
-        trained = run_measured(child_cmd(args, "train", str(inp), str(model_dir), "-"), env)
+        trained = run_child(child_cmd(args, "train", str(inp), str(model_dir), "-"), env)
         if trained["returncode"] != 0:
             raise RuntimeError(f"training failed:\n{trained['output_tail']}")
         training = {k: v for k, v in trained["facts"].items() if k != "vmhwm_bytes"}
-        baseline = run_measured(child_cmd(args, "import", "-", "-", "-"), env)["vmhwm_bytes"]
+        baseline = run_child(child_cmd(args, "import", "-", "-", "-"), env)["vmhwm_bytes"]
         # the same prediction on the movie's first frames only: the peak should not change
         short_n = min(args.frames, args.short_frames)
         short_in, short_out = work / "short.tif", work / "short_denoised.tif"
-        write_movie(short_in, scene, frames=short_n)
-        short = run_measured(
+        write_scene(short_in, scene, frames=short_n)
+        short = run_child(
             child_cmd(args, "predict", str(short_in), str(short_out), str(model_dir)), env
         )
         short_in.unlink()
         short_out.unlink(missing_ok=True)
         cmd = child_cmd(args, "predict", str(inp), str(out), str(model_dir))
-        run = run_measured(cmd, env)
+        run = run_child(cmd, env)
         voxels = int(np.prod(shape))
         limit = int(args.limit_gib * 2**30)
         result: dict[str, Any] = {
@@ -385,23 +337,33 @@ def markdown(r: dict[str, Any]) -> str:
     lines = [
         "# Out-of-core deep denoising: a movie larger than the memory limit, file to file",
         "",
-        "Reproduce: `python benchmarks/denoise_out_of_core.py` (writes the movie block by block, "
+        "Reproduce: `python -m benchmarks.denoise_out_of_core` (writes the movie block by block, "
         "trains a tiny model, predicts file to file in a child process whose peak RSS the kernel "
         "reports through `wait4`, checks the output, deletes the files).",
         "",
-        "| movie (T, Y, X) | size on disk | memory limit | peak RSS (VmHWM) | peak RSS "
-        "(wait4) | import-only RSS | peak < limit < movie | wall | throughput |",
-        "|---|---:|---:|---:|---:|---:|---|---:|---:|",
-        f"| ({t}, {h}, {w}) uint16 TIFF | {r['input_bytes'] / gib:.2f} GiB "
-        f"({r['input_bytes'] / 1e9:.2f} GB) | {r['limit_bytes'] / gib:.2f} GiB "
-        f"| {r['vmhwm_bytes'] / mib:.0f} MiB "
-        f"| {r['peak_rss_bytes'] / mib:.0f} MiB | {r['import_baseline_bytes'] / mib:.0f} MiB "
-        f"| {peak < r['limit_bytes'] < r['input_bytes']} "
-        f"| {r['wall_s']:.0f} s | {r['mvoxel_per_s']:.2f} Mvoxel/s |",
+        *table(
+            ["movie (T, Y, X)", "size on disk", "memory limit", "peak RSS (VmHWM)"]
+            + ["peak RSS (wait4)", "import-only RSS", "peak < limit < movie", "wall"]
+            + ["throughput"],
+            [
+                [
+                    f"({t}, {h}, {w}) uint16 TIFF",
+                    f"{r['input_bytes'] / gib:.2f} GiB ({r['input_bytes'] / 1e9:.2f} GB)",
+                    f"{r['limit_bytes'] / gib:.2f} GiB",
+                    f"{r['vmhwm_bytes'] / mib:.0f} MiB",
+                    f"{r['peak_rss_bytes'] / mib:.0f} MiB",
+                    f"{r['import_baseline_bytes'] / mib:.0f} MiB",
+                    peak < r["limit_bytes"] < r["input_bytes"],
+                    f"{r['wall_s']:.0f} s",
+                    f"{r['mvoxel_per_s']:.2f} Mvoxel/s",
+                ]
+            ],
+            align="lrrrrrlrr",
+        ),
         "",
         "VmHWM is the child's own high-water mark (`/proc/self/status`, read as it ends); the "
-        "`wait4` value also counts the parent's image the child was forked from before `exec` "
-        "(the parent stays small here: it never imports torch before the measured run).",
+        "`wait4` value is the kernel's high-water mark of the same process, started from a small "
+        "launcher so that no parent's image is counted (`benchmarks._harness.run_measured`).",
         "",
         f"Model: {tr['method']}, depth {tr['depth']}, base {tr['base']}, trained {tr['steps']} "
         f"steps ({tr['train_s']:.0f} s) on the movie itself. Prediction: block {pr['block']} "
@@ -419,15 +381,21 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         "Blocks compared with an in-memory prediction of the same frames and their halo:",
         "",
-        "| frames | max abs diff | equal voxels | PSNR noisy (dB) | PSNR denoised (dB) |",
-        "|---|---:|---:|---:|---:|",
+        *table(
+            ["frames", "max abs diff", "equal voxels", "PSNR noisy (dB)", "PSNR denoised (dB)"],
+            (
+                [
+                    f"{b['frames'][0]}..{b['frames'][1] - 1}",
+                    b["max_abs_diff"],
+                    f"{100 * b['equal_fraction']:.2f} %",
+                    f"{b['psnr_noisy_db']:.2f}",
+                    f"{b['psnr_denoised_db']:.2f}",
+                ]
+                for b in c.get("blocks", [])
+            ),
+            align="lrrrr",
+        ),
     ]
-    for b in c.get("blocks", []):
-        lines.append(
-            f"| {b['frames'][0]}..{b['frames'][1] - 1} | {b['max_abs_diff']} "
-            f"| {100 * b['equal_fraction']:.2f} % | {b['psnr_noisy_db']:.2f} "
-            f"| {b['psnr_denoised_db']:.2f} |"
-        )
     v, m = r["versions"], r["machine"]
     lines += [
         "",
@@ -463,6 +431,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workdir", type=Path, default=None, help="Where the big files go.")
     p.add_argument("--keep", action="store_true", help="Keep the big files.")
     p.add_argument("--no-save", action="store_true", help="Do not write benchmarks/results.")
+    p.add_argument("--quick", action="store_true", help="Tiny smoke run, results not saved.")
     p.add_argument(
         "--child", nargs=4, metavar=("WHAT", "IN", "OUT", "MODEL"), help=argparse.SUPPRESS
     )
@@ -473,14 +442,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.child:
         return child(args)
+    if args.quick:
+        args.frames, args.height, args.width, args.steps = 96, 64, 64, 2
+        args.short_frames, args.block, args.tile, args.no_save = 32, 16, (16, 32, 32), True
     result = measure(args)
     print(json.dumps({k: v for k, v in result.items() if k != "output_tail"}, indent=2))
     if not args.no_save:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "denoise_out_of_core.json").write_text(json.dumps(result, indent=2) + "\n")
-        (RESULTS / "denoise_out_of_core.md").write_text(markdown(result))
+        write_results("denoise_out_of_core", result, markdown(result))
     if not result["passed"]:
         print(result.get("output_tail", ""), file=sys.stderr)
+    if args.quick:  # a tiny movie is no larger than the limit: check that it ran
+        ok = result["returncode"] == 0 and result.get("checks", {}).get("blocks_equal")
+        return 0 if ok else 1
     return 0 if result["passed"] else 1
 
 

@@ -1,13 +1,14 @@
 """Denoising quality on simulated somatic movies at two SNR levels, every method side by side.
 
 Scores each method against the clean ground truth: SI-PSNR (and its improvement over the noisy
-input), PSNR, SSIM and the mean Pearson correlation of neuron traces (mean over each footprint).
+input), PSNR, SSIM and the mean Pearson correlation of neuron ΔF/F traces with the ground truth
+(:func:`cascope.metrics.score_denoising`, the scores of every denoising benchmark).
 Deep methods train from scratch on the noisy movie itself at a small CPU budget. The written
 result (uint16, rounded) is scored, as a user would get it from ``cascope denoise``.
 
 Usage::
 
-    python benchmarks/denoise_quality.py [--frames 100] [--size 64] [--steps 300] [--quick]
+    python -m benchmarks.denoise_quality [--frames 100] [--size 64] [--steps 300] [--quick]
 
 Writes ``benchmarks/results/denoise_quality.{json,md}``.
 """
@@ -20,31 +21,19 @@ import json
 import platform
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 import cascope
+from benchmarks._harness import quick_out, score_cells, table, write_results
 from cascope.config.denoise import DeepDenoiseConfig, DeepPredictConfig
 from cascope.denoise.classical import denoise_array
 from cascope.denoise.deep import train_denoiser
 from cascope.denoise.stream import cast_output
-from cascope.metrics import psnr, si_psnr, ssim
+from cascope.metrics import score_denoising, si_psnr
 from cascope.simulate import somatic
-
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def trace_correlation(out: np.ndarray, clean: np.ndarray, footprints: np.ndarray) -> float:
-    corrs = []
-    for fp in footprints:
-        m = fp > 0.5 * fp.max()
-        if m.sum() < 3:
-            continue
-        a, b = out[:, m].mean(axis=1), clean[:, m].mean(axis=1)
-        if a.std() > 0 and b.std() > 0:
-            corrs.append(np.corrcoef(a, b)[0, 1])
-    return float(np.mean(corrs))
 
 
 def run_classical(method: str, noisy: np.ndarray) -> np.ndarray:
@@ -76,31 +65,36 @@ def run_deep(method: str, noisy: np.ndarray, steps: int) -> tuple[np.ndarray, di
 
 
 def write(rows: list[dict], meta: dict, args: argparse.Namespace, name: str) -> None:
-    RESULTS.mkdir(exist_ok=True)
     meta["movie"]["photons"] = sorted({r["photons"] for r in rows})
-    (RESULTS / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    order = {"noisy": 0}
     lines = [
         f"# Denoising quality on simulated somatic movies ({args.frames} x {args.size} x "
         f"{args.size}, uint16)",
         "",
         f"Device: {meta['device']}. torch {torch.__version__}, cascope {cascope.__version__}.",
         f"Deep methods: trained from scratch on the noisy movie, {args.steps} steps x 4 patches "
-        "(depth 3, base 8), CPU. Scores are of the written uint16 result (rounded).",
+        "(depth 3, base 8), CPU. Scores are of the written uint16 result (rounded), by "
+        "`cascope.metrics.score_denoising` (trace corr: ΔF/F of footprint-weighted traces "
+        "against the ground-truth ΔF/F).",
         "The peers run in their own environments and scripts: DeepCAD-RT in "
         "`deepcad_compare.py`, CAREamics in `careamics_compare.py`.",
         "",
-        "| photons | method | SI-PSNR (dB) | gain (dB) | PSNR (dB) | SSIM | trace corr "
-        "| time (s) |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        *table(
+            ["photons", "method", "SI-PSNR (dB)", "gain (dB)", "PSNR (dB)", "SSIM"]
+            + ["trace corr", "time (s)"],
+            (
+                [
+                    f"{r['photons']:g}",
+                    r["method"],
+                    *score_cells(r, ["si_psnr", "si_psnr_gain", "psnr", "ssim", "trace_corr"]),
+                    f"{r['seconds']:.1f}",
+                ]
+                for r in sorted(rows, key=lambda r: (r["photons"], order.get(r["method"], 1)))
+            ),
+            align="rlrrrrrr",
+        ),
     ]
-    order = {"noisy": 0}
-    for r in sorted(rows, key=lambda r: (r["photons"], order.get(r["method"], 1))):
-        lines.append(
-            f"| {r['photons']:g} | {r['method']} | {r['si_psnr']:.2f} | "
-            f"{r['si_psnr_gain']:+.2f} | {r['psnr']:.2f} | {r['ssim']:.3f} | "
-            f"{r['trace_corr']:.3f} | {r['seconds']:.1f} |"
-        )
-    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+    write_results(name, {"meta": meta, "rows": rows}, lines, out=args.out)
 
 
 def main() -> None:
@@ -109,7 +103,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--photons", type=float, nargs="+", default=[4.0, 20.0])
-    ap.add_argument("--quick", action="store_true", help="tiny run (smoke test)")
+    ap.add_argument("--quick", action="store_true", help="Tiny smoke run, results not kept.")
+    ap.add_argument("--out", type=Path, default=None, help="Results folder.")
     ap.add_argument("--methods", nargs="+", help="only these methods (and the noisy baseline)")
     ap.add_argument(
         "--append",
@@ -127,10 +122,11 @@ def main() -> None:
     if args.methods:
         classical = [m for m in classical if m in args.methods]
         deep = [m for m in deep if m in args.methods]
-    name = "denoise_quality_quick" if args.quick else "denoise_quality"
+    name = "denoise_quality"
+    args.out = quick_out(args.quick, args.out)
     rows: list[dict] = []
-    if args.append and (RESULTS / f"{name}.json").exists():
-        rows = json.loads((RESULTS / f"{name}.json").read_text())["rows"]
+    if args.append and (args.out / f"{name}.json").exists():
+        rows = json.loads((args.out / f"{name}.json").read_text())["rows"]
     meta = {
         "device": f"CPU only ({platform.processor() or platform.machine()}, "
         f"{torch.get_num_threads()} torch threads, shared with other jobs); no GPU was available",
@@ -154,8 +150,6 @@ def main() -> None:
     for photons in args.photons:
         sim = somatic(n_frames=args.frames, shape=(args.size, args.size), photons=photons, seed=0)
         noisy = sim.noisy.astype(np.float32)
-        clean = sim.clean
-        base_si = si_psnr(noisy, clean)
 
         def score(
             method: str,
@@ -164,20 +158,16 @@ def main() -> None:
             extra: dict | None = None,
             *,
             photons: float = photons,
-            clean: np.ndarray = clean,
-            base_si: float = base_si,
-            footprints: np.ndarray = sim.footprints,
+            sim: Any = sim,
+            noisy: np.ndarray = noisy,
         ) -> None:
             written = cast_output(out, np.dtype(np.uint16)).astype(np.float32)
+            truth = {"footprints": sim.footprints, "dff_true": sim.dff}
             row = {
                 "photons": photons,
                 "method": method,
-                "si_psnr": si_psnr(written, clean),
-                "si_psnr_gain": si_psnr(written, clean) - base_si,
-                "si_psnr_float": si_psnr(out, clean),
-                "psnr": psnr(written, clean),
-                "ssim": ssim(written, clean),
-                "trace_corr": trace_correlation(written, clean, footprints),
+                **score_denoising(written, sim.clean, noisy=noisy, **truth).to_dict(),
+                "si_psnr_float": si_psnr(out, sim.clean),
                 "seconds": round(seconds, 2),
             }
             row.update(extra or {})

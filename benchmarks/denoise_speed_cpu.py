@@ -4,12 +4,13 @@
    temporal model (depth 4, base 16, about 1 M parameters, DeepCAD-RT's budget) and a small one.
 2. End to end: ``cascope denoise MOVIE.tif -o OUT.tif --model M --device cpu --block B`` in a
    subprocess on a uint16 movie written to disk in blocks; its peak resident memory is read from
-   the kernel (``os.wait4`` high-water mark) and compared with the movie's size in float32 and
-   with the resident memory of merely importing torch and cascope (the fixed cost).
+   the kernel (``os.wait4`` high-water mark, ``benchmarks._harness.run_measured``) and compared
+   with the movie's size in float32 and with the resident memory of merely importing torch and
+   cascope (the fixed cost).
 
 Usage::
 
-    python benchmarks/denoise_speed_cpu.py [--frames 1200] [--size 256] [--quick]
+    python -m benchmarks.denoise_speed_cpu [--frames 1200] [--size 256] [--quick]
 
 Writes ``benchmarks/results/denoise_speed_cpu.{json,md}``. No GPU numbers: none was available.
 """
@@ -18,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,11 +30,17 @@ import tifffile
 import torch
 
 import cascope
+from benchmarks._harness import (
+    child_env,
+    quick_out,
+    run_measured,
+    table,
+    write_movie,
+    write_results,
+)
 from cascope.config.denoise import DeepDenoiseConfig
 from cascope.denoise.deep import DeepDenoiser, build_network
 from cascope.models import count_parameters
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def network_throughput(depth: int, base: int, tile=(32, 128, 128), reps: int = 3) -> dict:
@@ -58,68 +63,41 @@ def network_throughput(depth: int, base: int, tile=(32, 128, 128), reps: int = 3
     }
 
 
-_HWM = """
-import atexit, os, sys
-def _hwm():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            open(os.environ["HWM_FILE"], "w").write(line.split()[1])
-atexit.register(_hwm)
-sys.argv = ["cascope", *sys.argv[1:]]
-{body}
-"""
-
-
-def peak_rss(args: list[str] | None, hwm_file: Path) -> tuple[int, float, int]:
-    """Run ``cascope ARGS`` (or only the imports) in a fresh process; return its peak RSS.
-
-    The peak is the process's own ``VmHWM`` read at exit: unlike ``ru_maxrss`` of a child it
-    does not include the parent's memory inherited at fork.
-    """
-    body = (
-        "from cascope.cli import main; main()"
-        if args
-        else ("import torch, cascope.denoise.deep, cascope.cli")
-    )
-    cmd = [sys.executable, "-c", _HWM.format(body=body), *(args or [])]
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HWM_FILE": str(hwm_file), "OMP_NUM_THREADS": "2"},
-    )
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr)
-    return proc.returncode, wall, int(hwm_file.read_text()) * 1024
-
-
-def write_movie(path: Path, frames: int, size: int, block: int = 64) -> None:
+def write_test_movie(path: Path, frames: int, size: int, block: int = 64) -> None:
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:size, :size]
     base = 200 + 50 * np.sin(xx / 9.0) * np.cos(yy / 13.0)
-    with tifffile.TiffWriter(path, bigtiff=True) as tif:
-        for start in range(0, frames, block):
-            n = min(block, frames - start)
-            t = np.arange(start, start + n)[:, None, None]
-            sig = base[None] * (1 + 0.2 * np.sin(t / 15.0))
-            noisy = rng.poisson(sig).astype(np.uint16)
-            for plane in noisy:
-                tif.write(plane, contiguous=True)
+
+    def make(start: int, stop: int) -> np.ndarray:
+        t = np.arange(start, stop)[:, None, None]
+        return rng.poisson(base[None] * (1 + 0.2 * np.sin(t / 15.0)))
+
+    write_movie(path, (frames, size, size), make, block=block)
+
+
+def peak_rss(cmd: list[str]) -> tuple[int, float, int]:
+    """Run ``cmd`` in a fresh process; its exit code, wall seconds and peak RSS (bytes)."""
+    run = run_measured(cmd, env=child_env(2), check=False)
+    if run.returncode != 0:
+        sys.stderr.write(run.output)
+    return run.returncode, run.wall_s, run.peak_rss_bytes
 
 
 def run_e2e(frames: int, size: int, block: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         movie = d / "movie.tif"
-        write_movie(movie, frames, size)
+        write_test_movie(movie, frames, size)
         torch.manual_seed(0)
         cfg = DeepDenoiseConfig.model_validate({"depth": 3, "base": 8})
         model = DeepDenoiser(build_network(cfg).eval(), cfg, (200.0, 50.0), (200.0, 50.0))
         model.save(d / "model")
-        baseline = peak_rss(None, d / "hwm0")
+        imports = "import torch, cascope.denoise.deep, cascope.cli"
+        baseline = peak_rss([sys.executable, "-c", imports])
         cmd = [
+            sys.executable,
+            "-m",
+            "cascope",
             "denoise",
             str(movie),
             "-o",
@@ -133,7 +111,7 @@ def run_e2e(frames: int, size: int, block: int) -> dict:
             "--dtype",
             "float32",
         ]
-        rc, wall, rss = peak_rss(cmd, d / "hwm1")
+        rc, wall, rss = peak_rss(cmd)
         out_ok = rc == 0 and tifffile.TiffFile(d / "out.tif").series[0].shape == (
             frames,
             size,
@@ -161,7 +139,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=480)
     ap.add_argument("--size", type=int, default=192)
     ap.add_argument("--block", type=int, default=64)
-    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="Tiny smoke run, results not kept.")
+    ap.add_argument("--out", type=Path, default=None, help="Results folder.")
     args = ap.parse_args()
     if args.quick:
         args.frames, args.size = 64, 64
@@ -180,11 +159,6 @@ def main() -> None:
         "python": platform.python_version(),
         "not_run": {"CAREamics N2V-3D CPU comparison": "not installed in this run"},
     }
-    RESULTS.mkdir(exist_ok=True)
-    name = "denoise_speed_cpu_quick" if args.quick else "denoise_speed_cpu"
-    (RESULTS / f"{name}.json").write_text(
-        json.dumps({"meta": meta, "network": nets, "end_to_end": runs}, indent=2)
-    )
     lines = [
         "# Deep denoising speed and memory on CPU",
         "",
@@ -192,31 +166,35 @@ def main() -> None:
         "",
         "## Network alone (one 32 x 128 x 128 tile, float32)",
         "",
-        "| depth | base | parameters | s / tile | Mvoxel/s |",
-        "|---:|---:|---:|---:|---:|",
-        *(
-            f"| {n['depth']} | {n['base']} | {n['parameters']:,} | {n['seconds_per_tile']} | "
-            f"{n['mvoxel_per_s']} |"
-            for n in nets
+        *table(
+            ["depth", "base", "parameters", "s / tile", "Mvoxel/s"],
+            (
+                [n["depth"], n["base"], f"{n['parameters']:,}", n["seconds_per_tile"]]
+                + [n["mvoxel_per_s"]]
+                for n in nets
+            ),
+            align="rrrrr",
         ),
         "",
         "## End to end, file to file (`cascope denoise --model`, streamed)",
         "",
-        "| movie (T, Y, X) | uint16 MB | float32 MB | block | wall s | Mvoxel/s | peak RSS MB "
-        "| import baseline MB | above baseline MB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-        *(
-            f"| {tuple(e['movie'])} | {e['movie_uint16_mb']} | {e['movie_float32_mb']} | "
-            f"{e['block_frames']} | {e['wall_seconds']} | {e['mvoxel_per_s_end_to_end']} | "
-            f"{e['peak_rss_mb']} | {e['import_baseline_rss_mb']} | "
-            f"{e['peak_rss_above_baseline_mb']} |"
-            for e in runs
+        *table(
+            ["movie (T, Y, X)", "uint16 MB", "float32 MB", "block", "wall s", "Mvoxel/s"]
+            + ["peak RSS MB", "import baseline MB", "above baseline MB"],
+            (
+                [tuple(e["movie"]), e["movie_uint16_mb"], e["movie_float32_mb"]]
+                + [e["block_frames"], e["wall_seconds"], e["mvoxel_per_s_end_to_end"]]
+                + [e["peak_rss_mb"], e["import_baseline_rss_mb"], e["peak_rss_above_baseline_mb"]]
+                for e in runs
+            ),
+            align="lrrrrrrrr",
         ),
         "",
         "Peak memory does not grow with the movie's length (blocks of frames are streamed);",
         "the network throughput on a shared 2-core CPU is the bottleneck.",
     ]
-    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+    doc = {"meta": meta, "network": nets, "end_to_end": runs}
+    write_results("denoise_speed_cpu", doc, lines, out=quick_out(args.quick, args.out))
 
 
 if __name__ == "__main__":

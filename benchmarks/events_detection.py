@@ -28,9 +28,9 @@ events are the larger ones, the coverage by voxels is higher and this prior over
 hidden voxel mass (the factor is reported). Test events are split the same way into "bright"
 (top quarter by visibility) and "faint" (the rest), with the recall of each.
 
-Usage: ``python benchmarks/events_detection.py [--steps N] [--threads N] [--seeds N]
-[--only-visible]``; ``--only-visible`` runs just the visible-events scenario and merges it into
-the existing results.
+Usage: ``python -m benchmarks.events_detection [--steps N] [--threads N] [--seeds N]
+[--only-visible] [--quick]``; ``--only-visible`` runs just the visible-events scenario and merges
+it into the existing results.
 """
 
 from __future__ import annotations
@@ -40,12 +40,12 @@ import json
 import logging
 import platform
 import time
-from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import torch
 
+from benchmarks._harness import RESULTS, quick_out, table, write_results
 from cascope.config.events import DetectConfig, EventTrainConfig
 from cascope.config.training import TrainingConfig
 from cascope.events import (
@@ -59,7 +59,6 @@ from cascope.events.train import probability
 from cascope.metrics import match_events
 from cascope.simulate import mscts
 
-RESULTS = Path(__file__).parent / "results"
 SIM = {"n_frames": 128, "shape": (64, 64), "event_rate": 25.0}
 PARTIAL = 0.25
 #: Both trainings see the same crops (centred on labelled events); only the risk differs.
@@ -120,6 +119,18 @@ def _dice(pred_lab: np.ndarray, true_lab: np.ndarray, pairs: np.ndarray, ids: np
         b = true_lab == ids[t_row]
         scores.append(2 * np.logical_and(a, b).sum() / (a.sum() + b.sum()))
     return float(np.mean(scores)) if scores else float("nan")
+
+
+def baseline(valid: Any, test: Any) -> dict[str, Any]:
+    """The z-score detector, its ``k`` tuned by event F1 on ``valid``, scored on ``test``."""
+    k, _ = threshold_from_event_f1(
+        baseline_scores(valid.noisy), valid.events, thresholds=np.arange(1.0, 8.0, 0.25)
+    )
+    labels, table_ = label_events(baseline_scores(test.noisy), threshold=k)
+    m = match_events(table_, test.events)
+    dice = _dice(labels, test.labels, m.pairs, test.events["id"].to_numpy())
+    scores = {"f1": m.f1, "precision": m.precision, "recall": m.recall, "k": k, "dice": dice}
+    return {**scores, "n_pred": len(table_)}
 
 
 def _config(steps: int, seed: int = 0, **pu: Any) -> EventTrainConfig:
@@ -293,18 +304,7 @@ def run(steps: int, seeds: int = 6) -> dict[str, Any]:
         )
         train_s = time.perf_counter() - t0
         unet = _evaluate(model, test, det)
-        k, _ = threshold_from_event_f1(
-            baseline_scores(valid.noisy), valid.events, thresholds=np.arange(1.0, 8.0, 0.25)
-        )
-        blab, btab = label_events(baseline_scores(test.noisy), threshold=k)
-        bm = match_events(btab, test.events)
-        base = {
-            "f1": bm.f1,
-            "precision": bm.precision,
-            "recall": bm.recall,
-            "k": k,
-            "dice": _dice(blab, test.labels, bm.pairs, test.events["id"].to_numpy()),
-        }
+        base = baseline(valid, test)
         row = {
             "photons": photons,
             "n_test_events": len(test.events),
@@ -352,6 +352,14 @@ def _verdict(diff: np.ndarray) -> str:
     )
 
 
+def _pr(v: dict[str, Any]) -> str:
+    return f"{np.mean(v['precision']):.2f}/{np.mean(v['recall']):.2f}"
+
+
+def _thresholds(v: dict[str, Any]) -> str:
+    return ", ".join(f"{t:.2f}" for t in v["threshold"])
+
+
 def _visible_markdown(pl: dict[str, Any], photons: float) -> list[str]:
     sm = pl["summary"]
     lines = [
@@ -362,18 +370,17 @@ def _visible_markdown(pl: dict[str, Any], photons: float) -> list[str]:
         "same crops, threshold protocol and scoring as above; test events split the same way "
         f"into {pl['n_test_bright']} bright and {pl['n_test_faint']} faint):",
         "",
-        "| training | F1 | Dice | P/R | recall bright | recall faint | threshold "
-        "| F1, best test threshold | F1 at 0.5 |",
-        "|---|---|---|---|---|---|---|---|---|",
+        *table(
+            ["training", "F1", "Dice", "P/R", "recall bright", "recall faint", "threshold"]
+            + ["F1, best test threshold", "F1 at 0.5"],
+            (
+                [name, _ms(v["f1"]), _ms(v["dice"]), _pr(v)]
+                + [_ms(v["recall_bright"]), _ms(v["recall_faint"]), _thresholds(v)]
+                + [_ms(v["f1_best_threshold"]), _ms(v["f1_at_0.5"])]
+                for name, v in sm.items()
+            ),
+        ),
     ]
-    for name, v in sm.items():
-        lines.append(
-            f"| {name} | {_ms(v['f1'])} | {_ms(v['dice'])} | "
-            f"{np.mean(v['precision']):.2f}/{np.mean(v['recall']):.2f} | "
-            f"{_ms(v['recall_bright'])} | {_ms(v['recall_faint'])} | "
-            f"{', '.join(f'{t:.2f}' for t in v['threshold'])} | {_ms(v['f1_best_threshold'])} | "
-            f"{_ms(v['f1_at_0.5'])} |"
-        )
     diff = np.asarray(pl["f1_difference"])
     faint = np.subtract(sm["nnpu"]["recall_faint"], sm["positives_only"]["recall_faint"])
     best = np.subtract(sm["nnpu"]["f1_best_threshold"], sm["positives_only"]["f1_best_threshold"])
@@ -412,17 +419,17 @@ def _partial_markdown(pl: dict[str, Any], photons: float, seeds: int) -> list[st
         f"random quarter of their events; mean ± sd over {seeds} seeds, each with its own "
         "labelled quarter; scored against the test movie's full labels):",
         "",
-        "| training | F1 | Dice | P/R | threshold | F1, best test threshold | F1 at 0.5 "
-        "| F1, plain-F1 threshold |",
-        "|---|---|---|---|---|---|---|---|",
+        *table(
+            ["training", "F1", "Dice", "P/R", "threshold", "F1, best test threshold"]
+            + ["F1 at 0.5", "F1, plain-F1 threshold"],
+            (
+                [name, _ms(v["f1"]), _ms(v["dice"]), _pr(v), _thresholds(v)]
+                + [_ms(v["f1_best_threshold"]), _ms(v["f1_at_0.5"])]
+                + [_ms(v["f1_naive_threshold"])]
+                for name, v in sm.items()
+            ),
+        ),
     ]
-    for name, v in sm.items():
-        lines.append(
-            f"| {name} | {_ms(v['f1'])} | {_ms(v['dice'])} | "
-            f"{np.mean(v['precision']):.2f}/{np.mean(v['recall']):.2f} | "
-            f"{', '.join(f'{t:.2f}' for t in v['threshold'])} | {_ms(v['f1_best_threshold'])} | "
-            f"{_ms(v['f1_at_0.5'])} | {_ms(v['f1_naive_threshold'])} |"
-        )
     diff = np.asarray(pl["f1_difference"])
     verdict = _verdict(diff)
     best = np.subtract(sm["nnpu"]["f1_best_threshold"], sm["positives_only"]["f1_best_threshold"])
@@ -453,15 +460,17 @@ def _markdown(r: dict[str, Any]) -> str:
         "16×32×32, trained on 2 movies, thresholds (U-Net and baseline) tuned on a 3rd, scored "
         "on a 4th. F1: centroid distance < 6; Dice: mean over matched events.",
         "",
-        "| photons | events | U-Net F1 | U-Net Dice | baseline F1 | baseline Dice | U-Net P/R |",
-        "|---|---|---|---|---|---|---|",
+        *table(
+            ["photons", "events", "U-Net F1", "U-Net Dice", "baseline F1", "baseline Dice"]
+            + ["U-Net P/R"],
+            (
+                [f"{s['photons']:g}", s["n_test_events"], f"{s['unet']['f1']:.3f}"]
+                + [f"{s['unet']['dice']:.3f}", f"{s['baseline']['f1']:.3f}"]
+                + [f"{s['baseline']['dice']:.3f}", _pr(s["unet"])]
+                for s in r["snr"]
+            ),
+        ),
     ]
-    for s in r["snr"]:
-        u, b = s["unet"], s["baseline"]
-        lines.append(
-            f"| {s['photons']:g} | {s['n_test_events']} | {u['f1']:.3f} | {u['dice']:.3f} | "
-            f"{b['f1']:.3f} | {b['dice']:.3f} | {u['precision']:.2f}/{u['recall']:.2f} |"
-        )
     for s in r["snr"]:
         if "partial_labels" in s:
             lines += _partial_markdown(s["partial_labels"], s["photons"], r["seeds"])
@@ -489,15 +498,17 @@ def main() -> None:
         action="store_true",
         help="Run only the visible-events scenario and merge it into the existing results.",
     )
+    ap.add_argument("--quick", action="store_true", help="Tiny smoke run, results not kept.")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.quick:
+        args.steps, args.seeds, args.only_visible = 2, 2, False
     if args.only_visible:
         path = RESULTS / "events_detection.json"
         old = json.loads(path.read_text())
         row = next(s for s in old["snr"] if s["photons"] == 10.0)
         row["partial_labels_visible"] = run_visible(args.steps, args.seeds)
-        path.write_text(json.dumps(old, indent=2, default=float))
-        (RESULTS / "events_detection.md").write_text(_markdown(old))
+        write_results("events_detection", old, _markdown(old))
         print(_markdown(old))
         return
     t0 = time.perf_counter()
@@ -510,9 +521,7 @@ def main() -> None:
             "torch": torch.__version__,
         }
     )
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "events_detection.json").write_text(json.dumps(r, indent=2, default=float))
-    (RESULTS / "events_detection.md").write_text(_markdown(r))
+    write_results("events_detection", r, _markdown(r), out=quick_out(args.quick))
     print(_markdown(r))
 
 

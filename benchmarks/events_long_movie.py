@@ -8,16 +8,16 @@
    child process. Memory and speed are measured, not detection quality.
 3. Runs ``cascope detect MOVIE --model M -o events.csv`` in child processes, on the prefix and on
    the whole movie, without and with ``--labels-out`` (and with ``--features``), and reads each
-   child's peak resident memory from the kernel: ``os.wait4`` (``ru_maxrss``) and the child's
-   own ``/proc/self/status`` ``VmHWM``. The parent never imports torch, so the children start
-   from a small image.
+   child's peak resident memory from the kernel: ``os.wait4`` (``ru_maxrss``, the child started
+   from a small launcher: ``benchmarks._harness.run_measured``) and the child's own
+   ``/proc/self/status`` ``VmHWM``.
 4. Checks that the label movie written to disk holds exactly the events of the table, and
    reports detection throughput (voxels/s, CPU, one torch thread).
 
 Usage::
 
-    python benchmarks/events_long_movie.py                          # 30000 x 128 x 128
-    python benchmarks/events_long_movie.py --frames 2000 --no-save  # quick check
+    python -m benchmarks.events_long_movie                          # 30000 x 128 x 128
+    python -m benchmarks.events_long_movie --quick                  # tiny check, not saved
 
 Writes ``benchmarks/results/events_long_movie.{json,md}``; exits non-zero when a check fails
 (peak memory of the whole movie more than ``--growth`` times that of the prefix, or labels and
@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,30 +39,31 @@ from typing import Any
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchmarks._harness import (
+    child_env,
+    module_cmd,
+    own_peak_rss,
+    run_measured,
+    table,
+    write_movie,
+    write_results,
+)
 
 
-def write_movie(path: Path, frames: int, shape: tuple[int, int], piece: int, seed: int) -> int:
+def write_mscts(path: Path, frames: int, shape: tuple[int, int], piece: int, seed: int) -> int:
     """Write ``frames`` frames of simulated mSCTs, ``piece`` per simulation; return events."""
-    from cascope.io import open_writer
     from cascope.simulate import mscts
 
     n_events = 0
-    with open_writer(path, (frames, *shape), np.uint16, axes="TYX", frame_rate=10.0) as w:
-        for k, start in enumerate(range(0, frames, piece)):
-            n = min(piece, frames - start)
-            sim = mscts(seed=seed + k, n_frames=n, shape=shape)
-            n_events += len(sim.events)
-            w.write(np.clip(sim.noisy, 0, 65535).astype(np.uint16), start)
+
+    def make(start: int, stop: int) -> np.ndarray:
+        nonlocal n_events
+        sim = mscts(seed=seed + start // piece, n_frames=stop - start, shape=shape)
+        n_events += len(sim.events)
+        return sim.noisy
+
+    write_movie(path, (frames, *shape), make, block=piece, frame_rate=10.0)
     return n_events
-
-
-def peak_rss_self() -> int:
-    """High-water mark of this process's resident memory (``VmHWM``, bytes)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return -1
 
 
 def child(args: argparse.Namespace) -> int:
@@ -97,40 +97,17 @@ def child(args: argparse.Namespace) -> int:
         from cascope.cli import app
 
         app(args.child, standalone_mode=False)
-    print(json.dumps({"vmhwm_bytes": peak_rss_self()}))
+    print(json.dumps({"vmhwm_bytes": own_peak_rss()}))
     return 0
 
 
-def run_measured(cmd: list[str]) -> dict[str, Any]:
-    """Run a child; return its exit code, wall time and peak RSS (``wait4`` and ``VmHWM``)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    # the child's pipe must be drained while it runs, or a chatty child blocks on a full pipe
-    out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    facts: dict[str, Any] = {}
-    for line in reversed(out.strip().splitlines()):
-        try:
-            facts = json.loads(line)
-            break
-        except json.JSONDecodeError:
-            continue
-    if code != 0:
-        raise RuntimeError(f"child failed ({code}): {' '.join(cmd)}\n{out[-3000:]}")
-    return {
-        "wall_s": wall,
-        "user_s": usage.ru_utime,
-        "system_s": usage.ru_stime,
-        "peak_rss_bytes": int(usage.ru_maxrss) * 1024,
-        "vmhwm_bytes": int(facts.get("vmhwm_bytes", -1)),
-    }
+def run_child(cmd: list[str]) -> dict[str, Any]:
+    """Run a child (one thread); its wall and CPU time, peak RSS and the child's own VmHWM."""
+    return run_measured(cmd, env=child_env(1)).summary()
 
 
 def child_cmd(args: argparse.Namespace, *what: str) -> list[str]:
-    cmd = ["nice", sys.executable, str(Path(__file__).resolve()), "--threads", str(args.threads)]
+    cmd = ["nice", *module_cmd("events_long_movie", "--threads", str(args.threads))]
     cmd += ["--steps", str(args.steps), "--depth", str(args.depth), "--base", str(args.base)]
     return [*cmd, "--child", *what]
 
@@ -142,17 +119,17 @@ def check_labels(labels_path: Path, table_path: Path, block: int = 1024) -> dict
     from cascope.io import read
 
     lab = read(labels_path)
-    table = pd.read_csv(table_path)
-    counts = np.zeros(len(table) + 1, np.int64)
+    events = pd.read_csv(table_path)
+    counts = np.zeros(len(events) + 1, np.int64)
     out_of_range = 0
     for s in range(0, lab.shape[0], block):
         part = np.asarray(lab[s : s + block])
-        out_of_range += int((part > len(table)).sum())
-        counts += np.bincount(part.ravel().astype(np.int64), minlength=len(table) + 1)[
-            : len(table) + 1
+        out_of_range += int((part > len(events)).sum())
+        counts += np.bincount(part.ravel().astype(np.int64), minlength=len(events) + 1)[
+            : len(events) + 1
         ]
-    area_ok = bool(np.array_equal(counts[1:], table["area"].to_numpy()))
-    return {"events": len(table), "areas_match": area_ok, "ids_out_of_range": out_of_range}
+    area_ok = bool(np.array_equal(counts[1:], events["area"].to_numpy()))
+    return {"events": len(events), "areas_match": area_ok, "ids_out_of_range": out_of_range}
 
 
 def _version(name: str) -> str:
@@ -168,10 +145,10 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     sim_events = {}
     t0 = time.perf_counter()
     for name, (path, frames) in movies.items():
-        sim_events[name] = write_movie(path, frames, shape, args.piece, args.seed)
+        sim_events[name] = write_mscts(path, frames, shape, args.piece, args.seed)
     write_s = time.perf_counter() - t0
     model = work / "model"
-    train = run_measured(child_cmd(args, "train", str(model)))
+    train = run_child(child_cmd(args, "train", str(model)))
     runs: list[dict[str, Any]] = []
     for name, (path, frames) in movies.items():
         for variant in args.variants:
@@ -183,7 +160,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 detect += ["--labels-out", str(work / f"{name}-labels.tif")]
             if variant == "features":
                 detect += ["--features"]
-            r = run_measured(child_cmd(args, *detect))
+            r = run_child(child_cmd(args, *detect))
             voxels = frames * shape[0] * shape[1]
             r.update(
                 movie=name,
@@ -231,7 +208,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "piece": args.piece,
             "growth_limit": args.growth,
         },
-        "command": "python benchmarks/events_long_movie.py " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.events_long_movie " + " ".join(sys.argv[1:]),
         "machine": {
             "platform": platform.platform(),
             "cpu": platform.machine(),
@@ -265,18 +242,27 @@ def markdown(r: dict[str, Any]) -> str:
         f"blocks of {r['settings']['block']} frames, "
         f"{r['settings']['threads']} torch thread.",
         "",
-        "| movie | frames | on disk | run | events | peak RSS (wait4) | peak RSS (VmHWM) "
-        "| wall | throughput |",
-        "|---|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     names = {"plain": "table only", "labels": "+ `--labels-out`", "features": "+ `--features`"}
-    for x in r["runs"]:
-        lines.append(
-            f"| {x['movie']} | {x['frames']} | {x['input_bytes'] / mib:.0f} MiB "
-            f"| {names[x['variant']]} | {x['events']} | {x['peak_rss_bytes'] / mib:.0f} MiB "
-            f"| {x['vmhwm_bytes'] / mib:.0f} MiB | {x['wall_s']:.0f} s "
-            f"| {x['voxels_per_s'] / 1e6:.2f} Mvoxel/s |"
-        )
+    lines += table(
+        ["movie", "frames", "on disk", "run", "events", "peak RSS (wait4)", "peak RSS (VmHWM)"]
+        + ["wall", "throughput"],
+        (
+            [
+                x["movie"],
+                x["frames"],
+                f"{x['input_bytes'] / mib:.0f} MiB",
+                names[x["variant"]],
+                x["events"],
+                f"{x['peak_rss_bytes'] / mib:.0f} MiB",
+                f"{x['vmhwm_bytes'] / mib:.0f} MiB",
+                f"{x['wall_s']:.0f} s",
+                f"{x['voxels_per_s'] / 1e6:.2f} Mvoxel/s",
+            ]
+            for x in r["runs"]
+        ),
+        align="lrrlrrrrr",
+    )
     growth = ", ".join(f"{names[k]} {v:.2f}" for k, v in r["peak_growth_whole_over_prefix"].items())
     checks = [x["check"] for x in r["runs"] if "check" in x]
     sizes = ", ".join(
@@ -334,19 +320,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: /tmp)")
     ap.add_argument("--no-save", action="store_true", help="do not write results/")
+    ap.add_argument("--quick", action="store_true", help="Tiny smoke run, results not saved.")
     ap.add_argument("--child", nargs=argparse.REMAINDER, default=None)
     args = ap.parse_args(argv)
     if args.child:
         return child(args)
+    if args.quick:
+        args.frames, args.shape, args.piece, args.block = 200, (32, 32), 100, 64
+        args.steps, args.prefix_ratio, args.variants, args.no_save = 2, 2, ["plain"], True
+        args.growth = 10.0
     work = Path(tempfile.mkdtemp(prefix="cascope-events-long-", dir=args.workdir))
     try:
         result = measure(args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if not args.no_save:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "events_long_movie.json").write_text(json.dumps(result, indent=2) + "\n")
-        (RESULTS / "events_long_movie.md").write_text(markdown(result))
+        write_results("events_long_movie", result, markdown(result))
     print(markdown(result))
     return 0 if result["ok"] else 1
 

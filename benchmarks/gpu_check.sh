@@ -100,10 +100,10 @@ fi
 
 if [ "$quick" = 1 ]; then
     step 60 "GPU tests (collected only)" "$PYTHON" -m pytest -m gpu --collect-only -q -p no:cacheprovider
-    step 60 "denoise_gpu.py (tiny, on the CPU)" "$PYTHON" benchmarks/denoise_gpu.py --quick --device cpu --threads 2
+    step 60 "denoise_gpu.py (tiny, on the CPU)" "$PYTHON" -m benchmarks.denoise_gpu --quick --device cpu --threads 2
 else
     step 150 "GPU tests" "$PYTHON" -m pytest -m gpu -q -p no:cacheprovider
-    step 270 "denoise_gpu.py" "$PYTHON" benchmarks/denoise_gpu.py --device "$device" "${peer_args[@]}"
+    step 270 "denoise_gpu.py" "$PYTHON" -m benchmarks.denoise_gpu --device "$device" "${peer_args[@]}"
 fi
 
 if [ "$failed" = 0 ]; then

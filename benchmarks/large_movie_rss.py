@@ -3,13 +3,14 @@
 Writes a uint16 BigTIFF of ``frames x size x size`` pixels in blocks (never whole in memory),
 runs ``python -m cascope denoise INPUT -o OUTPUT --method gaussian`` on it in a subprocess,
 and reads that process's peak resident set size from the kernel (``os.wait4`` rusage, the
-high-water mark, so no polling can miss a spike). Results go to ``benchmarks/results/`` as JSON
-and markdown; the script exits non-zero when the peak exceeds the limit.
+high-water mark, so no polling can miss a spike: ``benchmarks._harness.run_measured``). Results
+go to ``benchmarks/results/`` as JSON and markdown; the script exits non-zero when the peak
+exceeds the limit.
 
 Usage::
 
-    python benchmarks/large_movie_rss.py                      # 8200 x 512 x 512 = 4.3 GB
-    python benchmarks/large_movie_rss.py --frames 256 --size 256 --no-save   # quick check
+    python -m benchmarks.large_movie_rss                      # 8200 x 512 x 512 = 4.3 GB
+    python -m benchmarks.large_movie_rss --quick              # 256 x 256 x 256, not saved
 """
 
 from __future__ import annotations
@@ -19,63 +20,46 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchmarks._harness import run_measured, table, write_movie, write_results
 
 
-def write_movie(path: Path, frames: int, size: int, *, seed: int = 0) -> None:
-    """Write a noisy uint16 movie frame by frame into an uncompressed BigTIFF."""
-    import tifffile
-
+def write_test_movie(path: Path, frames: int, size: int, *, seed: int = 0) -> None:
+    """Write a noisy uint16 movie block by block (a BigTIFF when large)."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size]
     base = (1000 + 400 * np.sin(yy / 17.0) * np.cos(xx / 23.0)).astype(np.int32)
-    # a few hundred distinct noise frames, reused with a per-frame shift: cheap and never constant
+    # 64 distinct noise frames, reused with a per-frame shift: cheap and never constant
     noise = rng.integers(-60, 61, (64, size, size), dtype=np.int32)
 
-    def frames_iter() -> Iterator[np.ndarray]:
-        for t in range(frames):
-            yield (base + np.roll(noise[t % 64], t // 64, axis=1) + (t % 13)).astype(np.uint16)
+    def make(start: int, stop: int) -> np.ndarray:
+        return np.stack(
+            [base + np.roll(noise[t % 64], t // 64, axis=1) + (t % 13) for t in range(start, stop)]
+        )
 
-    tifffile.imwrite(
-        path,
-        frames_iter(),
-        shape=(frames, size, size),
-        dtype=np.uint16,
-        bigtiff=True,
-        photometric="minisblack",
-        metadata={"axes": "TYX"},
-    )
+    write_movie(path, (frames, size, size), make)
 
 
 def run_denoise(inp: Path, out: Path, *, method: str, block: int) -> dict[str, Any]:
     """Run the CLI in a child process; return its peak RSS (bytes), wall time and exit code."""
     cmd = [sys.executable, "-m", "cascope", "denoise", str(inp), "-o", str(out)]
     cmd += ["--method", method, "--block", str(block), "--dtype", "same"]
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    # wait4 returns the rusage of exactly this child: ru_maxrss is its high-water mark (KiB)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    run = run_measured(cmd, check=False)
     return {
         "command": " ".join(cmd),
-        "returncode": proc.returncode,
-        "peak_rss_bytes": int(usage.ru_maxrss) * 1024,
-        "wall_s": wall,
-        "user_s": usage.ru_utime,
-        "system_s": usage.ru_stime,
-        "stderr_tail": stderr[-2000:],
+        "returncode": run.returncode,
+        "peak_rss_bytes": run.peak_rss_bytes,
+        "wall_s": run.wall_s,
+        "user_s": run.user_s,
+        "system_s": run.system_s,
+        "stderr_tail": run.output[-2000:],
     }
 
 
@@ -107,13 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, default=None, help="Where the big files go.")
     p.add_argument("--keep", action="store_true", help="Keep the big files.")
     p.add_argument("--no-save", action="store_true", help="Do not write benchmarks/results.")
+    p.add_argument("--quick", action="store_true", help="Tiny smoke run, results not saved.")
     args = p.parse_args(argv)
+    if args.quick:
+        args.frames, args.size, args.no_save = 256, 256, True
 
     work = Path(tempfile.mkdtemp(prefix="cascope-rss-", dir=args.workdir))
     inp, out = work / "movie.tif", work / "denoised.tif"
     try:
         t0 = time.perf_counter()
-        write_movie(inp, args.frames, args.size)
+        write_test_movie(inp, args.frames, args.size)
         gen_s = time.perf_counter() - t0
         run = run_denoise(inp, out, method=args.method, block=args.block)
         result: dict[str, Any] = {
@@ -144,9 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({k: v for k, v in result.items() if k != "stderr_tail"}, indent=2))
     if not args.no_save:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "large_movie_rss.json").write_text(json.dumps(result, indent=2) + "\n")
-        (RESULTS / "large_movie_rss.md").write_text(_markdown(result))
+        write_results("large_movie_rss", result, _markdown(result))
     if not result["passed"]:
         print(f"FAILED: {result.get('stderr_tail', '')}", file=sys.stderr)
     return 0 if result["passed"] else 1
@@ -154,20 +139,35 @@ def main(argv: list[str] | None = None) -> int:
 
 def _markdown(r: dict[str, Any]) -> str:
     gb = r["input_bytes"] / 1e9
-    return (
-        "# Peak memory of `cascope denoise` on a movie larger than 4 GB\n\n"
-        "Reproduce: `python benchmarks/large_movie_rss.py` (generates the movie, runs the CLI in "
-        "a subprocess, reads its peak RSS from `wait4`, deletes the files).\n\n"
-        "| input | shape (T, Y, X) | method | block | peak RSS | limit | wall time | "
-        "throughput | passed |\n"
-        "|---|---|---|---|---|---|---|---|---|\n"
-        f"| {gb:.2f} GB uint16 BigTIFF | {tuple(r['shape'])} | {r['method']} | {r['block']} | "
-        f"{r['peak_rss_mib']:.0f} MiB | {r['limit_bytes'] / 2**30:.1f} GiB | "
-        f"{r['wall_s']:.0f} s | {r['mpix_per_s']:.1f} Mpixel/s | {r['passed']} |\n\n"
+    lines = [
+        "# Peak memory of `cascope denoise` on a movie larger than 4 GB",
+        "",
+        "Reproduce: `python -m benchmarks.large_movie_rss` (generates the movie, runs the CLI in "
+        "a subprocess, reads its peak RSS from `wait4`, deletes the files).",
+        "",
+        *table(
+            ["input", "shape (T, Y, X)", "method", "block", "peak RSS", "limit", "wall time"]
+            + ["throughput", "passed"],
+            [
+                [
+                    f"{gb:.2f} GB uint16 BigTIFF",
+                    tuple(r["shape"]),
+                    r["method"],
+                    r["block"],
+                    f"{r['peak_rss_mib']:.0f} MiB",
+                    f"{r['limit_bytes'] / 2**30:.1f} GiB",
+                    f"{r['wall_s']:.0f} s",
+                    f"{r['mpix_per_s']:.1f} Mpixel/s",
+                    r["passed"],
+                ]
+            ],
+        ),
+        "",
         f"Machine: {r['machine']['cpus']} CPUs, {r['machine']['platform']}, "
         f"Python {r['machine']['python']}, NumPy {r['machine']['numpy']}. "
-        f"Command: `{r['command']}`.\n"
-    )
+        f"Command: `{r['command']}`.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ All runs use the same seed, so they see the same patches.
 
 Usage::
 
-    python benchmarks/precision_cpu.py [--photons 4 20] [--threads 2] [--quick]
+    python -m benchmarks.precision_cpu [--photons 4 20] [--threads 2] [--quick]
 
 Writes ``benchmarks/results/precision_cpu.{json,md}``. Timings are ratios within this run.
 """
@@ -24,20 +24,17 @@ import argparse
 import json
 import platform
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from benchmarks._harness import table, write_results
 from cascope.config.denoise import DeepDenoiseConfig, DeepPredictConfig
 from cascope.denoise.deep import train_denoiser
-from cascope.metrics import si_psnr, trace_correlation
+from cascope.metrics import score_denoising
 from cascope.pipeline import versions
 from cascope.simulate import somatic
 from cascope.training import cpu_has_native_bf16
-
-RESULTS = Path(__file__).resolve().parent / "results"
-
 
 #: (amp, channels_last) of the runs; the first is the CPU default every other is compared with
 RUNS = (("off", True), ("bf16", False), ("bf16", True))
@@ -66,6 +63,7 @@ def run(sim: Any, amp: str, channels_last: bool, args: argparse.Namespace) -> di
     out = model.predict(sim.noisy, config=predict_cfg, device="cpu")
     predict_s = time.perf_counter() - t0
     assert out is not None
+    scores = score_denoising(out, sim.clean, footprints=sim.footprints, dff_true=sim.dff)
     return {
         "amp": amp,
         "layout": "channels-last" if channels_last else "default",
@@ -74,8 +72,8 @@ def run(sim: Any, amp: str, channels_last: bool, args: argparse.Namespace) -> di
         "patches": steps * 2,
         "train_s": round(result.seconds, 1),
         "predict_s": round(predict_s, 2),
-        "si_psnr": round(si_psnr(out, sim.clean), 2),
-        "trace_corr": round(float(trace_correlation(out, sim.footprints, sim.dff).mean), 4),
+        "si_psnr": round(scores.si_psnr, 2),
+        "trace_corr": round(float(scores.trace_corr), 4),
     }
 
 
@@ -90,18 +88,19 @@ def markdown(r: dict[str, Any]) -> str:
         f"movie (tiles 32 x 128 x 128) in the same precision and layout. {r['threads']} torch "
         f"threads. This CPU computes bfloat16 in hardware: {'yes' if r['native_bf16'] else 'no'}.",
         "",
-        "| photons | amp | layout | computed in | train (s) | denoise (s) | SI-PSNR (dB) "
-        "| trace corr | steps redone in float32 |",
-        "|---:|---|---|---|---:|---:|---:|---:|---|",
+        *table(
+            ["photons", "amp", "layout", "computed in", "train (s)", "denoise (s)"]
+            + ["SI-PSNR (dB)", "trace corr", "steps redone in float32"],
+            (
+                [f"{row['photons']:g}", row["amp"], row["layout"], row["precision"]]
+                + [f"{row['train_s']:.1f}", f"{row['predict_s']:.1f}", f"{row['si_psnr']:.2f}"]
+                + [f"{row['trace_corr']:.4f}", ", ".join(map(str, row["float32_steps"])) or "none"]
+                for row in r["rows"]
+            ),
+            align="rlllrrrrl",
+        ),
+        "",
     ]
-    for row in r["rows"]:
-        lines.append(
-            f"| {row['photons']:g} | {row['amp']} | {row['layout']} | {row['precision']} "
-            f"| {row['train_s']:.1f} "
-            f"| {row['predict_s']:.1f} | {row['si_psnr']:.2f} | {row['trace_corr']:.4f} "
-            f"| {', '.join(map(str, row['float32_steps'])) or 'none'} |"
-        )
-    lines.append("")
     for photons in sorted({row["photons"] for row in r["rows"]}):
         off, *others = (row for row in r["rows"] if row["photons"] == photons)
         for bf in others:
@@ -154,14 +153,12 @@ def main(argv: list[str] | None = None) -> None:
         "rows": rows,
         "versions": versions(),
         "machine": f"{platform.machine()}, {platform.platform()}",
-        "command": "python benchmarks/precision_cpu.py",
+        "command": "python -m benchmarks.precision_cpu",
     }
     md = markdown(r)
     print(md)
     if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "precision_cpu.json").write_text(json.dumps(r, indent=2) + "\n")
-        (RESULTS / "precision_cpu.md").write_text(md)
+        write_results("precision_cpu", r, md)
 
 
 if __name__ == "__main__":

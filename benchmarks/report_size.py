@@ -18,8 +18,8 @@
 
 Usage::
 
-    python benchmarks/report_size.py                      # 200 recordings
-    python benchmarks/report_size.py --recordings 20 --no-save
+    python -m benchmarks.report_size                      # 200 recordings
+    python -m benchmarks.report_size --quick              # 8 recordings, not saved
 
 Writes ``benchmarks/results/report_size.{json,md}``. Times are wall-clock seconds on the machine
 it ran on (no GPU is involved); compare them only with the baseline page of the same run.
@@ -44,7 +44,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchmarks._harness import table, write_results
+
 CONDITIONS = ("control", "drug_a", "drug_b", "drug_c")
 
 
@@ -256,9 +257,27 @@ def markdown(r: dict[str, Any]) -> str:
     kib = 1024.0
     c = r["chromium"]
     ok = r["chromium_all_ready"] and not r["chromium_failed_loads"] and not r["chromium_errors"]
+    rows = [
+        ["`cascope report STUDY` (new process, imports included)", f"{r['study_cli_s']:.1f} s"],
+        ["study page build in process", f"{r['study_build_s']:.1f} s"],
+        ["report.html", f"{r['study_html_bytes'] / kib:.0f} KiB"],
+        [
+            "report_files/",
+            f"{r['study_files_bytes'] / kib:.0f} KiB in {r['study_files']} files",
+        ],
+        ["images on the page", r["chromium_images"]],
+        [
+            "page load in Chromium (navigation to load event), study",
+            f"{c['study']['load_ms']:.0f} ms",
+        ],
+        ["page load in Chromium, blank page (baseline)", f"{c['blank']['load_ms']:.0f} ms"],
+        ["Chromium launch to DOM dump, study", f"{c['study']['wall_s']:.1f} s"],
+        ["Chromium launch to DOM dump, blank page (baseline)", f"{c['blank']['wall_s']:.1f} s"],
+    ]
+    values = "\n".join(table(["", "value"], rows, align="lr"))
     return f"""# Study report of a {r["recordings"]}-recording study: size and time
 
-Reproduce: `python benchmarks/report_size.py --recordings {r["recordings"]}`.
+Reproduce: `python -m benchmarks.report_size --recordings {r["recordings"]}`.
 
 The study is simulated cheaply: one `cascope run` of a 128 × 64 × 64 simulated mSCT movie
 (gaussian denoising, threshold events, features; {r["one_run_s"]:.1f} s with its report) is
@@ -270,17 +289,7 @@ the copies' own (`--recordings none`): building one recording's page takes
 {r["recording_page_s"]:.2f} s (median of 3) and weighs {r["recording_page_bytes"] / kib:.0f} KiB in
 {r["recording_page_files"]} files.
 
-| | value |
-|---|---:|
-| `cascope report STUDY` (new process, imports included) | {r["study_cli_s"]:.1f} s |
-| study page build in process | {r["study_build_s"]:.1f} s |
-| report.html | {r["study_html_bytes"] / kib:.0f} KiB |
-| report_files/ | {r["study_files_bytes"] / kib:.0f} KiB in {r["study_files"]} files |
-| images on the page | {r["chromium_images"]} |
-| page load in Chromium (navigation to load event), study | {c["study"]["load_ms"]:.0f} ms |
-| page load in Chromium, blank page (baseline) | {c["blank"]["load_ms"]:.0f} ms |
-| Chromium launch to DOM dump, study | {c["study"]["wall_s"]:.1f} s |
-| Chromium launch to DOM dump, blank page (baseline) | {c["blank"]["wall_s"]:.1f} s |
+{values}
 
 Chromium: headless, from disk, network cut off (proxy to a closed port), median of
 {r["repeats"]} launches. Every image loaded, no script error: {"yes" if ok else "NO"}.
@@ -297,14 +306,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="Chromium launches per page")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-save", action="store_true", help="do not write results/")
+    ap.add_argument("--quick", action="store_true", help="Tiny smoke run, results not saved.")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.recordings, args.failed, args.repeats, args.no_save = 8, 1, 1, True
     with tempfile.TemporaryDirectory(prefix="cascope-report-size-") as tmp:
         result = measure(args, Path(tmp))
     print(markdown(result))
     if not args.no_save:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "report_size.json").write_text(json.dumps(result, indent=2) + "\n")
-        (RESULTS / "report_size.md").write_text(markdown(result))
+        write_results("report_size", result, markdown(result))
     ok = result["chromium_all_ready"] and not result["chromium_failed_loads"]
     return 0 if ok and not result["chromium_errors"] else 1
 

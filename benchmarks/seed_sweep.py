@@ -10,8 +10,9 @@ best), and records min / mean / max of every score and the test threshold chosen
 
 Usage::
 
-    python benchmarks/seed_sweep.py [--seeds 0 1 2] [--caps default avx2 unset] [--jobs 2]
-    python benchmarks/seed_sweep.py --one segment --seed 0     # one run, JSON on stdout
+    python -m benchmarks.seed_sweep [--seeds 0 1 2] [--caps default avx2 unset] [--jobs 2]
+    python -m benchmarks.seed_sweep --one segment --seed 0     # one run, JSON on stdout
+    python -m benchmarks.seed_sweep --quick                    # one short run, not saved
 
 Writes ``benchmarks/results/seed_sweep.{json,md}``.
 """
@@ -22,14 +23,20 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchmarks._harness import (
+    RESULTS,
+    child_env,
+    module_cmd,
+    quick_out,
+    run_measured,
+    table,
+    write_results,
+)
 
 # threshold each test asserts on the score (score > threshold); margin below the sweep's minimum
 THRESHOLDS: dict[str, dict[str, Any]] = {
@@ -156,6 +163,7 @@ def _denoise(method: str, seed: int) -> dict[str, float]:
     from cascope.config.denoise import DeepDenoiseConfig, DeepPredictConfig
     from cascope.config.training import TrainingConfig
     from cascope.denoise.deep import train_denoiser
+    from cascope.metrics import score_denoising
 
     rng = np.random.default_rng(0)  # tests/denoise/test_deep.py: _scene(0)
     shape = (32, 32, 32)
@@ -175,10 +183,8 @@ def _denoise(method: str, seed: int) -> dict[str, float]:
     model, _ = train_denoiser(noisy, config=cfg, targets=targets, device="cpu")
     out = model.predict(noisy, config=DeepPredictConfig(tile=(16, 32, 32)), device="cpu")
 
-    def psnr(x: Any) -> float:
-        return float(10 * np.log10(np.ptp(clean) ** 2 / np.mean((x - clean) ** 2)))
-
-    return {"psnr_gain_db": psnr(out) - psnr(noisy)}
+    gain = score_denoising(out, clean).psnr - score_denoising(noisy, clean).psnr
+    return {"psnr_gain_db": gain}
 
 
 def run_one(name: str, seed: int) -> dict[str, float]:
@@ -190,24 +196,18 @@ def run_one(name: str, seed: int) -> dict[str, float]:
 
 
 def _subprocess(name: str, seed: int, cap: str, threads: int) -> dict[str, Any]:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env = child_env(threads)
     env.pop("ATEN_CPU_CAPABILITY", None)
     if cap != "unset":
         env["ATEN_CPU_CAPABILITY"] = cap
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, __file__, "--one", name, "--seed", str(seed)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    cmd = module_cmd("seed_sweep", "--one", name, "--seed", str(seed))
+    run = run_measured(cmd, env=env, check=False)
     row: dict[str, Any] = {"set_up": name, "seed": seed, "cap": cap}
-    row["seconds"] = round(time.perf_counter() - t0, 1)
-    if proc.returncode != 0:
-        row["error"] = proc.stderr.strip().splitlines()[-1:] or ["failed"]
+    row["seconds"] = round(run.wall_s, 1)
+    if run.returncode != 0 or not run.facts:
+        row["error"] = run.output.strip().splitlines()[-1:] or ["failed"]
         return row
-    row["scores"] = json.loads(proc.stdout.strip().splitlines()[-1])
+    row["scores"] = run.facts
     print(f"{name} seed {seed} {cap}: {row['scores']}", file=sys.stderr, flush=True)
     return row
 
@@ -232,22 +232,22 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def write(rows: list[dict[str, Any]], args: argparse.Namespace, asserted: dict[str, Any]) -> None:
+def write(
+    rows: list[dict[str, Any]], args: argparse.Namespace, asserted: dict[str, Any], out: Path
+) -> None:
     summary = summarise(rows)
     for name, s in summary.items():
         if name in asserted and s["scores"]:
             s["asserted"] = asserted[name]
             s["sweep_min_minus_asserted"] = s["scores"][s["score"]]["min"] - asserted[name]
     doc = {
-        "command": "python benchmarks/seed_sweep.py " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.seed_sweep " + " ".join(sys.argv[1:]),
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
         "seeds": args.seeds,
         "caps": args.caps,
         "summary": summary,
         "runs": rows,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "seed_sweep.json").write_text(json.dumps(doc, indent=1) + "\n")
     lines = [
         "# Trained-network test scores over training seeds and CPU kernels",
         "",
@@ -258,20 +258,22 @@ def write(rows: list[dict[str, Any]], args: argparse.Namespace, asserted: dict[s
         "Each test asserts score > the threshold below: the sweep's minimum less a margin, still",
         "clearly better than the baseline (the threshold detector; the noisy input).",
         "",
-        "| set-up | score | runs | min | mean | max | test asserts > | margin |",
-        "|---|---|---|---|---|---|---|---|",
     ]
+    cells: list[list[Any]] = []
     for name, s in summary.items():
         if not s["scores"]:
-            lines.append(f"| {name} | failed | 0 | | | | | |")
+            cells.append([name, "failed", 0, "", "", "", "", ""])
             continue
         st = s["scores"][s["score"]]
         a = s.get("asserted")
         margin = f"{st['min'] - a:.3f}" if a is not None else ""
-        lines.append(
-            f"| {name} | {s['score']} | {s['runs']} | {st['min']:.3f} | {st['mean']:.3f} "
-            f"| {st['max']:.3f} | {a if a is not None else ''} | {margin} |"
+        cells.append(
+            [name, s["score"], s["runs"], f"{st['min']:.3f}", f"{st['mean']:.3f}"]
+            + [f"{st['max']:.3f}", a if a is not None else "", margin]
         )
+    lines += table(
+        ["set-up", "score", "runs", "min", "mean", "max", "test asserts >", "margin"], cells
+    )
     lines += ["", "Every score by run:", ""]
     for r in rows:
         scores = r.get("scores") or {"error": r.get("error")}
@@ -279,7 +281,7 @@ def write(rows: list[dict[str, Any]], args: argparse.Namespace, asserted: dict[s
             f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items()
         )
         lines.append(f"- {r['set_up']}, seed {r['seed']}, {r['cap']}: {text} ({r['seconds']} s)")
-    (RESULTS / "seed_sweep.md").write_text("\n".join(lines) + "\n")
+    write_results("seed_sweep", doc, lines, out=out)
 
 
 # the thresholds the tests assert (kept in step with the tests by hand)
@@ -301,12 +303,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--rewrite", action="store_true", help="rewrite the tables from seed_sweep.json's runs"
     )
+    ap.add_argument("--quick", action="store_true", help="One short run, results not kept.")
     args = ap.parse_args(argv)
+    out = quick_out(args.quick)
+    if args.quick:
+        args.set_ups, args.seeds, args.caps, args.jobs = ["denoise-n2v"], [0], ["unset"], 1
     if args.rewrite:
         doc = json.loads((RESULTS / "seed_sweep.json").read_text())
         args.seeds, args.caps = doc["seeds"], doc["caps"]
         sys.argv = ["", *doc["command"].split()[2:]]
-        write(doc["runs"], args, ASSERTED)
+        write(doc["runs"], args, ASSERTED, out)
         return 0
     if args.one:
         print(json.dumps(run_one(args.one, args.seed)))
@@ -315,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     todo = [(n, s, c) for n in args.set_ups for s in args.seeds for c in args.caps]
     with ThreadPoolExecutor(args.jobs) as pool:
         rows = list(pool.map(lambda t: _subprocess(*t, threads), todo))
-    write(rows, args, ASSERTED)
+    write(rows, args, ASSERTED, out)
     return 0 if all("scores" in r for r in rows) else 1
 
 

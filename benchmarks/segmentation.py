@@ -6,22 +6,28 @@ row-normalised confusion diagonal, mean IoU, instance F1 and clDice, with traini
 parameter count. Sized for a shared 2-core CPU (about 10 minutes in all with the defaults). The
 round trip lives in ``segmentation_roundtrip.py`` (run alone, it refreshes only its part).
 
-Usage: python benchmarks/segmentation.py [--steps N] [--out benchmarks/results]
+Usage: python -m benchmarks.segmentation [--steps N] [--out benchmarks/results] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from segmentation_roundtrip import REAL_GT, round_trip_notes, run_real, run_simulated
 
 import cascope
+from benchmarks._harness import quick_out
+from benchmarks.segmentation_roundtrip import (
+    REAL_GT,
+    round_trip_notes,
+    run_real,
+    run_simulated,
+    write_markdown,
+)
 from cascope.config.segment import SegmenterConfig
 from cascope.metrics import cldice
 from cascope.models import count_parameters
@@ -132,85 +138,19 @@ def network_notes(nets: list[dict]) -> list[str]:
     ]
 
 
-def write_markdown(doc: dict, path: Path) -> None:
-    """Render ``segmentation.md`` from the JSON document (networks and round trip)."""
-    nets = doc.get("networks", [])
-    steps = doc.get("steps") or next((r["steps"] for r in nets if "steps" in r), "?")
-    lines = [
-        "# Segmentation benchmark",
-        "",
-        f"Simulated axon volumes {tuple(doc.get('shape', SHAPE))}, train seeds "
-        f"{tuple(doc.get('train_seeds', TRAIN_SEEDS))}, test seeds "
-        f"{tuple(doc.get('test_seeds', TEST_SEEDS))}; {steps} steps per network on a shared "
-        "2-core CPU, no GPU; networks trained from scratch (no pretrained VGG16 weights "
-        f"offline). Total wall time {doc.get('total_seconds', '?')} s "
-        "(`python benchmarks/segmentation.py`).",
-        "",
-        "| method | params | train s | F1 bg | F1 axon | F1 border | recall bg/axon/border "
-        "| mean IoU | instance F1 | clDice |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in nets:
-        lines.append(
-            f"| {r['method']} | {r['parameters']:,} | {r['train_seconds']} | "
-            f"{r['f1_background']:.3f} | "
-            f"{r['f1_axon']:.3f} | {r['f1_border']:.3f} | {r['recall_background']:.2f}/"
-            f"{r['recall_axon']:.2f}/{r['recall_border']:.2f} | {r['mean_iou']:.3f} | "
-            f"{r['instance_f1']:.3f} | {r['cldice']:.3f} |"
-        )
-    lines += ["", "## Notes (networks)", ""] + [f"- {n}" for n in doc.get("notes_networks", [])]
-    trip = doc.get("round_trip_real", [])
-    if trip and "min_size" in trip[0]:
-        shape = "x".join(map(str, doc["round_trip_real_labels"]["shape"]))
-        lines += [
-            "",
-            f"## Round trip instance -> semantic -> instance (real curated labels, {shape})",
-            "",
-            "`python benchmarks/segmentation_roundtrip.py`; border 1; instance F1 at IoU 0.5 "
-            "(`cascope.metrics.match_instances`); objects smaller than the minimum size dropped "
-            "from both the recovered instances and the connected pieces.",
-            "",
-            "| planes | min size | GT labels | GT pieces | recovered | F1 vs labels "
-            "| ceiling: pieces vs labels | F1 vs pieces | purity |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for r in trip:
-            lines.append(
-                f"| {r['planes']} | {r['min_size']} | {r['gt_labels']} | {r['gt_pieces']} | "
-                f"{r['recovered']} | {r['f1_vs_labels']} | {r['ceiling_pieces_vs_labels']} | "
-                f"{r['f1_vs_connected_pieces']} | {r['purity']} |"
-            )
-    sim = doc.get("round_trip_simulated", [])
-    if sim:
-        lines += [
-            "",
-            "Simulated test volumes, ground truth round trip (planes all):",
-            "",
-            "| seed | density | labels | recovered | F1 vs labels | ceiling: pieces vs labels "
-            "| purity |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for r in sim:
-            lines.append(
-                f"| {r['seed']} | {r.get('density', 'default')} | {r['labels']} | "
-                f"{r['recovered']} | {r['f1_vs_labels']} | "
-                f"{r['ceiling_pieces_vs_labels']} | {r['purity']} |"
-            )
-    if doc.get("notes_round_trip"):
-        lines += ["", "## Notes (round trip)", ""]
-        lines += [f"- {n}" for n in doc["notes_round_trip"]]
-    path.write_text("\n".join(lines) + "\n")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=600)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--quick", action="store_true", help="Tiny smoke run, results not kept.")
     args = parser.parse_args()
+    args.out = quick_out(args.quick, args.out)
+    if args.quick:
+        args.steps = 2
     torch.set_num_threads(2)
     t0 = time.perf_counter()
     nets = run_networks(args.steps)
-    trip, facts = run_real() if REAL_GT.is_file() else ([], {})
+    trip, facts = run_real() if REAL_GT.is_file() and not args.quick else ([], {})
     sim = run_simulated()
     doc = {
         "benchmark": "segmentation",
@@ -229,9 +169,7 @@ def main() -> None:
         "notes_round_trip": round_trip_notes(trip, facts, sim) if trip else [],
         "total_seconds": round(time.perf_counter() - t0, 1),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "segmentation.json").write_text(json.dumps(doc, indent=2))
-    write_markdown(doc, args.out / "segmentation.md")
+    write_markdown(doc, args.out)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,10 @@ and no class map can tell which pieces belong together; so the F1 of the labels'
 pieces against the labels is the ceiling of any conversion, reported beside the round trip.
 
 Updates the round-trip part of ``segmentation.json`` (the network rows are left as they are) and
-rewrites ``segmentation.md`` from it. CPU only, about a minute on a shared 2-core machine.
+rewrites ``segmentation.md`` from it (:func:`write_markdown`, which ``segmentation.py`` uses too).
+CPU only, about a minute on a shared 2-core machine. Needs the real curated labels.
 
-Usage: python benchmarks/segmentation_roundtrip.py [--out benchmarks/results]
+Usage: python -m benchmarks.segmentation_roundtrip [--out benchmarks/results] [--quick]
 """
 
 from __future__ import annotations
@@ -22,13 +23,12 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from benchmarks._harness import ROOT, quick_out, table, write_results
 from cascope.metrics import match_instances
 from cascope.segment import instances_to_semantic, semantic_to_instances
 from cascope.simulate import axons
 
-REAL_GT = (
-    Path(__file__).resolve().parents[2] / "shared/data/real/axons_intensive_gt_instances_zyx.tif"
-)
+REAL_GT = ROOT.parent / "shared/data/real/axons_intensive_gt_instances_zyx.tif"
 MIN_SIZES = (100, 1000)  # 1000 is the reference pipeline's "keep >= 1000 voxels"
 SIM_SEEDS = (201, 202)
 SIM_SHAPE = (24, 96, 96)
@@ -231,12 +231,94 @@ def round_trip_notes(
     ]
 
 
-def main() -> None:
-    from segmentation import write_markdown
+def write_markdown(doc: dict, out: Path) -> None:
+    """Write ``segmentation.json`` and render ``segmentation.md`` from it (networks, round trip).
 
+    Both scripts write these two files: ``segmentation.py`` all of it, this one its own part.
+    """
+    nets = doc.get("networks", [])
+    steps = doc.get("steps") or next((r["steps"] for r in nets if "steps" in r), "?")
+    lines = [
+        "# Segmentation benchmark",
+        "",
+        f"Simulated axon volumes {tuple(doc.get('shape', ()))}, train seeds "
+        f"{tuple(doc.get('train_seeds', ()))}, test seeds "
+        f"{tuple(doc.get('test_seeds', ()))}; {steps} steps per network on a shared "
+        "2-core CPU, no GPU; networks trained from scratch (no pretrained VGG16 weights "
+        f"offline). Total wall time {doc.get('total_seconds', '?')} s "
+        "(`python -m benchmarks.segmentation`).",
+        "",
+        *table(
+            ["method", "params", "train s", "F1 bg", "F1 axon", "F1 border"]
+            + ["recall bg/axon/border", "mean IoU", "instance F1", "clDice"],
+            (
+                [r["method"], f"{r['parameters']:,}", r["train_seconds"]]
+                + [f"{r['f1_background']:.3f}", f"{r['f1_axon']:.3f}", f"{r['f1_border']:.3f}"]
+                + [
+                    f"{r['recall_background']:.2f}/{r['recall_axon']:.2f}/{r['recall_border']:.2f}",
+                    f"{r['mean_iou']:.3f}",
+                    f"{r['instance_f1']:.3f}",
+                    f"{r['cldice']:.3f}",
+                ]
+                for r in nets
+            ),
+        ),
+    ]
+    lines += ["", "## Notes (networks)", ""] + [f"- {n}" for n in doc.get("notes_networks", [])]
+    trip = doc.get("round_trip_real", [])
+    if trip and "min_size" in trip[0]:
+        shape = "x".join(map(str, doc["round_trip_real_labels"]["shape"]))
+        lines += [
+            "",
+            f"## Round trip instance -> semantic -> instance (real curated labels, {shape})",
+            "",
+            "`python -m benchmarks.segmentation_roundtrip`; border 1; instance F1 at IoU 0.5 "
+            "(`cascope.metrics.match_instances`); objects smaller than the minimum size dropped "
+            "from both the recovered instances and the connected pieces.",
+            "",
+            *table(
+                ["planes", "min size", "GT labels", "GT pieces", "recovered", "F1 vs labels"]
+                + ["ceiling: pieces vs labels", "F1 vs pieces", "purity"],
+                (
+                    [r["planes"], r["min_size"], r["gt_labels"], r["gt_pieces"], r["recovered"]]
+                    + [r["f1_vs_labels"], r["ceiling_pieces_vs_labels"]]
+                    + [r["f1_vs_connected_pieces"], r["purity"]]
+                    for r in trip
+                ),
+            ),
+        ]
+    sim = doc.get("round_trip_simulated", [])
+    if sim:
+        lines += [
+            "",
+            "Simulated test volumes, ground truth round trip (planes all):",
+            "",
+            *table(
+                ["seed", "density", "labels", "recovered", "F1 vs labels"]
+                + ["ceiling: pieces vs labels", "purity"],
+                (
+                    [r["seed"], r.get("density", "default"), r["labels"], r["recovered"]]
+                    + [r["f1_vs_labels"], r["ceiling_pieces_vs_labels"], r["purity"]]
+                    for r in sim
+                ),
+            ),
+        ]
+    if doc.get("notes_round_trip"):
+        lines += ["", "## Notes (round trip)", ""]
+        lines += [f"- {n}" for n in doc["notes_round_trip"]]
+    write_results("segmentation", doc, lines, out=out)
+
+
+def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--quick", action="store_true", help="Simulated volumes only, not kept.")
     args = parser.parse_args()
+    args.out = quick_out(args.quick, args.out)
+    if args.quick:
+        sim = run_simulated()
+        write_markdown({"benchmark": "segmentation", "round_trip_simulated": sim}, args.out)
+        return
     if not REAL_GT.is_file():
         raise SystemExit(f"real curated labels not found at {REAL_GT}")
     rows, facts = run_real()
@@ -247,9 +329,7 @@ def main() -> None:
     doc["round_trip_real_labels"] = facts
     doc["round_trip_simulated"] = sim
     doc["notes_round_trip"] = round_trip_notes(rows, facts, sim, alone=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2))
-    write_markdown(doc, args.out / "segmentation.md")
+    write_markdown(doc, args.out)
 
 
 if __name__ == "__main__":

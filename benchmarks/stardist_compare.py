@@ -9,9 +9,9 @@ environment's Python), so TensorFlow never enters cascope's process. Set it up o
     python3 -m venv $P
     $P/bin/pip install stardist tensorflow-cpu
 
-Then::
+or ``python -m benchmarks.stardist_compare --setup $P``. Then::
 
-    python benchmarks/stardist_compare.py [--peer-python $P/bin/python]
+    python -m benchmarks.stardist_compare [--peer-python $P/bin/python]
         [--steps 400] [--epochs 4 40] [--steps-per-epoch 100] [--lr 3e-4] [--threads 1]
 
 (the peer's Python may also come from ``CASCOPE_STARDIST_PYTHON``). The movies are those of
@@ -46,9 +46,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -58,13 +56,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-RESULTS = Path(__file__).resolve().parent / "results"
-DRIVER = Path(__file__).resolve().parent / "_stardist_driver.py"
-DEFAULT_PEER = Path(__file__).resolve().parent / ".peer-venv" / "stardist" / "bin" / "python"
-PHOTONS = 10.0
+from benchmarks import events_detection as ed
+from benchmarks._harness import BENCH, Peer, child_env, run_measured, table, write_results
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import events_detection as ed  # noqa: E402
+DRIVER = BENCH / "_stardist_driver.py"
+PEER = Peer("stardist", "CASCOPE_STARDIST_PYTHON", ("stardist", "tensorflow-cpu"), torch=None)
+PHOTONS = 10.0
 
 
 def _instance_table(labels: np.ndarray, min_size: tuple[int, ...] | None = None) -> Any:
@@ -157,28 +154,16 @@ def _stardist(
             "lr": args.lr,
         }
         (d / "job.json").write_text(json.dumps(job))
-        env = {
-            **os.environ,
-            "TF_NUM_INTRAOP_THREADS": str(args.threads),
-            "TF_NUM_INTEROP_THREADS": str(args.threads),
-            "OMP_NUM_THREADS": str(args.threads),
-            "CUDA_VISIBLE_DEVICES": "",
-            "TF_CPP_MIN_LOG_LEVEL": "2",
-        }
-        t0 = time.perf_counter()
-        proc = subprocess.run(
-            ["nice", str(peer), str(DRIVER), str(d / "job.json")],
-            env=env,
-            capture_output=True,
-            text=True,
+        env = child_env(
+            args.threads,
+            gpu=False,
+            TF_NUM_INTRAOP_THREADS=str(args.threads),
+            TF_NUM_INTEROP_THREADS=str(args.threads),
+            TF_CPP_MIN_LOG_LEVEL="2",
         )
-        wall = time.perf_counter() - t0
-        if proc.returncode != 0:
-            raise RuntimeError(
-                f"StarDist driver failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
-            )
+        run = run_measured(["nice", str(peer), str(DRIVER), str(d / "job.json")], env=env)
         facts = json.loads((d / "facts.json").read_text())
-        facts["process_seconds"] = wall
+        facts["process_seconds"] = run.wall_s
         facts["config"] = {
             k: job[k] for k in ("rays", "grid", "depth", "base", "head", "patch", "lr")
         }
@@ -194,11 +179,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Train and score the three detectors on the same movies."""
     import torch
 
-    from cascope.events import baseline_scores, label_events, threshold_from_event_f1
     from cascope.events.detect import MIN_SIZE
     from cascope.events.preprocess import preprocess
     from cascope.events.train import train_event_detector
-    from cascope.metrics import match_events
 
     torch.set_num_threads(args.threads)
     train, valid, test = ed._movies(PHOTONS)
@@ -217,19 +200,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     unet = ed._evaluate(model, test, ed.DET)
     unet["threshold"] = model.threshold
 
-    k, _ = threshold_from_event_f1(
-        baseline_scores(valid.noisy), valid.events, thresholds=np.arange(1.0, 8.0, 0.25)
-    )
-    blab, btab = label_events(baseline_scores(test.noisy), threshold=k)
-    bm = match_events(btab, test.events)
-    base = {
-        "f1": bm.f1,
-        "precision": bm.precision,
-        "recall": bm.recall,
-        "dice": ed._dice(blab, test.labels, bm.pairs, test.events["id"].to_numpy()),
-        "n_pred": len(btab),
-        "k": k,
-    }
+    base = ed.baseline(valid, test)
 
     stars = []
     for epochs in args.epochs:
@@ -269,18 +240,21 @@ def _markdown(r: dict[str, Any]) -> str:
         f"({r['n_test_events']} events). F1: centroid distance < 6; Dice: mean over matched "
         "events.",
         "",
-        "| method | F1 | Dice | precision | recall | detections | training time / U-Net's |",
-        "|---|---|---|---|---|---|---|",
     ]
+    cells = []
     for name, v in rows:
         ratio = next(
             (f"{x['train_time_ratio_over_unet']:.1f}×" for x in r["stardist"] if x["raw"] is v),
             "1.0×" if v is u else "",
         )
-        lines.append(
-            f"| {name} | {v['f1']:.3f} | {v['dice']:.3f} | {v['precision']:.2f} | "
-            f"{v['recall']:.2f} | {v['n_pred']} | {ratio} |"
+        cells.append(
+            [name, f"{v['f1']:.3f}", f"{v['dice']:.3f}", f"{v['precision']:.2f}"]
+            + [f"{v['recall']:.2f}", v["n_pred"], ratio]
         )
+    lines += table(
+        ["method", "F1", "Dice", "precision", "recall", "detections", "training time / U-Net's"],
+        cells,
+    )
     lines += [
         "",
         f"U-Net: depth 3, base 8, {u['steps']} steps of 2 crops 16×32×32, threshold "
@@ -315,11 +289,8 @@ def _markdown(r: dict[str, Any]) -> str:
 def main() -> None:
     """Parse arguments, run, write the results."""
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument(
-        "--peer-python",
-        default=os.environ.get("CASCOPE_STARDIST_PYTHON", str(DEFAULT_PEER)),
-        help="Python of the environment StarDist is installed in.",
-    )
+    ap.add_argument("--peer-python", help="Python of the environment StarDist is installed in.")
+    ap.add_argument("--setup", type=Path, help="Create the StarDist venv here and exit.")
     ap.add_argument("--steps", type=int, default=400, help="cascope U-Net training steps.")
     ap.add_argument(
         "--epochs",
@@ -333,7 +304,16 @@ def main() -> None:
     ap.add_argument("--rays", type=int, default=32)
     ap.add_argument("--grid", type=int, nargs=3, default=(1, 1, 1))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--quick", action="store_true", help="Tiny smoke run, results not saved.")
     args = ap.parse_args()
+    if args.setup:
+        PEER.setup(args.setup)
+        return
+    args.peer_python = PEER.python(args.peer_python)
+    if args.peer_python is None:
+        raise SystemExit("no StarDist Python: run with --setup DIR first, or --peer-python")
+    if args.quick:
+        args.steps, args.epochs, args.steps_per_epoch = 2, [1], 2
     import torch
 
     t0 = time.perf_counter()
@@ -344,12 +324,11 @@ def main() -> None:
             "threads": args.threads,
             "machine": f"{platform.processor() or platform.machine()}, no GPU",
             "torch": torch.__version__,
-            "command": "python " + " ".join(["benchmarks/stardist_compare.py", *sys.argv[1:]]),
+            "command": " ".join(["python -m benchmarks.stardist_compare", *sys.argv[1:]]),
         }
     )
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "stardist_compare.json").write_text(json.dumps(r, indent=2, default=float))
-    (RESULTS / "stardist_compare.md").write_text(_markdown(r))
+    if not args.quick:
+        write_results("stardist_compare", r, _markdown(r))
     print(_markdown(r))
 
 

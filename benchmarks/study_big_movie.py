@@ -10,14 +10,14 @@ frames):
   chunks of ``dist.ome.zarr``.
 
 The outputs are compared block by block (bitwise). The peak resident set size of each command
-comes from the kernel (``os.wait4`` rusage); that of each worker from its own
-``getrusage(RUSAGE_SELF)`` after the run (both high-water marks). Results go to
+comes from the kernel (``os.wait4`` rusage, ``benchmarks._harness.run_measured``); that of each
+worker from its own ``getrusage(RUSAGE_SELF)`` after the run (both high-water marks). Results go to
 ``benchmarks/results/study_big_movie.{json,md}``.
 
 Usage::
 
-    python benchmarks/study_big_movie.py                         # 2048 x 512 x 1024 = 2.1 GB
-    python benchmarks/study_big_movie.py --frames 128 --no-save   # quick check
+    python -m benchmarks.study_big_movie                         # 2048 x 512 x 1024 = 2.1 GB
+    python -m benchmarks.study_big_movie --quick                 # tiny check, not saved
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,43 +35,28 @@ from typing import Any
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchmarks._harness import local_cluster, run_measured, table, write_movie, write_results
 
 
-def write_movie(path: Path, frames: int, height: int, width: int, block: int) -> None:
+def write_test_movie(path: Path, frames: int, height: int, width: int, block: int) -> None:
     """Write a noisy uint16 OME-Zarr block by block, chunked one block per chunk along T."""
-    from cascope.io import open_writer
-
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:height, 0:width]
     base = (1000 + 400 * np.sin(yy / 17.0) * np.cos(xx / 23.0)).astype(np.int32)
     noise = rng.integers(-60, 61, (block, height, width), dtype=np.int32)
-    with open_writer(
-        path,
-        (frames, height, width),
-        np.uint16,
-        axes="TYX",
-        frame_rate=30.0,
-        chunks=(block, min(height, 512), min(width, 512)),
-    ) as w:
-        for start in range(0, frames, block):
-            n = min(block, frames - start)
-            shift = start // block
-            w.write(
-                (base + np.roll(noise[:n], shift, axis=2) + shift % 13).astype(np.uint16), start
-            )
+
+    def make(start: int, stop: int) -> np.ndarray:
+        shift = start // block
+        return base + np.roll(noise[: stop - start], shift, axis=2) + shift % 13
+
+    chunks = (block, min(height, 512), min(width, 512))
+    write_movie(path, (frames, height, width), make, block=block, chunks=chunks)
 
 
 def run(cmd: list[str]) -> dict[str, Any]:
-    """Run a command; its wall time and peak RSS (kernel high-water mark)."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t0
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed: {err[-2000:]}")
-    return {"seconds": seconds, "peak_rss_bytes": usage.ru_maxrss * 1024}
+    """Run a command; its wall time and peak RSS (``run_measured``)."""
+    got = run_measured(cmd)
+    return {"seconds": got.wall_s, "peak_rss_bytes": got.peak_rss_bytes}
 
 
 def _worker_peak() -> int:
@@ -91,32 +75,25 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--dir", type=Path, default=None, help="Scratch folder (default: a temp).")
     ap.add_argument("--no-save", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="Tiny smoke run, results not saved.")
     args = ap.parse_args()
+    if args.quick:
+        args.frames, args.height, args.width, args.block, args.no_save = 64, 64, 64, 16, True
 
     import zarr
-    from distributed import Client, LocalCluster
 
     scratch = Path(tempfile.mkdtemp(prefix="cascope-bigmovie-", dir=args.dir))
     try:
         src = scratch / "movie.ome.zarr"
         t0 = time.perf_counter()
-        write_movie(src, args.frames, args.height, args.width, args.block)
+        write_test_movie(src, args.frames, args.height, args.width, args.block)
         write_s = time.perf_counter() - t0
         nbytes = args.frames * args.height * args.width * 2
         common = ["--method", "gaussian", "--mode", "3d", "--sigma-stack", "1.5"]
         common += ["--block", str(args.block), "--dtype", "same"]
         denoise = [sys.executable, "-m", "cascope", "denoise", str(src)]
         local = run([*denoise, "-o", str(scratch / "local.ome.zarr"), *common])
-        with (
-            LocalCluster(
-                n_workers=args.workers,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=":0",
-            ) as cluster,
-            Client(cluster) as client,
-        ):
+        with local_cluster(args.workers) as (cluster, client):
             before = client.run(_worker_peak)
             dist = run(
                 [*denoise, "-o", str(scratch / "dist.ome.zarr"), *common]
@@ -159,27 +136,40 @@ def main() -> None:
         shutil.rmtree(scratch, ignore_errors=True)
     print(json.dumps(result, indent=2))
     if not args.no_save:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "study_big_movie.json").write_text(json.dumps(result, indent=2) + "\n")
         gb = 1 << 30
         peaks = ", ".join(f"{p / gb:.2f}" for p in result["distributed"]["worker_peak_rss_bytes"])
         lrss, drss = local["peak_rss_bytes"] / gb, dist["peak_rss_bytes"] / gb
-        md = f"""# A {nbytes / 1e9:.2f} GB OME-Zarr movie denoised over {args.workers} Dask workers
-
-`python benchmarks/study_big_movie.py` — {args.frames} x {args.height} x {args.width} uint16,
-{result["filter"]}, blocks of {args.block} frames ({block_bytes / 2**20:.0f} MiB each).
-CPU: {os.cpu_count()} cores (shared machine: times are indicative only).
-
-| run | wall s | peak RSS |
-|---|---|---|
-| one process (`cascope denoise`) | {local["seconds"]:.1f} | {lrss:.2f} GiB |
-| `cascope denoise --scheduler` (client) | {dist["seconds"]:.1f} | {drss:.2f} GiB |
-| each of the {args.workers} workers | | {peaks} GiB |
-
-Bitwise equal to the one-process result: **{equal}**. Peak memory of every process is bounded
-by a few blocks, not by the {nbytes / gb:.2f} GiB movie.
-"""
-        (RESULTS / "study_big_movie.md").write_text(md)
+        lines = [
+            f"# A {nbytes / 1e9:.2f} GB OME-Zarr movie denoised over {args.workers} Dask workers",
+            "",
+            f"`python -m benchmarks.study_big_movie` — {args.frames} x {args.height} x "
+            f"{args.width} uint16,",
+            f"{result['filter']}, blocks of {args.block} frames ({block_bytes / 2**20:.0f} MiB "
+            "each).",
+            f"CPU: {os.cpu_count()} cores (shared machine: times are indicative only).",
+            "",
+            *table(
+                ["run", "wall s", "peak RSS"],
+                [
+                    [
+                        "one process (`cascope denoise`)",
+                        f"{local['seconds']:.1f}",
+                        f"{lrss:.2f} GiB",
+                    ],
+                    [
+                        "`cascope denoise --scheduler` (client)",
+                        f"{dist['seconds']:.1f}",
+                        f"{drss:.2f} GiB",
+                    ],
+                    [f"each of the {args.workers} workers", "", f"{peaks} GiB"],
+                ],
+            ),
+            "",
+            f"Bitwise equal to the one-process result: **{equal}**. Peak memory of every process "
+            "is bounded",
+            f"by a few blocks, not by the {nbytes / gb:.2f} GiB movie.",
+        ]
+        write_results("study_big_movie", result, lines)
 
 
 if __name__ == "__main__":

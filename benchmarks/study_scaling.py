@@ -21,8 +21,8 @@ it is a projection, not a measurement. Results: ``benchmarks/results/study_scali
 
 Usage::
 
-    python benchmarks/study_scaling.py              # 6 recordings of 300 x 128 x 128
-    python benchmarks/study_scaling.py --recordings 2 --frames 60 --no-save   # quick check
+    python -m benchmarks.study_scaling              # 6 recordings of 300 x 128 x 128
+    python -m benchmarks.study_scaling --quick      # 2 recordings of 60 x 64 x 64, not saved
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchmarks._harness import local_cluster, table, write_results
 
 
 def _warm(path: str, out: str) -> None:
@@ -53,21 +53,10 @@ def _warm(path: str, out: str) -> None:
 
 def study_time(manifest: Path, out: Path, workers: int, warm: Path) -> dict[str, Any]:
     """Cluster start-up, then the study (no comparison) on warm workers."""
-    from distributed import Client, LocalCluster
-
     from cascope.study import run_study
 
     t0 = time.perf_counter()
-    with (
-        LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=":0",
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with local_cluster(workers) as (_, client):
         client.run(_warm, str(warm), str(out.parent))
         start_s = time.perf_counter() - t0
         t1 = time.perf_counter()
@@ -94,7 +83,10 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--no-save", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="Tiny smoke run, results not saved.")
     args = ap.parse_args()
+    if args.quick:
+        args.recordings, args.frames, args.size, args.no_save = 2, 60, 64, True
 
     import tifffile
 
@@ -180,22 +172,36 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     if args.no_save:
         return
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "study_scaling.json").write_text(json.dumps(result, indent=2) + "\n")
     proj = result["projection_100x2GB_8_workers"]
+    runs = "\n".join(
+        table(
+            ["run", "seconds", "per recording"],
+            [
+                ["loop of `cascope run` (one process each)", f"{cli_s:.1f}", f"{cli_s / n:.2f} s"],
+                [
+                    "in-process loop of `run_pipeline` (baseline)",
+                    f"{loop_s:.1f}",
+                    f"{per_rec:.2f} s",
+                ],
+            ]
+            + [
+                [
+                    f"`run_study`, LocalCluster {k} worker{'s' * (k > 1)}",
+                    f"{s['seconds']:.1f}",
+                    f"{s['seconds'] / n:.2f} s",
+                ]
+                for k, s in ((1, one), (2, two))
+            ],
+        )
+    )
     md = f"""# `cascope study` on Dask vs a loop of `cascope run`
 
-`python benchmarks/study_scaling.py` — {n} simulated mSCT recordings of
+`python -m benchmarks.study_scaling` — {n} simulated mSCT recordings of
 {args.frames} x {args.size} x {args.size} uint16 ({rec_bytes / 1e6:.1f} MB), the default
 pipeline of `cascope run`. CPU, {os.cpu_count()} cores shared with other work: compare the
 ratios, not the seconds.
 
-| run | seconds | per recording |
-|---|---|---|
-| loop of `cascope run` (one process each) | {cli_s:.1f} | {cli_s / n:.2f} s |
-| in-process loop of `run_pipeline` (baseline) | {loop_s:.1f} | {per_rec:.2f} s |
-| `run_study`, LocalCluster 1 worker | {one["seconds"]:.1f} | {one["seconds"] / n:.2f} s |
-| `run_study`, LocalCluster 2 workers | {two["seconds"]:.1f} | {two["seconds"] / n:.2f} s |
+{runs}
 
 * Overhead of the cluster per recording, 1 worker vs the in-process loop (two runs, so load
   drifting between them counts too): {1000 * overhead_s:.0f} ms =
@@ -215,7 +221,7 @@ s per recording, {waves} waves, **{proj["hours"]:.1f} h**. The default pipeline'
 (classical filter, threshold detector) run on the CPU; with network stages on a GPU the
 per-recording cost, and so this figure, would differ.
 """
-    (RESULTS / "study_scaling.md").write_text(md)
+    write_results("study_scaling", result, md)
 
 
 if __name__ == "__main__":

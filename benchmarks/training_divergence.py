@@ -12,14 +12,14 @@ same computation, so when none fires the second run is skipped and the table say
 
 Usage::
 
-    python benchmarks/training_divergence.py [--photons 4 20] [--seeds 0 1] [--batch 1]
+    python -m benchmarks.training_divergence [--photons 4 20] [--seeds 0 1] [--batch 1]
         [--steps 960] [--lr 1e-3] [--threads 2] [--append] [--name NAME] [--quick]
 
 A learning rate too high for the network blows the run up within the first steps, before any
 validation; the trainer then compares with the untrained network, validated before the first
 step::
 
-    python benchmarks/training_divergence.py --photons 20 --batch 2 --steps 480 --lr 3e-3 \
+    python -m benchmarks.training_divergence --photons 20 --batch 2 --steps 480 --lr 3e-3 \
         --name training_divergence_lr3e-3
 
 Whether a run diverges depends on its exact trajectory (seed, thread count, library versions);
@@ -34,20 +34,19 @@ import json
 import platform
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchmarks._harness import RESULTS, table, write_results
 
 
 def train_and_score(movie: Any, args: argparse.Namespace, seed: int, divergence: float | None):
     """Train one network on the noisy movie; score its prediction against the clean one."""
     from cascope.config.denoise import DeepDenoiseConfig, DeepPredictConfig
     from cascope.denoise.deep import train_denoiser
-    from cascope.metrics import si_psnr, trace_correlation
+    from cascope.metrics import score_denoising
 
     cfg = DeepDenoiseConfig.model_validate(
         {
@@ -66,6 +65,8 @@ def train_and_score(movie: Any, args: argparse.Namespace, seed: int, divergence:
     model, res = train_denoiser(movie.noisy, config=cfg, device="cpu")
     seconds = time.perf_counter() - start
     out = model.predict(movie.noisy, config=DeepPredictConfig(), device="cpu")
+    truth = {"footprints": movie.footprints, "dff_true": movie.dff}
+    scores = score_denoising(out, movie.clean, **truth)
     return {
         "divergence": divergence,
         "seed": seed,
@@ -74,8 +75,8 @@ def train_and_score(movie: Any, args: argparse.Namespace, seed: int, divergence:
         "best_step": res.best_step,
         "val_losses": [[s, v] for s, v in res.val_losses],
         "max_train_loss": float(np.nanmax(res.losses)),
-        "si_psnr": si_psnr(out, movie.clean),
-        "trace_corr": trace_correlation(out, movie.footprints, movie.dff).mean,
+        "si_psnr": scores.si_psnr,
+        "trace_corr": scores.trace_corr,
     }
 
 
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import cascope
 
     return {
-        "command": " ".join(["python", "benchmarks/training_divergence.py", *sys.argv[1:]]),
+        "command": " ".join(["python", "-m", "benchmarks.training_divergence", *sys.argv[1:]]),
         "rows": rows,
         "settings": {
             k: getattr(args, k)
@@ -122,35 +123,39 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Training stability: the rollback of a run that blows up",
         "",
-        f"`{result.get('command', 'python benchmarks/training_divergence.py')}` (CPU, "
+        f"`{result.get('command', 'python -m benchmarks.training_divergence')}` (CPU, "
         f"{s['threads']} torch threads; torch {result['machine']['torch']}). "
         f"`deepcad` network (depth 4, base 16), {s['frames']} x {s['size']} x {s['size']} "
         f"`somatic` movies, patch {s['patch_t']} x {s['patch_xy']} x {s['patch_xy']}, batch "
         f"{s['batch']}, {s['steps']} steps, lr {s['lr']:g}, validation every 100 steps. "
         "SI-PSNR and trace correlation of the prediction against the clean movie.",
         "",
-        "| photons | seed | rollback | rollbacks at step | best step | max training loss "
-        "| SI-PSNR (dB) | trace r | training (s) |",
-        "|---:|---:|---|---|---:|---:|---:|---:|---:|",
     ]
+    cells: list[list[Any]] = []
     curves = []
     for row in result["rows"]:
         for name, r in (("on (default)", row["on"]), ("off", row["off"])):
             if r is None:
-                lines.append(
-                    f"| {row['photons']:g} | {row['on']['seed']} | off | — | — | — | "
-                    "same run (no rollback fired) | | |"
+                cells.append(
+                    [f"{row['photons']:g}", row["on"]["seed"], "off", "—", "—", "—"]
+                    + ["same run (no rollback fired)", "", ""]
                 )
                 continue
-            lines.append(
-                f"| {row['photons']:g} | {r['seed']} | {name} | "
-                f"{', '.join(map(str, r['rollbacks'])) or '—'} | {r['best_step']} | "
-                f"{r['max_train_loss']:.3g} | {r['si_psnr']:.2f} | {r['trace_corr']:.4f} | "
-                f"{r['train_s']:.0f} |"
+            cells.append(
+                [f"{row['photons']:g}", r["seed"], name]
+                + [", ".join(map(str, r["rollbacks"])) or "—", r["best_step"]]
+                + [f"{r['max_train_loss']:.3g}", f"{r['si_psnr']:.2f}", f"{r['trace_corr']:.4f}"]
+                + [f"{r['train_s']:.0f}"]
             )
             curves.append(
                 f"- {row['photons']:g} photons, seed {r['seed']}, rollback {name}: {_val_curve(r)}"
             )
+    lines += table(
+        ["photons", "seed", "rollback", "rollbacks at step", "best step", "max training loss"]
+        + ["SI-PSNR (dB)", "trace r", "training (s)"],
+        cells,
+        align="rrllrrrrr",
+    )
     lines += ["", f"Noisy movies: SI-PSNR {_noisy(result)}.", "", "Validation losses:", *curves]
     return "\n".join(lines) + "\n"
 
@@ -201,14 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     text = markdown(result)
     if not args.quick:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        for name, body in (
-            (f"{args.name}.json", json.dumps(result, indent=2) + "\n"),
-            (f"{args.name}.md", text),
-        ):
-            tmp = RESULTS / f".{name}.part"
-            tmp.write_text(body)
-            tmp.replace(RESULTS / name)
+        write_results(args.name, result, text)
     print(text)
     return 0
 

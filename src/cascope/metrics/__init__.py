@@ -1,9 +1,11 @@
 """Scores of a result against ground truth.
 
 Image quality (:func:`psnr`, :func:`ssim`, :func:`si_psnr` and their per-frame forms), trace
-fidelity (:func:`trace_correlation`), dense classification (:func:`classification_report`),
-one-to-one matching of instances and events (:func:`match_instances`, :func:`match_events`,
-:func:`average_precision`) and centreline Dice (:func:`cldice`).
+fidelity (:func:`trace_correlation`), all of them for a denoised recording at once
+(:func:`score_denoising`, the one score card of every denoising benchmark and the demo), dense
+classification (:func:`classification_report`), one-to-one matching of instances and events
+(:func:`match_instances`, :func:`match_events`, :func:`average_precision`) and centreline Dice
+(:func:`cldice`).
 """
 
 from cascope.metrics.classification import (
@@ -12,6 +14,7 @@ from cascope.metrics.classification import (
     classification_report,
 )
 from cascope.metrics.cldice import cldice
+from cascope.metrics.denoising import DenoiseScores, score_denoising
 from cascope.metrics.image import (
     FrameScores,
     per_frame,
@@ -40,6 +43,7 @@ from cascope.metrics.traces import (
 __all__ = [
     "MAX_CLASSES",
     "ClassificationReport",
+    "DenoiseScores",
     "FrameScores",
     "MatchResult",
     "PrecisionRecallCurve",
@@ -55,6 +59,7 @@ __all__ = [
     "per_frame",
     "psnr",
     "psnr_per_frame",
+    "score_denoising",
     "si_psnr",
     "si_psnr_improvement",
     "si_psnr_per_frame",

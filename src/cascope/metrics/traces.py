@@ -2,33 +2,38 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from cascope.metrics.image import FrameScores
 
 #: Frames read at a time when extracting traces from a (possibly lazy, memory-mapped) movie.
 _BLOCK = 256
 
 
 @dataclass(frozen=True)
-class TraceCorrelation:
+class TraceCorrelation(FrameScores):
     """Per-neuron Pearson correlation of extracted ΔF/F with the ground truth.
+
+    The per-item scores of :class:`~cascope.metrics.FrameScores`, one per neuron rather than
+    per frame: ``values`` (also ``r``) holds each neuron's r (NaN where either trace is
+    constant), ``mean`` and ``std`` summarise the neurons whose r is defined.
 
     Attributes
     ----------
-    r : ndarray of float64, (N,)
-        Pearson correlation per neuron (NaN where either trace is constant).
-    mean : float
-        Mean of ``r`` over neurons with a defined correlation.
     dff : ndarray of float64, (N, T)
         The extracted ΔF/F traces.
     """
 
-    r: NDArray[np.float64]
-    mean: float
-    dff: NDArray[np.float64]
+    dff: NDArray[np.float64] = field(default_factory=lambda: np.empty((0, 0)))
+
+    @property
+    def r(self) -> NDArray[np.float64]:
+        """Pearson correlation per neuron, ``(N,)``."""
+        return self.values
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python form for JSON (without the traces)."""
@@ -157,5 +162,5 @@ def trace_correlation(
     dff = delta_f_over_f(traces, percentile=percentile, offset=offset)
     r = _pearson_rows(dff, truth)
     finite = r[np.isfinite(r)]
-    mean = float(finite.mean()) if finite.size else float("nan")
-    return TraceCorrelation(r=r, mean=mean, dff=dff)
+    mean, std = (float(finite.mean()), float(finite.std())) if finite.size else (np.nan, np.nan)
+    return TraceCorrelation(values=r, mean=mean, std=std, dff=dff)
