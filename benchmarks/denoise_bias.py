@@ -23,7 +23,8 @@ Each is scored three ways:
 
 Usage::
 
-    python benchmarks/denoise_bias.py [--photons 0.5 1 5 50] [--steps 300] [--variants l2 l1+l2]
+    python -m benchmarks.denoise_bias [--photons 0.5 1 5 50] [--steps 300] [--variants l2 l1+l2]
+    python -m benchmarks.denoise_bias --quick     # a tiny run that checks the script works
 
 Writes ``benchmarks/results/denoise_bias.{json,md}`` (after every row, so a stopped run keeps
 what it measured; ``--append`` adds to an earlier run).
@@ -41,14 +42,14 @@ import numpy as np
 import torch
 
 import cascope
+from benchmarks._harness import quick_out, table, write_results
 from cascope.config.denoise import DeepDenoiseConfig, DeepPredictConfig
 from cascope.config.simulate import CameraParams
 from cascope.denoise.deep import train_denoiser
-from cascope.metrics import si_psnr
+from cascope.metrics import score_denoising
 from cascope.preprocess.vst import generalized_anscombe, inverse_generalized_anscombe
 from cascope.simulate import somatic
 
-RESULTS = Path(__file__).resolve().parent / "results"
 #: Offset near 0 (a few read-noise deviations above it, so nothing is clipped at 0 ADU).
 CAMERA = CameraParams(gain=1.0, read_noise=0.5, offset=5.0)
 
@@ -109,9 +110,7 @@ def run(
     return {k: np.asarray(v, np.float32) for k, v in outs.items()}
 
 
-def write(rows: list[dict], meta: dict, name: str) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+def write(rows: list[dict], meta: dict, name: str, out: Path) -> None:
     m = meta["movie"]
     lines = [
         f"# Mean bias of deepcad on simulated Poisson–Gaussian movies ({m['frames']} x "
@@ -125,9 +124,6 @@ def write(rows: list[dict], meta: dict, name: str) -> None:
         "mean(clean)) / (mean(clean) - offset), in per cent; 'footprints' = pixels above half "
         "of a neuron's peak; 'noisy' rows give the input's own deviation (the measurement floor).",
         "",
-        "| photons/pixel | variant | seed | bias all (%) | bias footprints (%) | SI-PSNR (dB) "
-        "| time (s) |",
-        "|---:|---|---:|---:|---:|---:|---:|",
     ]
     order = {
         "noisy": 0,
@@ -138,14 +134,34 @@ def write(rows: list[dict], meta: dict, name: str) -> None:
         "l2 + mean correction": 5,
         "l2 + intensity calibration": 6,
     }
-    for r in sorted(rows, key=lambda r: (r["photons"], r["seed"], order.get(r["variant"], 9))):
-        lines.append(
-            f"| {r['photons']:g} | {r['variant']} | {r['seed']} | {r['bias_all_pct']:+.2f} | "
-            f"{r['bias_footprints_pct']:+.2f} | {r['si_psnr']:.2f} | {r['seconds']:.0f} |"
-        )
+    ordered = sorted(rows, key=lambda r: (r["photons"], r["seed"], order.get(r["variant"], 9)))
+    lines += table(
+        [
+            "photons/pixel",
+            "variant",
+            "seed",
+            "bias all (%)",
+            "bias footprints (%)",
+            "SI-PSNR (dB)",
+            "time (s)",
+        ],
+        (
+            [
+                f"{r['photons']:g}",
+                r["variant"],
+                r["seed"],
+                f"{r['bias_all_pct']:+.2f}",
+                f"{r['bias_footprints_pct']:+.2f}",
+                f"{r['si_psnr']:.2f}",
+                f"{r['seconds']:.0f}",
+            ]
+            for r in ordered
+        ),
+        align="rlrrrrr",
+    )
     if meta.get("parts"):
         lines += ["", f"Joined from runs side by side (`--merge`): {', '.join(meta['parts'])}."]
-    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+    write_results(name, {"meta": meta, "rows": rows}, lines, out=out)
 
 
 def main() -> None:
@@ -166,20 +182,26 @@ def main() -> None:
         help="only join the rows of earlier runs (results/PART.json, e.g. one per photon count "
         "run side by side) into results/NAME.{json,md}",
     )
+    ap.add_argument("--quick", action="store_true", help="a tiny run into a scratch folder")
+    ap.add_argument("--out", type=Path, help="results folder (default benchmarks/results)")
     args = ap.parse_args()
+    if args.quick:
+        args.photons, args.seeds, args.frames, args.size = [1.0], [0], 16, 32
+        args.steps, args.patch = 10, 16
+    out = quick_out(args.quick, args.out)
     if args.merge:
-        parts = [json.loads((RESULTS / f"{p}.json").read_text()) for p in args.merge]
+        parts = [json.loads((out / f"{p}.json").read_text()) for p in args.merge]
         seen: dict[tuple, dict] = {}
         for part in parts:  # each part scores the noisy movie too: keep one row per key
             for r in part["rows"]:
                 seen[(r["photons"], r["seed"], r["variant"])] = r
         merged = list(seen.values())
-        write(merged, {**parts[0]["meta"], "parts": args.merge}, args.name)
+        write(merged, {**parts[0]["meta"], "parts": args.merge}, args.name, out)
         return
     torch.set_num_threads(2)
     rows: list[dict] = []
-    if args.append and (RESULTS / f"{args.name}.json").exists():
-        rows = json.loads((RESULTS / f"{args.name}.json").read_text())["rows"]
+    if args.append and (out / f"{args.name}.json").exists():
+        rows = json.loads((out / f"{args.name}.json").read_text())["rows"]
     meta = {
         "device": f"CPU only ({platform.machine()}, {torch.get_num_threads()} torch threads, "
         "shared with other jobs)",
@@ -199,34 +221,34 @@ def main() -> None:
             noisy = sim.noisy.astype(np.float32)
             mask = (sim.footprints > 0.5 * sim.footprints.max(axis=(1, 2), keepdims=True)).any(0)
 
-            def score(variant: str, out: np.ndarray, seconds: float, **kw: object) -> None:
+            def score(variant: str, result: np.ndarray, seconds: float, **kw: object) -> None:
                 row = {
                     "photons": kw["photons"],
                     "seed": kw["seed"],
                     "variant": variant,
-                    "bias_all_pct": relative_bias(out, kw["clean"]),  # type: ignore[arg-type]
+                    "bias_all_pct": relative_bias(result, kw["clean"]),  # type: ignore[arg-type]
                     "bias_footprints_pct": relative_bias(
-                        out,
+                        result,
                         kw["clean"],  # type: ignore[arg-type]
                         kw["mask"],  # type: ignore[arg-type]
                     ),
-                    "si_psnr": si_psnr(out, kw["clean"]),
-                    "negative_below_offset_pct": 100.0 * float(np.mean(out < CAMERA.offset)),
+                    "si_psnr": score_denoising(result, kw["clean"]).si_psnr,
+                    "negative_below_offset_pct": 100.0 * float(np.mean(result < CAMERA.offset)),
                     "seconds": round(seconds, 1),
                 }
                 key = (row["photons"], row["seed"], variant)
                 rows[:] = [r for r in rows if (r["photons"], r["seed"], r["variant"]) != key]
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-                write(rows, meta, args.name)
+                write(rows, meta, args.name, out)
 
             ctx = {"photons": photons, "seed": seed, "clean": sim.clean, "mask": mask}
             score("noisy", noisy, 0.0, **ctx)
             for variant in args.variants:
                 t0 = time.perf_counter()
                 outs = run(variant, noisy, args, seed)
-                for name, out in outs.items():
-                    score(name, out, time.perf_counter() - t0, **ctx)
+                for name, denoised in outs.items():
+                    score(name, denoised, time.perf_counter() - t0, **ctx)
 
 
 if __name__ == "__main__":
