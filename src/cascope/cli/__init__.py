@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
 
 # Every public module of this package adds its commands to ``app`` through ``register(app)``;
-# each imports only typer at module level.
+# at module level each imports only typer, the shared `_apps` and configurations (pydantic).
 for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
     if not _info.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_info.name}").register(app)

@@ -225,78 +225,79 @@ def run_demo(
     return {"denoise": rows, "events": found}
 
 
+def demo(
+    out: Path = typer.Option(Path("cascope-demo"), "--out", "-o", help="Output folder."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the simulations."),
+    frames: int = typer.Option(100, "--frames", min=8, help="Frames of the somatic movie."),
+    size: int = typer.Option(96, "--size", min=32, help="Frame size in pixels (square)."),
+    event_steps: int = typer.Option(
+        300, "--event-steps", min=1, help="Training steps of the event detector."
+    ),
+    events: bool = typer.Option(True, "--events/--no-events", help="Run the events part."),
+    force: bool = typer.Option(False, "--force", help="Replace the outputs of an earlier run."),
+) -> None:
+    """Simulate recordings; denoise one, detect events in another; score against the truth."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    with console.status("starting ...") as status:
+        res = run_demo(
+            out,
+            seed=seed,
+            frames=frames,
+            size=size,
+            event_steps=event_steps,
+            events=events,
+            force=force,
+            status=status,
+        )
+    table = Table(
+        title=f"denoising: {frames} x {size} x {size} simulated somatic movie vs its truth"
+    )
+    for col in ("method", "PSNR dB", "SSIM", "SI-PSNR dB", "SI-PSNR gain dB", "time s"):
+        table.add_column(col, justify="left" if col == "method" else "right")
+    for r in res["denoise"]:
+        table.add_row(
+            r["method"],
+            f"{r['psnr']:.2f}",
+            f"{r['ssim']:.3f}",
+            f"{r['si_psnr']:.2f} ± {r['si_psnr_std']:.2f}",
+            f"{r['si_psnr_gain']:+.2f}",
+            f"{r['seconds']:.2f}",
+        )
+    console.print(table)
+    ev = res["events"]
+    if ev is not None:
+        shape = EVENT_MOVIE["shape"]
+        t2 = Table(
+            title=f"events: {ev['n_true']} true mSCTs in a new "
+            f"{EVENT_MOVIE['n_frames']} x {shape[0]} x {shape[1]} simulated movie "
+            "(match: centroid < 6)"
+        )
+        for col in ("detector", "found", "precision", "recall", "F1"):
+            t2.add_column(col, justify="left" if col == "detector" else "right")
+        for name, key in (
+            ("3D U-Net (PU, trained here)", "unet"),
+            (f"intensity threshold (z > {ev['baseline']['k']:g})", "baseline"),
+        ):
+            r = ev[key]
+            t2.add_row(
+                name,
+                str(r["found"]),
+                f"{r['precision']:.2f}",
+                f"{r['recall']:.2f}",
+                f"{r['f1']:.2f}",
+            )
+        console.print(t2)
+        console.print(
+            f"pipeline outputs (qc, denoised movie, event table with features, figure): "
+            f"{ev['folder']}",
+            highlight=False,
+        )
+    console.print(f"all outputs and metrics.json in {out.resolve()}", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``cascope demo``."""
-
-    @app.command("demo")
-    def demo(
-        out: Path = typer.Option(Path("cascope-demo"), "--out", "-o", help="Output folder."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the simulations."),
-        frames: int = typer.Option(100, "--frames", min=8, help="Frames of the somatic movie."),
-        size: int = typer.Option(96, "--size", min=32, help="Frame size in pixels (square)."),
-        event_steps: int = typer.Option(
-            300, "--event-steps", min=1, help="Training steps of the event detector."
-        ),
-        events: bool = typer.Option(True, "--events/--no-events", help="Run the events part."),
-        force: bool = typer.Option(False, "--force", help="Replace the outputs of an earlier run."),
-    ) -> None:
-        """Simulate recordings; denoise one, detect events in another; score against the truth."""
-        from rich.console import Console
-        from rich.table import Table
-
-        console = Console()
-        with console.status("starting ...") as status:
-            res = run_demo(
-                out,
-                seed=seed,
-                frames=frames,
-                size=size,
-                event_steps=event_steps,
-                events=events,
-                force=force,
-                status=status,
-            )
-        table = Table(
-            title=f"denoising: {frames} x {size} x {size} simulated somatic movie vs its truth"
-        )
-        for col in ("method", "PSNR dB", "SSIM", "SI-PSNR dB", "SI-PSNR gain dB", "time s"):
-            table.add_column(col, justify="left" if col == "method" else "right")
-        for r in res["denoise"]:
-            table.add_row(
-                r["method"],
-                f"{r['psnr']:.2f}",
-                f"{r['ssim']:.3f}",
-                f"{r['si_psnr']:.2f} ± {r['si_psnr_std']:.2f}",
-                f"{r['si_psnr_gain']:+.2f}",
-                f"{r['seconds']:.2f}",
-            )
-        console.print(table)
-        ev = res["events"]
-        if ev is not None:
-            shape = EVENT_MOVIE["shape"]
-            t2 = Table(
-                title=f"events: {ev['n_true']} true mSCTs in a new "
-                f"{EVENT_MOVIE['n_frames']} x {shape[0]} x {shape[1]} simulated movie "
-                "(match: centroid < 6)"
-            )
-            for col in ("detector", "found", "precision", "recall", "F1"):
-                t2.add_column(col, justify="left" if col == "detector" else "right")
-            for name, key in (
-                ("3D U-Net (PU, trained here)", "unet"),
-                (f"intensity threshold (z > {ev['baseline']['k']:g})", "baseline"),
-            ):
-                r = ev[key]
-                t2.add_row(
-                    name,
-                    str(r["found"]),
-                    f"{r['precision']:.2f}",
-                    f"{r['recall']:.2f}",
-                    f"{r['f1']:.2f}",
-                )
-            console.print(t2)
-            console.print(
-                f"pipeline outputs (qc, denoised movie, event table with features, figure): "
-                f"{ev['folder']}",
-                highlight=False,
-            )
-        console.print(f"all outputs and metrics.json in {out.resolve()}", highlight=False)
+    app.command("demo")(demo)

@@ -70,43 +70,43 @@ def _print(report: Any, path: Path) -> None:
     console.print(f"[bold]recommendation:[/] {report.recommendation}", highlight=False)
 
 
+def qc(
+    path: Path = typer.Argument(..., help="Recording to check (TIFF, Zarr, HDF5, ...)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the report here."),
+    background: Path | None = typer.Option(
+        None, "--background", help="Background/offset frame (Y, X) to add back first."
+    ),
+    axes: str | None = typer.Option(None, "--axes", help="Axes when the file does not say."),
+    dataset: str | None = typer.Option(None, "--dataset", help="HDF5 dataset path."),
+    channel: int | None = typer.Option(None, "--channel", help="Channel to check."),
+    offset: float | None = typer.Option(None, "--offset", help="Known camera offset, ADU."),
+    pairs: int = typer.Option(32, "--pairs", min=1, help="Frame pairs to sample."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing JSON file."),
+) -> None:
+    """Check quantisation, saturation, offset, noise model, SNR and frame correlation."""
+    import numpy as np
+
+    from cascope import _json as strict_json
+    from cascope.config.qc import QCConfig
+    from cascope.io import atomic_output, read
+    from cascope.qc import run_qc
+
+    if json_out is not None:
+        from cascope.io import check_output
+
+        check_output(json_out, inputs=[path], force=force)
+    movie = read(path, axes=axes, dataset=dataset)
+    bg = None
+    if background is not None:
+        bg = np.squeeze(read(background).to_numpy())
+    cfg = QCConfig(offset=offset, max_pairs=pairs)
+    report = run_qc(movie, background=bg, channel=channel, config=cfg)
+    _print(report, path)
+    if json_out is not None:
+        with atomic_output(json_out, inputs=[path], force=force) as tmp:
+            tmp.write_text(strict_json.dumps(report.to_dict(), indent=2))
+
+
 def register(app: typer.Typer) -> None:
     """Add ``cascope qc`` to the application."""
-
-    @app.command("qc")
-    @reads_recordings
-    def qc(
-        path: Path = typer.Argument(..., help="Recording to check (TIFF, Zarr, HDF5, ...)."),
-        json_out: Path | None = typer.Option(None, "--json", help="Also write the report here."),
-        background: Path | None = typer.Option(
-            None, "--background", help="Background/offset frame (Y, X) to add back first."
-        ),
-        axes: str | None = typer.Option(None, "--axes", help="Axes when the file does not say."),
-        dataset: str | None = typer.Option(None, "--dataset", help="HDF5 dataset path."),
-        channel: int | None = typer.Option(None, "--channel", help="Channel to check."),
-        offset: float | None = typer.Option(None, "--offset", help="Known camera offset, ADU."),
-        pairs: int = typer.Option(32, "--pairs", min=1, help="Frame pairs to sample."),
-        force: bool = typer.Option(False, "--force", help="Replace an existing JSON file."),
-    ) -> None:
-        """Check quantisation, saturation, offset, noise model, SNR and frame correlation."""
-        import numpy as np
-
-        from cascope import _json as strict_json
-        from cascope.config.qc import QCConfig
-        from cascope.io import atomic_output, read
-        from cascope.qc import run_qc
-
-        if json_out is not None:
-            from cascope.io import check_output
-
-            check_output(json_out, inputs=[path], force=force)
-        movie = read(path, axes=axes, dataset=dataset)
-        bg = None
-        if background is not None:
-            bg = np.squeeze(read(background).to_numpy())
-        cfg = QCConfig(offset=offset, max_pairs=pairs)
-        report = run_qc(movie, background=bg, channel=channel, config=cfg)
-        _print(report, path)
-        if json_out is not None:
-            with atomic_output(json_out, inputs=[path], force=force) as tmp:
-                tmp.write_text(strict_json.dumps(report.to_dict(), indent=2))
+    app.command("qc")(reads_recordings(qc))

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from cascope.config._types import Size3
+from cascope.config.denoise_classical import CLASSICAL_METHODS
 from cascope.config.training import CHANNELS_LAST_HELP, TrainingConfig
 
 #: Data-pairing strategies over the one trainer.
 DeepMethod = Literal["deepcad", "n2v", "n2v3d", "n2n", "care"]
 
-DEEP_METHODS: tuple[str, ...] = ("deepcad", "n2v", "n2v3d", "n2n", "care")
+#: The same strategies as a tuple (for choices and messages).
+DEEP_METHODS: tuple[str, ...] = get_args(DeepMethod)
 
 #: The strategies that train on the noisy recording alone (no pairs, no clean target).
 SELF_SUPERVISED: tuple[str, ...] = ("deepcad", "n2v", "n2v3d")
@@ -38,8 +48,35 @@ DENOISE_TRAINING: dict[str, Any] = {
 DENOISE_STEPS: int = DENOISE_TRAINING["steps"]
 
 #: Training losses of the denoisers.
-DenoiseLoss = Literal["l1", "l2", "l1+l2"]
-DENOISE_LOSSES: tuple[str, ...] = ("l2", "l1", "l1+l2")
+DenoiseLoss = Literal["l2", "l1", "l1+l2"]
+DENOISE_LOSSES: tuple[str, ...] = get_args(DenoiseLoss)
+
+
+def check_loss(value: Any) -> Any:
+    """Refuse an unknown training loss with a message naming ``--loss``.
+
+    Parameters
+    ----------
+    value : Any
+        The loss as given.
+
+    Returns
+    -------
+    Any
+        ``value``, when it is one of :data:`DENOISE_LOSSES` or not text.
+
+    Raises
+    ------
+    ValueError
+        Text naming no loss.
+    """
+    if isinstance(value, str) and value not in DENOISE_LOSSES:
+        raise ValueError(f"--loss {value!r}: use one of {', '.join(DENOISE_LOSSES)}")
+    return value
+
+
+#: A training loss, refused with a message naming ``--loss`` when unknown.
+Loss = Annotated[DenoiseLoss, BeforeValidator(check_loss)]
 
 #: The default loss. Noise2Noise trained with a squared error estimates the mean of the noisy
 #: target, which for independent zero-mean noise is the clean signal; an L1 term estimates its
@@ -93,7 +130,7 @@ class DeepDenoiseConfig(BaseModel):
         default=False,
         description="N2V2 network: blur pooling and no top skip connection (n2v, n2v3d).",
     )
-    loss: DenoiseLoss = Field(
+    loss: Loss = Field(
         default=DEFAULT_LOSS,
         description="Training loss: l2 (the default) keeps the mean intensity at any photon "
         "count; l1 and l1+l2 pull the output towards the median of the noise, below the mean "
@@ -214,3 +251,87 @@ class DeepPredictConfig(BaseModel):
         description="Test-time augmentation: average the predictions of the flipped tiles (T, Y, X "
         "for 3D networks, Y, X for 2D): a little closer to the truth, 8x (4x) the prediction time.",
     )
+
+
+#: Options of a network's prediction, and the flags that set them: refused with a filter.
+_NETWORK_FLAGS = {
+    "tta": "--tta",
+    "tile": "--tile",
+    "batch_size": "--batch-size",
+    "compile": "--compile",
+    "blend_on": "--blend-on",
+}
+
+
+class DenoiseRequest(BaseModel):
+    """One run of ``cascope denoise``: the denoiser, where it runs, and the options given.
+
+    A classical filter, a self-supervised network trained on the input (``method`` in
+    :data:`SELF_SUPERVISED`) or a trained ``model``; options that do not fit the denoiser are
+    refused, each with a message that names its flag.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: str = Field(
+        default="gaussian",
+        description="A classical filter or a self-supervised network (default gaussian).",
+    )
+    model: Path | None = Field(
+        default=None, description="A trained denoiser: folder or bioimage.io package."
+    )
+    loss: Annotated[DenoiseLoss | None, BeforeValidator(check_loss)] = Field(
+        default=None, description="Training loss of a network trained here."
+    )
+    distributed: bool = Field(
+        default=False, description="Run the blocks on Dask workers (classical filters)."
+    )
+    mode: str = Field(default="2d", description="Classical filters: 2d or 3d.")
+    tta: bool = Field(default=False, description="Networks: test-time augmentation.")
+    tile: tuple[int, int, int] | None = Field(default=None, description="Networks: tile given.")
+    batch_size: int | None = Field(default=None, description="Networks: tiles per call given.")
+    compile: bool = Field(default=False, description="Networks: torch.compile.")
+    blend_on: str | None = Field(default=None, description="Networks: where blocks blend.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _method_or_model(cls, data: Any) -> Any:
+        """Refuse a method beside a model (it brings its own); without either use gaussian."""
+        if not isinstance(data, dict) or data.get("method") is None:
+            return {**data, "method": "gaussian"} if isinstance(data, dict) else data
+        if data.get("model") is not None:
+            raise ValueError(
+                f"--method {data['method']} and --model: the model was trained with its own "
+                "method; give one of them"
+            )
+        return data
+
+    @property
+    def network(self) -> bool:
+        """Whether a network denoises: a trained model, or one trained on the input."""
+        return self.model is not None or self.method in SELF_SUPERVISED
+
+    @model_validator(mode="after")
+    def _fit(self) -> DenoiseRequest:
+        if self.loss is not None and (self.model is not None or not self.network):
+            raise ValueError(
+                "--loss: for a network trained here (--method deepcad, n2v or n2v3d without "
+                "--model); a model keeps the loss it was trained with"
+            )
+        if self.distributed and self.network:
+            raise ValueError(
+                "--scheduler/--cluster run the classical filters; networks run on one machine"
+            )
+        if self.network:
+            return self
+        if self.method not in CLASSICAL_METHODS:
+            known = ", ".join((*CLASSICAL_METHODS, *SELF_SUPERVISED))
+            raise ValueError(f"--method {self.method!r} is not one of {known}")
+        given = [flag for name, flag in _NETWORK_FLAGS.items() if getattr(self, name)]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)}: for networks only (--model or a network --method)"
+            )
+        if self.mode not in ("2d", "3d"):
+            raise ValueError(f"--mode {self.mode!r}: use 2d or 3d")
+        return self

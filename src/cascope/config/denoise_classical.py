@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 #: The classical methods :func:`cascope.denoise.denoise_array` knows.
 ClassicalMethod = Literal["gaussian", "median", "bilateral", "bm3d", "bm4d"]
 
-CLASSICAL_METHODS: tuple[str, ...] = ("gaussian", "median", "bilateral", "bm3d", "bm4d")
+CLASSICAL_METHODS: tuple[str, ...] = get_args(ClassicalMethod)
 
 
 class VarianceStabilization(BaseModel):

@@ -2,12 +2,49 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from cascope.config._types import Size3
 from cascope.config.training import TrainingConfig
+
+
+def parse_threshold(value: Any) -> Any:
+    """Read a detection threshold: ``'auto'`` or a finite number, also given as text.
+
+    Parameters
+    ----------
+    value : Any
+        The threshold as given (``--threshold`` passes text).
+
+    Returns
+    -------
+    Any
+        ``'auto'`` or the number; other values are left to the field's type.
+
+    Raises
+    ------
+    ValueError
+        Text that is neither ``'auto'`` nor a number, or a number that is not finite.
+    """
+    number = value
+    if isinstance(value, str) and value != "auto":
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"--threshold must be 'auto' or a number, got {value!r}") from None
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ValueError(f"--threshold must be a finite number, got {value!r}")
+    return number
+
+
+#: How unlabeled voxels count in PU training.
+PUMode = Literal["nnpu", "sampling"]
+
+#: A detection threshold: a probability (networks) or a z-score (the baseline), or 'auto'.
+Threshold = Annotated[float | Literal["auto"], BeforeValidator(parse_threshold)]
 
 
 class PUConfig(BaseModel):
@@ -15,7 +52,7 @@ class PUConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["nnpu", "sampling"] = Field(
+    mode: PUMode = Field(
         default="nnpu",
         description="'nnpu': non-negative PU risk (Kiryo et al. 2017) over unlabeled voxels; "
         "'sampling': unlabeled voxels are treated as negatives (the reference method).",
@@ -55,6 +92,26 @@ class PUConfig(BaseModel):
     pos_weight: float = Field(
         default=4.0, gt=0, description="Weight of the positive risk (events are rare voxels)."
     )
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _known_mode(cls, value: Any) -> Any:
+        if isinstance(value, str) and value not in get_args(PUMode):
+            raise ValueError(f"--pu must be nnpu or sampling, got {value!r}")
+        return value
+
+    @field_validator("unlabeled_ratio", mode="before")
+    @classmethod
+    def _ratio(cls, value: Any) -> Any:
+        """Read ``--unlabeled-ratio`` text: a number or ``complete``."""
+        if not isinstance(value, str) or value == "complete":
+            return value
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(
+                f"--unlabeled-ratio must be a number or 'complete', got {value!r}"
+            ) from None
 
 
 class EventModelConfig(BaseModel):
@@ -100,7 +157,7 @@ class DetectConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    threshold: float | Literal["auto"] = Field(
+    threshold: Threshold = Field(
         default="auto", description="Probability threshold; 'auto' uses the model's own."
     )
     tile: Size3 = Field(default=(32, 64, 64), description="Prediction tile (T, Y, X).")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cascope.config._types import Size3
 from cascope.config.denoise_classical import ClassicalDenoiseConfig
+from cascope.config.events import Threshold, parse_threshold
 
 DenoiseMethod = Literal[
     "none", "auto", "gaussian", "median", "bilateral", "bm3d", "bm4d", "deepcad", "n2v", "n2v3d"
@@ -58,7 +59,7 @@ class EventsStep(BaseModel):
         description="A trained event detector folder (`cascope train events`); None runs the "
         "classical intensity-threshold detector.",
     )
-    threshold: float | Literal["auto"] = Field(
+    threshold: Threshold = Field(
         default="auto",
         description="Network: probability ('auto' = the model's tuned one). Baseline: z-score "
         "('auto' = 4).",
@@ -71,6 +72,19 @@ class EventsStep(BaseModel):
         "are always measured on the raw input.",
     )
     features: bool = Field(default=True, description="Add kinetic and shape features.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _probability_for_a_model(cls, data: Any) -> Any:
+        """Refuse a network's threshold that is no probability (the baseline's is a z-score)."""
+        if isinstance(data, dict) and data.get("model") is not None:
+            given = data.get("threshold", "auto")
+            value = parse_threshold(given)
+            if isinstance(value, int | float) and not 0 < value < 1:
+                raise ValueError(
+                    f"--threshold {given}: with --model it is a probability, between 0 and 1"
+                )
+        return data
 
 
 class PipelineConfig(BaseModel):
