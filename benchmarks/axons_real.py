@@ -13,7 +13,12 @@ For the networks several ways from classes to instances are scored on the same p
 Sized for a shared 2-core CPU: a few minutes of training per run (``--steps``), one thread per
 run. ``--cache DIR`` keeps the predicted probabilities so scoring can be rerun without training.
 
-Usage: python benchmarks/axons_real.py [--steps 300] [--seeds 0 1] [--out benchmarks/results]
+``--recipes`` compares training recipes (:data:`RECIPES`: the default config, the zero padding of
+the capture left out of the loss and the patch centres, the same with equal class weights) and
+``--decoders`` limits the decoders scored.
+
+Usage: python benchmarks/axons_real.py [--steps 300] [--seeds 0 1] [--recipes default no-padding]
+[--decoders components] [--out benchmarks/results]
 """
 
 from __future__ import annotations
