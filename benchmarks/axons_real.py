@@ -13,19 +13,26 @@ For the networks several ways from classes to instances are scored on the same p
 Sized for a shared 2-core CPU: a few minutes of training per run (``--steps``), one thread per
 run. ``--cache DIR`` keeps the predicted probabilities so scoring can be rerun without training.
 
-Usage: python -m benchmarks.axons_real [--steps 300] [--seeds 0 1] [--out benchmarks/results]
-[--quick]. Needs the shared real data (``../shared/data/real`` beside the repository).
+``--recipes`` compares training recipes (:data:`RECIPES`: the default config, the zero padding of
+the capture left out of the loss and the patch centres, the same with equal class weights) and
+``--decoders`` limits the decoders scored.
+
+Usage: python -m benchmarks.axons_real [--steps 300] [--seeds 0 1] [--recipes default no-padding]
+[--decoders components] [--out benchmarks/results] [--quick]. Needs the shared real data
+(``../shared/data/real`` beside the repository).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import platform
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import tifffile
@@ -47,7 +54,7 @@ from cascope.segment import (
     seed_labels,
     train_segmenter,
 )
-from cascope.segment.predict import DECODERS, decode_instances
+from cascope.segment.predict import DECODERS, Decoder, decode_instances
 
 log = logging.getLogger("axons_real")
 
@@ -60,6 +67,14 @@ ARCHS = {
     "vgg16-unet": {"arch": "vgg16-unet", "width": 0.125, "blocks": 3},
 }
 PATCH = (16, 48, 48)
+#: Training recipes compared (SegmenterConfig fields over the shared settings of train_one):
+#: the class weights of the default config (background 0.2) with patches anywhere, or the zero
+#: padding left out of the loss and of the patch centres, with or without equal class weights.
+RECIPES: dict[str, dict[str, Any]] = {
+    "default": {},
+    "no-padding": {"exclude_padding": True},
+    "no-padding-equal": {"exclude_padding": True, "class_weights": (1.0, 1.0, 1.0)},
+}
 MIN_SIZE = 1000  # smallest instance kept, voxels (the seed chain keeps the same)
 
 
@@ -83,11 +98,12 @@ def split(raw: NDArray[Any], gt: NDArray[np.int32]) -> dict[str, Any]:
     return {"train": train, "test": test}
 
 
-def train_one(arch: str, seed: int, steps: int, image: Any, labels: Any) -> tuple[Any, float]:
-    """Train one network; returns the model and its training seconds."""
-    cfg = SegmenterConfig.model_validate(
+def recipe_config(arch: str, seed: int, steps: int, recipe: str = "default") -> SegmenterConfig:
+    """The training configuration of one run of the benchmark."""
+    return SegmenterConfig.model_validate(
         {
             **ARCHS[arch],
+            **RECIPES[recipe],
             "patch": PATCH,
             "augment": {"elastic": 0.0},
             "training": {
@@ -101,6 +117,13 @@ def train_one(arch: str, seed: int, steps: int, image: Any, labels: Any) -> tupl
             },
         }
     )
+
+
+def train_one(
+    arch: str, seed: int, steps: int, image: Any, labels: Any, recipe: str = "default"
+) -> tuple[Any, float]:
+    """Train one network; returns the model and its training seconds."""
+    cfg = recipe_config(arch, seed, steps, recipe)
     model, result = train_segmenter([image], [labels], config=cfg, label_kind="instance")
     return model, float(result.seconds)
 
@@ -168,61 +191,62 @@ def networks(
     tta: bool,
     cached_only: bool = False,
     archs: tuple[str, ...] = tuple(ARCHS),
+    recipes: tuple[str, ...] = ("default",),
+    decoders: tuple[Decoder, ...] = DECODERS,
 ) -> list[dict[str, Any]]:
-    """Train every architecture on every seed; score every decoder on the test part."""
+    """Train every architecture and recipe on every seed; score every decoder on the test part."""
     train_img, train_lab = parts["train"]
     test_img, test_lab = parts["test"]
     rows = []
-    for arch in archs:
-        for seed in seeds:
-            key = cache / f"{arch}_s{seed}_n{steps}_y{SPLIT_Y}.npz" if cache else None
-            if key is not None and key.exists():
-                z = np.load(key)
-                probs = {"plain": z["plain"]}
-                if tta and "tta" in z:
-                    probs["tta"] = z["tta"]
-                seconds, params = float(z["seconds"]), int(z["params"])
-            elif cached_only:
-                continue
-            else:
-                model, seconds = train_one(arch, seed, steps, train_img, train_lab)
-                params = count_parameters(model)
-                probs = {"plain": predict_probabilities(model, test_img, tile=(16, 64, 64))}
-                if tta:
-                    probs["tta"] = predict_probabilities(
-                        model, test_img, tile=(16, 64, 64), tta=True
-                    )
-                if key is not None:
-                    key.parent.mkdir(parents=True, exist_ok=True)
-                    np.savez_compressed(key, seconds=seconds, params=params, **probs)
-            log.info("%s seed %d: %.0f s training", arch, seed, seconds)
-            for which, p in probs.items():
-                sem = np.argmax(p, axis=0).astype(np.uint8)
-                for decoder in DECODERS:
-                    inst = decode_instances(sem, p, method=decoder, min_size=MIN_SIZE)
-                    row = score(test_lab, inst, sem)
-                    row.update(
-                        method=arch,
-                        seed=seed,
-                        tta=which == "tta",
-                        decoder=decoder,
-                        train_seconds=seconds,
-                        params=params,
-                        steps=steps,
-                    )
-                    rows.append(row)
-                    log.info(
-                        "%s s%d %s %s: fg %.3f axon %.3f inst %.3f n %d/%d",
-                        arch,
-                        seed,
-                        which,
-                        decoder,
-                        row["foreground_f1"],
-                        row["f1_axon"],
-                        row["instance_f1"],
-                        row["n_pred"],
-                        row["n_true"],
-                    )
+    for arch, recipe, seed in itertools.product(archs, recipes, seeds):
+        tag = "" if recipe == "default" else f"_{recipe}"
+        key = cache / f"{arch}{tag}_s{seed}_n{steps}_y{SPLIT_Y}.npz" if cache else None
+        if key is not None and key.exists():
+            z = np.load(key)
+            probs = {"plain": z["plain"]}
+            if tta and "tta" in z:
+                probs["tta"] = z["tta"]
+            seconds, params = float(z["seconds"]), int(z["params"])
+        elif cached_only:
+            continue
+        else:
+            model, seconds = train_one(arch, seed, steps, train_img, train_lab, recipe)
+            params = count_parameters(model)
+            probs = {"plain": predict_probabilities(model, test_img, tile=(16, 64, 64))}
+            if tta:
+                probs["tta"] = predict_probabilities(model, test_img, tile=(16, 64, 64), tta=True)
+            if key is not None:
+                key.parent.mkdir(parents=True, exist_ok=True)
+                np.savez_compressed(key, seconds=seconds, params=params, **probs)
+        log.info("%s seed %d: %.0f s training", arch, seed, seconds)
+        for which, p in probs.items():
+            sem = np.argmax(p, axis=0).astype(np.uint8)
+            for decoder in decoders:
+                inst = decode_instances(sem, p, method=decoder, min_size=MIN_SIZE)
+                row = score(test_lab, inst, sem)
+                row.update(
+                    method=arch if recipe == "default" else f"{arch} ({recipe})",
+                    recipe=recipe,
+                    seed=seed,
+                    tta=which == "tta",
+                    decoder=decoder,
+                    train_seconds=seconds,
+                    params=params,
+                    steps=steps,
+                )
+                rows.append(row)
+                log.info(
+                    "%s s%d %s %s: fg %.3f axon %.3f inst %.3f n %d/%d",
+                    arch,
+                    seed,
+                    which,
+                    decoder,
+                    row["foreground_f1"],
+                    row["f1_axon"],
+                    row["instance_f1"],
+                    row["n_pred"],
+                    row["n_true"],
+                )
     return rows
 
 
@@ -312,7 +336,7 @@ def _colour(labels: NDArray[np.integer]) -> NDArray[np.float64]:
     return palette[np.where(proj > 0, proj + 1, 0)]
 
 
-def figure(panels: dict[str, NDArray[np.integer]], path: Path) -> None:
+def figure(panels: Mapping[str, NDArray[np.integer]], path: Path) -> None:
     """Curated vs predicted instances side by side (Z maximum projections)."""
     import matplotlib
 
@@ -337,6 +361,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--archs", nargs="+", choices=list(ARCHS), default=list(ARCHS))
+    ap.add_argument("--recipes", nargs="+", choices=list(RECIPES), default=["default"])
+    ap.add_argument("--decoders", nargs="+", choices=list(DECODERS), default=list(DECODERS))
     ap.add_argument("--no-tta", action="store_true")
     ap.add_argument("--cache", type=Path, default=None)
     ap.add_argument("--cached-only", action="store_true", help="Score only cached runs.")
@@ -371,6 +397,8 @@ def main() -> None:
             not args.no_tta,
             args.cached_only,
             tuple(args.archs),
+            tuple(args.recipes),
+            tuple(cast(list[Decoder], args.decoders)),
         )
     rows.insert(0, semi_automatic(test_img, test_lab))
     if args.figure is not None:
@@ -391,7 +419,10 @@ def main() -> None:
     log.info("semi-automatic: %s", {k: rows[0][k] for k in ("instance_f1", "foreground_f1")})
     result: dict[str, Any] = {
         "command": f"--steps {args.steps} --seeds {' '.join(map(str, args.seeds))} --archs "
-        f"{' '.join(args.archs)}" + (" --no-tta" if args.no_tta else ""),
+        f"{' '.join(args.archs)}"
+        + (f" --recipes {' '.join(args.recipes)}" if args.recipes != ["default"] else "")
+        + (f" --decoders {' '.join(args.decoders)}" if args.decoders != list(DECODERS) else "")
+        + (" --no-tta" if args.no_tta else ""),
         "shape": list(raw.shape),
         "split_y": SPLIT_Y,
         "n_test_axons": int(test_lab.max()),

@@ -130,6 +130,12 @@ class SegmenterConfig(BaseModel):
     foreground_fraction: float = Field(
         default=0.7, ge=0, le=1, description="Share of patches centred on a foreground voxel."
     )
+    exclude_padding: bool = Field(
+        default=False,
+        description="Leave the zero padding around the imaged field (a rotated or cropped "
+        "capture; cascope.segment.imaged_field) out of the loss, and centre the patches that are "
+        "not centred on foreground on imaged voxels.",
+    )
     semantic: SemanticConfig = Field(
         default_factory=SemanticConfig, description="How instance labels become classes."
     )

@@ -144,28 +144,35 @@ def _augmenter(cfg: AugmentConfig) -> Any:
 def segmentation_pairing(augment: AugmentConfig | None = None) -> Pairing:
     """Pair an image crop with its class crop, augmented by TorchIO when enabled.
 
-    TorchIO draws from torch's global generator, which the trainer seeds and checkpoints, so
-    augmented runs stay reproducible and resumable.
+    A third crop, when the items hold one, is the loss mask (1 where the loss counts); spatial
+    transforms move it with the labels. TorchIO draws from torch's global generator, which the
+    trainer seeds and checkpoints, so augmented runs stay reproducible and resumable.
     """
     transform = _augmenter(augment) if augment is not None and augment.enabled else None
 
     def pair(
         crops: list[NDArray[Any]], rng: np.random.Generator
-    ) -> tuple[NDArray[Any], NDArray[Any], None]:
+    ) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any] | None]:
         image, classes = crops[0], crops[1]
+        mask = crops[2] if len(crops) > 2 else None
         if transform is None:
-            return image, classes, None
+            return image, classes, mask
         import torchio as tio
 
         img = image if image.ndim == 4 else image[None]
+        maps = {"label": classes} if mask is None else {"label": classes, "mask": mask}
         subject = tio.Subject(
             image=tio.ScalarImage(tensor=torch.from_numpy(np.ascontiguousarray(img))),
-            label=tio.LabelMap(tensor=torch.from_numpy(classes[None].astype(np.int64))),
+            **{
+                k: tio.LabelMap(tensor=torch.from_numpy(v[None].astype(np.int64)))
+                for k, v in maps.items()
+            },
         )
         out = transform(subject)
         x = out["image"].data.numpy().astype(np.float32)
         y = out["label"].data.numpy()[0].astype(np.float32)
-        return (x if image.ndim == 4 else x[0]), y, None
+        m = None if mask is None else out["mask"].data.numpy()[0].astype(np.float32)
+        return (x if image.ndim == 4 else x[0]), y, m
 
     return pair
 
@@ -193,6 +200,33 @@ def foreground_centres(
     if len(pts) > max_points:
         pts = pts[np.random.default_rng(seed).choice(len(pts), max_points, replace=False)]
     return pts.astype(np.int64)
+
+
+def field_centres(
+    classes: NDArray[Any],
+    field: NDArray[np.bool_],
+    *,
+    foreground_fraction: float,
+    max_points: int = 50_000,
+    seed: int = 0,
+) -> NDArray[np.int64]:
+    """Patch centres inside the imaged field, ``foreground_fraction`` of them on foreground.
+
+    Drawn from with certainty (a sampler's ``center_fraction`` of 1), they keep every patch
+    centre off the zero padding while foreground keeps its share of the patches.
+    """
+    fg = foreground_centres(classes, max_points=max_points, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    rest = np.flatnonzero(field & (classes == 0))
+    if len(fg) == 0 or foreground_fraction <= 0:
+        n_rest, fg = max_points, fg[:0]
+    elif foreground_fraction >= 1 or len(rest) == 0:
+        return fg
+    else:
+        n_rest = round(len(fg) * (1 - foreground_fraction) / foreground_fraction)
+    pick = rest[rng.choice(len(rest), min(n_rest, len(rest)), replace=False)]
+    others = np.stack(np.unravel_index(pick, classes.shape), axis=1)
+    return np.concatenate([fg, others]).astype(np.int64)
 
 
 class Segmenter(ModelBundle):
@@ -274,7 +308,8 @@ def train_segmenter(
     cfg = config or SegmenterConfig.model_validate({})
     if len(images) != len(labels) or not images:
         raise InputError(f"give one label volume per image ({len(images)} vs {len(labels)})")
-    items, centres, norms = [], [], []
+    items: list[tuple[NDArray[Any], ...]] = []
+    centres, norms = [], []
     for k, (img, lab) in enumerate(zip(images, labels, strict=True)):
         arr = np.asarray(img)
         if arr.ndim != 3:
@@ -285,15 +320,24 @@ def train_segmenter(
         if sem.shape != arr.shape:
             raise InputError(f"labels {k} have shape {sem.shape}, image {arr.shape}")
         x, norm = normalize_volume(arr)
-        items.append((x, sem))
-        centres.append(foreground_centres(sem, seed=k))
+        if cfg.exclude_padding:
+            from cascope.segment.semiauto import imaged_field
+
+            field = np.broadcast_to(imaged_field(arr), arr.shape)
+            items.append((x, sem, field.astype(np.uint8)))
+            centres.append(
+                field_centres(sem, field, foreground_fraction=cfg.foreground_fraction, seed=k)
+            )
+        else:
+            items.append((x, sem))
+            centres.append(foreground_centres(sem, seed=k))
         norms.append(norm)
     sampler = PatchSampler(
         items,
         cfg.patch,
         pairing=segmentation_pairing(cfg.augment),
         centers=centres,
-        center_fraction=cfg.foreground_fraction,
+        center_fraction=1.0 if cfg.exclude_padding else cfg.foreground_fraction,
         seed=cfg.training.seed,
     )
     loss = dice_focal_loss(cfg.class_weights, gamma=cfg.focal_gamma, dice_weight=cfg.dice_weight)
