@@ -161,7 +161,7 @@ def _partial_run(
     groups: dict[str, np.ndarray] | None = None,
 ) -> dict[str, float]:
     """Score one partially labelled model on the test movie, with the threshold diagnostics."""
-    from cascope.events.train import _label_centroids
+    from cascope.events.threshold import label_centroids
 
     row = _evaluate(model, test, det, groups)
     row["threshold"] = model.threshold
@@ -170,7 +170,7 @@ def _partial_run(
     _, curve = threshold_from_event_f1(p_test, test.events, thresholds=GRID)
     row["f1_best_threshold"] = float(curve["f1"].max())
     row["f1_at_0.5"] = _f1_at(p_test, test.events, 0.5)
-    naive, _ = threshold_from_event_f1(p_valid, _label_centroids(vpart), thresholds=GRID)
+    naive, _ = threshold_from_event_f1(p_valid, label_centroids(vpart), thresholds=GRID)
     row["naive_threshold"] = naive
     row["f1_naive_threshold"] = _f1_at(p_test, test.events, naive)
     return row

@@ -24,11 +24,10 @@ from cascope.events.predict import (
     detect_events,
     load_event_model,
     probability,
-    sigmoid_predictor,
 )
 from cascope.events.preprocess import preprocess
 from cascope.events.pu import PUSampler, bce_loss, nnpu_loss
-from cascope.events.threshold import F1_TOLERANCE, choose_threshold, label_centroids
+from cascope.events.threshold import F1_TOLERANCE, choose_threshold
 from cascope.training import Loss, TrainResult
 from cascope.training.driver import train_model
 
@@ -45,11 +44,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# the names this module had before prediction and threshold choice moved out
-_sigmoid = sigmoid_predictor
-_label_centroids = label_centroids
-
 
 def build_network(cfg: EventTrainConfig) -> nn.Module:
     """Build the 3D U-Net of a training config (1 input channel, 1 logit channel)."""

@@ -68,7 +68,7 @@ def predict_block(
     """
     import torch
 
-    from cascope.events.train import _sigmoid
+    from cascope.events.predict import sigmoid_predictor
     from cascope.tiling import predict_tiled, torch_predictor
 
     t0 = time.perf_counter()
@@ -77,7 +77,7 @@ def predict_block(
     movie = task.read()
     lo, hi = task.context
     arr = np.asarray(norm.view(movie)[lo:hi], dtype=np.float32)
-    predict = _sigmoid(torch_predictor(model.network, device=cfg.device))
+    predict = sigmoid_predictor(torch_predictor(model.network, device=cfg.device))
     with torch.inference_mode():
         prob = predict_tiled(
             predict, arr, tile=cfg.tile, overlap=cfg.overlap, batch_size=cfg.batch_size
