@@ -4,7 +4,7 @@
 # no network needed. Log: benchmarks/results/gpu_check.log.
 #
 #   bash benchmarks/gpu_check.sh           # on the GPU machine
-#   bash benchmarks/gpu_check.sh --quick   # CPU-only dry run of the same steps (CI), < 1 minute
+#   bash benchmarks/gpu_check.sh --quick   # CPU-only dry run of the same steps (CI), < 3 minutes
 #
 # Preparation, on a machine with network, before the GPU machine is started:
 #   1. The venv (a torch build with CUDA for the GPU machine's driver, then cascope pinned to it):
@@ -100,7 +100,7 @@ fi
 
 if [ "$quick" = 1 ]; then
     step 60 "GPU tests (collected only)" "$PYTHON" -m pytest -m gpu --collect-only -q -p no:cacheprovider
-    step 60 "denoise_gpu.py (tiny, on the CPU)" "$PYTHON" -m benchmarks.denoise_gpu --quick --device cpu --threads 2
+    step 120 "denoise_gpu.py (tiny, on the CPU)" "$PYTHON" -m benchmarks.denoise_gpu --quick --device cpu --threads 2
 else
     step 150 "GPU tests" "$PYTHON" -m pytest -m gpu -q -p no:cacheprovider
     step 270 "denoise_gpu.py" "$PYTHON" -m benchmarks.denoise_gpu --device "$device" "${peer_args[@]}"
