@@ -70,11 +70,11 @@ def test_calibration_keeps_the_offset_where_no_gain_can_be_measured():
 
 @pytest.mark.parametrize("loss", ["l2", pytest.param("l1+l2", marks=pytest.mark.slow)])
 def test_deepcad_output_keeps_the_clean_mean_after_any_short_training(loss):
-    # ~1 photon per pixel: the median of a pixel's counts lies far below its mean. After 40
-    # steps the raw network misses the mean by -1 % to +36 %, and inside the neurons an offset
-    # correction alone leaves +6 % to +39 % (its gain is 1.2 to 1.6 at 0.5-50 photons, seeds
-    # 0-2); the intensity calibration brings the overall mean to the noisy movie's own and the
-    # neurons to within +0.2 % to +4.0 % (the benchmark's longer training: within 1 %).
+    # ~1 photon per pixel. After 40 steps of this small network (seeds 0-2, 0.5-50 photons
+    # measured) the output's gain is 1.1 to 1.6, so an offset correction alone leaves +6 % to
+    # +39 % inside the neurons; the intensity calibration brings the overall mean to the noisy
+    # movie's own and the neurons to within +0.2 % to +4.0 % (at 1 photon +2.1 to +3.1 %; the
+    # benchmark's longer training: about 1 %).
     sim, mask = _movie(1.0, frames=32, size=48)
     cfg = DeepDenoiseConfig.model_validate(
         {
