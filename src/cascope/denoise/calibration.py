@@ -75,6 +75,7 @@ def measure_gain(
     sample: NDArray[np.float32],
     method: str,
     target: NDArray[np.float32] | None = None,
+    output: NDArray[np.floating] | None = None,
 ) -> float | None:
     """Measure the denoiser's intensity gain on a sample, from views with independent noise.
 
@@ -89,6 +90,8 @@ def measure_gain(
         ``None``).
     target : ndarray, optional
         The same region of the second noisy recording (``n2n``) or of the clean one (``care``).
+    output : ndarray, optional
+        ``predict(sample)`` when the caller has it already (``n2n`` and ``care`` compare it).
 
     Returns
     -------
@@ -100,18 +103,19 @@ def measure_gain(
         if n < 4:
             return None
         even, odd = sample[0:n:2], sample[1:n:2]
-        out_even, out_odd = _mean_image(predict(even)), _mean_image(predict(odd))
-        num = _cov(out_even, _mean_image(odd)) + _cov(out_odd, _mean_image(even))
-        den = _cov(_mean_image(odd[0::2]), _mean_image(odd[1::2])) + _cov(
-            _mean_image(even[0::2]), _mean_image(even[1::2])
+        e1, e2, o1, o2 = (
+            _mean_image(part) for part in (even[0::2], even[1::2], odd[0::2], odd[1::2])
         )
-        noise = float(np.var(_mean_image(odd[0::2]) - _mean_image(odd[1::2]))) / 2
+        m_even, m_odd = (e1 + e2) / 2, (o1 + o2) / 2  # halves of equal length
+        num = _cov(_mean_image(predict(even)), m_odd) + _cov(_mean_image(predict(odd)), m_even)
+        den = _cov(o1, o2) + _cov(e1, e2)
+        noise = float(np.var(o1 - o2)) / 2
     elif method in ("n2n", "care") and target is not None:
-        out = _mean_image(predict(sample))
-        ref = _mean_image(target)
+        out = _mean_image(predict(sample) if output is None else output)
+        m_sample, ref = _mean_image(sample), _mean_image(target)
         num = _cov(out, ref)
-        den = _cov(_mean_image(sample), ref) if method == "n2n" else _cov(ref, ref)
-        noise = float(np.var(_mean_image(sample) - ref)) / 2
+        den = _cov(m_sample, ref) if method == "n2n" else _cov(ref, ref)
+        noise = float(np.var(m_sample - ref)) / 2
     else:
         return None
     # A scene whose spatial variance is within a few noise deviations of zero has no
@@ -140,7 +144,7 @@ def calibrate(
     """
     reference = sample if target is None else target
     out = np.asarray(predict(sample), np.float64)
-    gain = measure_gain(predict, sample, method, target)
+    gain = measure_gain(predict, sample, method, target, output=out)
     scale = 1.0 / gain if gain is not None else 1.0
     shift = float(np.mean(reference, dtype=np.float64) - scale * out.mean())
     if not (math.isfinite(shift) and math.isfinite(scale)):

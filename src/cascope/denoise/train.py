@@ -205,12 +205,12 @@ def train_denoiser(
     )
     if cfg.mean_correction:
         target = tmovies[0] if tmovies else movies[0]
-        _keep_mean(denoiser, movies[0], target, device, predict, progress=progress)
+        _calibrate_intensity(denoiser, movies[0], target, device, predict, progress=progress)
     assert denoiser.history is not None
     return denoiser, denoiser.history
 
 
-def _keep_mean(
+def _calibrate_intensity(
     denoiser: DeepDenoiser,
     movie: Movie,
     target: Movie,
