@@ -17,9 +17,9 @@ Each is scored three ways:
 - the network's own output;
 - ``+ mean correction``: shifted by one constant so that it keeps the noisy movie's mean (the
   former default);
-- ``+ intensity calibration`` (the default, ``DeepDenoiseConfig.mean_correction``): the gain
-  measured on interleaved frames with independent noise and the offset
-  (:mod:`cascope.denoise.calibration`), as ``cascope denoise`` applies it.
+- ``+ intensity calibration`` (the default, ``DeepDenoiseConfig.mean_correction``): for deepcad
+  the response curve measured on the interleaved frames, whose noise is independent, with the
+  offset (:mod:`cascope.denoise.calibration`), as ``cascope denoise`` applies it.
 
 Usage::
 
@@ -95,9 +95,13 @@ def run(
     model, _ = train_denoiser(data, config=cfg, device="cpu")
     out = model.predict(data, config=DeepPredictConfig(), device="cpu")  # as `denoise` does
     assert out is not None
-    scale = float(model.provenance.get("intensity_scale", 1.0))
-    shift = float(model.provenance.get("intensity_shift", 0.0))
-    raw = (np.asarray(out, np.float64) - shift) / scale  # the network's own output
+    if model.output_curve is not None:  # the calibration is a response curve: predict without
+        model.output_curve = None
+        raw = np.asarray(model.predict(data, config=DeepPredictConfig(), device="cpu"), np.float64)
+    else:  # an affine calibration, folded into the output normalisation: undo it
+        scale = float(model.provenance.get("intensity_scale", 1.0))
+        shift = float(model.provenance.get("intensity_shift", 0.0))
+        raw = (np.asarray(out, np.float64) - shift) / scale  # the network's own output
     offset_only = raw - raw.mean() + float(np.mean(data, dtype=np.float64))
     outs = {
         f"{variant} + intensity calibration": out,
@@ -173,6 +177,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--patch", type=int, default=48, help="patch Y and X (T is 8)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--append", action="store_true", help="keep the rows of an earlier run")
     ap.add_argument("--name", default="denoise_bias")
     ap.add_argument(
@@ -198,7 +203,7 @@ def main() -> None:
         merged = list(seen.values())
         write(merged, {**parts[0]["meta"], "parts": args.merge}, args.name, out)
         return
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     rows: list[dict] = []
     if args.append and (out / f"{args.name}.json").exists():
         rows = json.loads((out / f"{args.name}.json").read_text())["rows"]

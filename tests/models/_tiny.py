@@ -23,13 +23,13 @@ def movie(seed: int, shape: tuple[int, int, int] = (24, 40, 40)) -> np.ndarray:
 def make_model(kind: str, folder: Path) -> Path:
     """Train a tiny model of ``kind`` for a few steps and save it to ``folder``."""
     training = {"steps": 3, "batch_size": 1, "val_every": 3, "amp": "off", "seed": 0}
-    if kind in ("deepcad", "n2v", "n2v3d", "n2n", "care"):
+    if kind in ("deepcad", "deepcad-curve", "n2v", "n2v3d", "n2n", "care"):
         from cascope.config.denoise import DeepDenoiseConfig
         from cascope.denoise.deep import train_denoiser
 
         cfg = DeepDenoiseConfig.model_validate(
             {
-                "method": kind,
+                "method": kind.removesuffix("-curve"),
                 "patch": (4, 16, 16),
                 "depth": 2,
                 "base": 2,
@@ -43,6 +43,13 @@ def make_model(kind: str, folder: Path) -> Path:
         elif kind == "care":
             targets = movie(0) * 0.5 + 60
         den, _ = train_denoiser(movie(0), config=cfg, targets=targets, device="cpu")
+        if kind == "deepcad-curve":  # a response curve, as a longer training measures one
+            from cascope.models.response import Curve
+
+            mean, std = den.output_norm
+            knots = tuple(mean + std * k for k in (-1.0, 0.0, 0.5, 1.5))
+            values = tuple(mean + std * v for v in (-0.9, 0.0, 0.3, 0.8))
+            den.output_curve = Curve(knots, values, slopes=(0.9, 0.4))
         return den.save(folder)
     if kind == "events":
         from cascope.config.events import EventTrainConfig

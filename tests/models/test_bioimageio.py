@@ -43,7 +43,7 @@ HELD_VOLUME = (12, 32, 36)
 #: range plus ULPS float32 steps of its largest value (the same arithmetic in another order).
 RTOL = 1e-4
 ULPS = 8
-FAST = ("deepcad", "n2v", "care", "events", "segmenter")
+FAST = ("deepcad", "deepcad-curve", "n2v", "care", "events", "segmenter")
 SLOW = ("n2v3d", "n2n")
 
 
@@ -179,6 +179,10 @@ def test_package_run_elsewhere_gives_cascopes_prediction(exported, kind):
     assert "## Validation" in readme and "doi:" in readme
     if kind == "n2v":  # exported by the command line with its options
         assert "A. Person" in rdf and "onnx" in rdf
+    arch = zipfile.ZipFile(result["package"]).read("architecture.py").decode()
+    # a denoiser's response curve travels inside the package's network
+    assert ("class WithResponse" in arch) == (kind == "deepcad-curve")
+    assert ("WithResponse" in rdf) == (kind == "deepcad-curve")
 
 
 @pytest.mark.slow

@@ -138,12 +138,14 @@ class DeepDenoiseConfig(BaseModel):
     )
     mean_correction: bool = Field(
         default=True,
-        description="After training, calibrate the output's gain (measured against views of "
-        "the scene with independent noise: interleaved frames, the second recording, the clean "
-        "target) and offset (the denoised middle of the training recording keeps its target's "
+        description="After training, calibrate the output's intensities against views of the "
+        "scene with independent noise: a monotone response curve for deepcad (interleaved "
+        "frames) and Noise2Noise (the second recording), a gain for CARE (the clean target), "
+        "and the offset (the denoised middle of the training recording keeps its target's "
         "mean; for the self-supervised methods the noisy recording, whose mean is the clean "
-        "mean): keeps the intensities of a network trained for few steps, inside bright "
-        "structures too (benchmarks/results/denoise_bias.md).",
+        "mean): keeps the intensities inside bright structures too, whether the network was "
+        "trained for few steps or at half a photon per pixel "
+        "(benchmarks/results/denoise_bias_1000steps.md).",
     )
     mask_fraction: float = Field(
         default=0.02,

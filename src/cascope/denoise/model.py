@@ -18,6 +18,7 @@ from cascope.config.denoise import DeepDenoiseConfig, DeepPredictConfig
 from cascope.denoise._cast import CastOnHost, cast_output, output_dtype, restore_on_device
 from cascope.denoise._checks import Finite, as_stack
 from cascope.errors import InputError
+from cascope.models.response import Curve, apply_ramps
 from cascope.tiling import (
     ArrayWriter,
     BatchPredictor,
@@ -49,6 +50,9 @@ class DeepDenoiser(ModelBundle):
         :attr:`normalization` as ``{"input": {"mean", "std"}, "output": {...}}``).
     axes : str
         Axes of the data it was trained on (``"TYX"`` or ``"ZYX"``).
+    output_curve : Curve, optional
+        A monotone response curve applied after the output normalisation (input units), as
+        measured by the intensity calibration (:mod:`cascope.denoise.calibration`).
     provenance : dict, optional
         Training facts (steps, losses, time, versions).
     history : TrainResult, optional
@@ -67,10 +71,12 @@ class DeepDenoiser(ModelBundle):
         axes: str = "TYX",
         provenance: dict[str, Any] | None = None,
         history: TrainResult | None = None,
+        output_curve: Curve | None = None,
     ) -> None:
         norm = {"input": _mean_std(input_norm), "output": _mean_std(output_norm)}
         super().__init__(model, config, norm, provenance or {}, history)
         self.axes = axes
+        self.output_curve = output_curve
 
     @property
     def input_norm(self) -> tuple[float, float]:
@@ -89,8 +95,11 @@ class DeepDenoiser(ModelBundle):
         self.normalization["output"] = _mean_std(value)
 
     def document(self) -> dict[str, Any]:
-        """Return what ``model.yaml`` records: strategy, axes, normalisation, config, provenance."""
-        return {
+        """Return what ``model.yaml`` records: strategy, axes, normalisation, config, provenance.
+
+        A response curve, when the model has one, is recorded as ``output_curve``.
+        """
+        doc = {
             "task": self.task,
             "strategy": self.config.method,
             "axes": self.axes,
@@ -101,6 +110,9 @@ class DeepDenoiser(ModelBundle):
             "denoise": self.config.model_dump(mode="json"),
             "provenance": self.provenance,
         }
+        if self.output_curve is not None:
+            doc["output_curve"] = self.output_curve.to_dict()
+        return doc
 
     @classmethod
     def load(cls, path: str | Path, *, device: str | torch.device = "cpu") -> DeepDenoiser:
@@ -112,7 +124,7 @@ class DeepDenoiser(ModelBundle):
             raise InputError("the model folder does not hold a denoising model", Path(path))
         from pydantic import ValidationError
 
-        from cascope.models.checkpoint import CONFIG, check_normalization
+        from cascope.models.checkpoint import CONFIG, check_curve, check_normalization
 
         cfg_path = Path(path) / CONFIG
         norm = doc.get("normalization") or {}
@@ -129,6 +141,7 @@ class DeepDenoiser(ModelBundle):
             output_norm=check_normalization(norm.get("output"), "normalization.output", cfg_path),
             axes=str(doc.get("axes", "TYX")),
             provenance=dict(doc.get("provenance") or {}),
+            output_curve=check_curve(doc.get("output_curve"), "output_curve", cfg_path),
         )
 
     def predict(
@@ -173,6 +186,8 @@ class DeepDenoiser(ModelBundle):
             writer = ArrayWriter(result)
         in_mean, in_std = self.input_norm
         out_mean, out_std = self.output_norm
+        curve = self.output_curve
+        ramps = curve.ramps() if curve is not None else None
         predictor = torch_predictor(
             self.model,
             device=device,
@@ -205,7 +220,12 @@ class DeepDenoiser(ModelBundle):
                 data,
                 CastOnHost(writer, out_dtype),
                 preprocess=lambda t: (t.float() - in_mean) / in_std,
-                postprocess=lambda t: restore_on_device(t * out_std + out_mean, out_dtype),
+                postprocess=lambda t: restore_on_device(
+                    t * out_std + out_mean
+                    if ramps is None
+                    else apply_ramps(t * out_std + out_mean, *ramps),
+                    out_dtype,
+                ),
                 **streaming,
             )
         else:
@@ -223,7 +243,10 @@ class DeepDenoiser(ModelBundle):
                     return (block - np.float32(in_mean)) / np.float32(in_std)
 
             def restore(block: NDArray[np.float32]) -> NDArray[Any]:
-                return cast_output(block * np.float32(out_std) + np.float32(out_mean), out_dtype)
+                out = block * np.float32(out_std) + np.float32(out_mean)
+                if curve is not None:
+                    out = curve(out).astype(np.float32)
+                return cast_output(out, out_dtype)
 
             predict_streamed(host, _Normalised(), writer, postprocess=restore, **streaming)
         if result is not None and squeeze:

@@ -226,8 +226,10 @@ def _calibrate_intensity(
     gain against views of the scene with independent noise and its offset against the target
     (for the self-supervised methods the noisy recording itself, whose mean is the clean mean):
     a network trained for few steps, or one that estimates a median (an L1 loss), misses both.
-    The affine correction is folded into the output normalisation and recorded as
-    ``mean_correction`` (the offset at the mean intensity) and ``intensity_scale``.
+    A response curve (deepcad, Noise2Noise) travels with the model as ``output_curve``; an
+    affine correction is folded into the output normalisation. Either is recorded as
+    ``mean_correction`` (the offset at the mean intensity), ``intensity_scale`` and
+    ``intensity_shift`` (the affine summary) and ``intensity_calibration`` (how it was found).
     """
     n, ny, nx = movie.shape
     t0, y0, x0 = max(0, (n - 64) // 2), max(0, (ny - 256) // 2), max(0, (nx - 256) // 2)
@@ -245,10 +247,13 @@ def _calibrate_intensity(
     cal = calibrate(run, sample, denoiser.config.method, reference)
     if cal is None:
         return
-    mean, std = denoiser.output_norm
-    denoiser.output_norm = (cal.scale * mean + cal.shift, cal.scale * std)
+    if cal.curve is not None:
+        denoiser.output_curve = cal.curve
+    else:
+        mean, std = denoiser.output_norm
+        denoiser.output_norm = (cal.scale * mean + cal.shift, cal.scale * std)
     level = float(np.mean(sample, dtype=np.float64))
-    denoiser.provenance["mean_correction"] = (cal.scale - 1.0) * level + cal.shift
+    denoiser.provenance["mean_correction"] = float(cal.correct(np.array(level))) - level
     denoiser.provenance["intensity_scale"] = cal.scale
     denoiser.provenance["intensity_shift"] = cal.shift
     denoiser.provenance["intensity_calibration"] = cal.note

@@ -184,7 +184,8 @@ def _plan_denoise(folder: Path, network: nn.Module, doc: dict[str, Any]) -> Expo
     from pydantic import ValidationError
 
     from cascope.config.denoise import DeepDenoiseConfig
-    from cascope.models.checkpoint import CONFIG, check_normalization
+    from cascope.models.checkpoint import CONFIG, check_curve, check_normalization
+    from cascope.models.response import WithResponse
 
     try:
         cfg = DeepDenoiseConfig.model_validate(doc.get("denoise"))
@@ -193,6 +194,19 @@ def _plan_denoise(folder: Path, network: nn.Module, doc: dict[str, Any]) -> Expo
     norm = doc.get("normalization") or {}
     in_mean, in_std = check_normalization(norm.get("input"), "normalization.input", folder)
     out_mean, out_std = check_normalization(norm.get("output"), "normalization.output", folder)
+    curve = check_curve(doc.get("output_curve"), "output_curve", folder)
+    curve_note = ""
+    if curve is not None:
+        # the package's network carries the response curve, written for its normalised output
+        # so that the scale_linear step still restores the input's units
+        normalised = curve.affine(out_std, out_mean).then_affine(1 / out_std, -out_mean / out_std)
+        wrapped = WithResponse(dict(getattr(network, "hparams", {})), **normalised.to_dict())
+        wrapped.network.load_state_dict(network.state_dict())
+        network = wrapped.eval()
+        curve_note = (
+            f" The network's output passes through its intensity response curve "
+            f"({len(curve.knots)} knots, measured after training) before that."
+        )
     ndim = cfg.network_ndim
     axes = str(doc.get("axes", "TYX")) if ndim == 3 else "YX"
     cite = {
@@ -223,7 +237,7 @@ def _plan_denoise(folder: Path, network: nn.Module, doc: dict[str, Any]) -> Expo
         input_note=(
             f"a raw recording in the units it was trained on; it is normalised with the training "
             f"data's mean {in_mean:.6g} and standard deviation {in_std:.6g}, and the output is "
-            f"restored to the input's units (x {out_std:.6g} + {out_mean:.6g})."
+            f"restored to the input's units (x {out_std:.6g} + {out_mean:.6g}).{curve_note}"
         ),
     )
 
@@ -275,16 +289,18 @@ class _Core(nn.Module):
 def architecture_source(network: nn.Module) -> str:
     """Python source defining the network's class, standalone (imports torch only).
 
-    The U-Net module is self-contained; the VGG16-encoder U-Net's module is appended to it
-    without its import of the former.
+    The U-Net module is self-contained; the VGG16-encoder U-Net's module (or the response
+    curve's, for a denoiser that has one) is appended to it without its import of the former.
     """
     import inspect
 
-    from cascope.models import unet, vgg_unet
+    from cascope.models import response, unet, vgg_unet
 
     parts = [inspect.getsource(unet)]
     if type(network).__name__ == "VGGUNet":
         parts.append(inspect.getsource(vgg_unet))
+    if type(network).__name__ == "WithResponse":
+        parts.append(inspect.getsource(response))
     body = "\n\n".join(parts)
     body = re.sub(r"^from __future__ import annotations\n", "", body, flags=re.M)
     body = re.sub(r"^from cascope\.[^\n]*\n", "", body, flags=re.M)

@@ -23,6 +23,7 @@ from torch import nn
 
 from cascope.errors import InputError
 from cascope.io import atomic_output
+from cascope.models.response import Curve
 from cascope.models.unet import UNet
 
 log = logging.getLogger(__name__)
@@ -200,6 +201,7 @@ class _ModelFile(BaseModel):
     strategy: str | None = None
     axes: str | None = None
     normalization: dict[str, Any] | None = None
+    output_curve: dict[str, Any] | None = None
     denoise: dict[str, Any] | None = None
     events: dict[str, Any] | None = None
     segmenter: dict[str, Any] | None = None
@@ -274,6 +276,16 @@ def check_normalization(value: Any, key: str, path: Path) -> tuple[float, float]
     if out[1] <= 0:
         raise InputError(f"{key}.std: must be above 0 (got {out[1]})", path)
     return out[0], out[1]
+
+
+def check_curve(value: Any, key: str, path: Path) -> Curve | None:
+    """Read an optional response-curve section (:class:`~cascope.models.response.Curve`)."""
+    if value is None:
+        return None
+    try:
+        return Curve.from_dict(value)
+    except ValueError as err:
+        raise InputError(f"{key}: {err}", path) from err
 
 
 def export_onnx(
