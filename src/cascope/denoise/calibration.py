@@ -291,9 +291,13 @@ def calibrate(
     if not (math.isfinite(shift) and math.isfinite(scale)):
         return None
     if gain is None:
-        note = "offset only: no independent view to measure a gain" + (
-            "" if method in ("deepcad", "n2n", "care") else f" for {method}"
-        )
+        if method in ("deepcad", "n2n", "care"):
+            note = (
+                "offset only: no gain could be measured on independent views (a field "
+                f"without contrast, or a gain outside {GAIN_RANGE[0]:g}-{GAIN_RANGE[1]:g})"
+            )
+        else:
+            note = f"offset only: no independent view to measure a gain for {method}"
     else:
         note = f"gain {gain:.4f} measured on independent views"
     log.info("intensity calibration: scale %.4g, shift %.4g (%s)", scale, shift, note)
