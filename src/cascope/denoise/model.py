@@ -188,6 +188,11 @@ class DeepDenoiser(ModelBundle):
         out_mean, out_std = self.output_norm
         curve = self.output_curve
         ramps = curve.ramps() if curve is not None else None
+
+        def restore_tensor(t: torch.Tensor) -> torch.Tensor:
+            out = t * out_std + out_mean
+            return out if ramps is None else apply_ramps(out, *ramps)
+
         predictor = torch_predictor(
             self.model,
             device=device,
@@ -220,12 +225,7 @@ class DeepDenoiser(ModelBundle):
                 data,
                 CastOnHost(writer, out_dtype),
                 preprocess=lambda t: (t.float() - in_mean) / in_std,
-                postprocess=lambda t: restore_on_device(
-                    t * out_std + out_mean
-                    if ramps is None
-                    else apply_ramps(t * out_std + out_mean, *ramps),
-                    out_dtype,
-                ),
+                postprocess=lambda t: restore_on_device(restore_tensor(t), out_dtype),
                 **streaming,
             )
         else:
