@@ -266,7 +266,11 @@ def calibrate(
     reference = sample if target is None else target
     out = np.asarray(predict(sample), np.float64)
     views = independent_views(sample, method, target)
-    curve = measure_response(predict, *views) if views is not None else None
+
+    def known(stack: NDArray[np.float32]) -> NDArray[np.floating]:
+        return out if stack is sample else predict(stack)  # n2n's first view is the sample
+
+    curve = measure_response(known, *views) if views is not None else None
     if curve is not None:
         shift = float(np.mean(reference, dtype=np.float64) - curve(out).mean())
         if math.isfinite(shift):
