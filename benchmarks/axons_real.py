@@ -69,11 +69,15 @@ ARCHS = {
 PATCH = (16, 48, 48)
 #: Training recipes compared (SegmenterConfig fields over the shared settings of train_one):
 #: the class weights of the default config (background 0.2) with patches anywhere, or the zero
-#: padding left out of the loss and of the patch centres, with or without equal class weights.
+#: padding left out of the loss and of the patch centres, with or without equal class weights;
+#: a heavier background weight, equal weights, and a border class two voxels thick.
 RECIPES: dict[str, dict[str, Any]] = {
     "default": {},
     "no-padding": {"exclude_padding": True},
     "no-padding-equal": {"exclude_padding": True, "class_weights": (1.0, 1.0, 1.0)},
+    "background-0.5": {"class_weights": (0.5, 1.0, 2.0)},
+    "equal": {"class_weights": (1.0, 1.0, 1.0)},
+    "border-2": {"semantic": {"border": 2}},
 }
 MIN_SIZE = 1000  # smallest instance kept, voxels (the seed chain keeps the same)
 
@@ -151,9 +155,14 @@ def per_axon_errors(truth: NDArray[np.int32], pred: NDArray[np.int32]) -> dict[s
     }
 
 
-def score(truth: NDArray[np.int32], inst: NDArray[np.int32], sem: NDArray[Any]) -> dict[str, Any]:
-    """Every score of one prediction against the test labels."""
-    true_sem = instances_to_semantic(truth)
+def score(
+    truth: NDArray[np.int32], inst: NDArray[np.int32], sem: NDArray[Any], **semantic: Any
+) -> dict[str, Any]:
+    """Every score of one prediction against the test labels.
+
+    ``semantic`` (``border``, ``planes``) gives the classes the prediction was trained on.
+    """
+    true_sem = instances_to_semantic(truth, **semantic)
     cs = class_scores(true_sem, sem)
     fg_t, fg_p = truth > 0, inst > 0
     inter = float((fg_t & fg_p).sum())
@@ -218,12 +227,20 @@ def networks(
             if key is not None:
                 key.parent.mkdir(parents=True, exist_ok=True)
                 np.savez_compressed(key, seconds=seconds, params=params, **probs)
+        cfg = recipe_config(arch, seed, steps, recipe)
         log.info("%s seed %d: %.0f s training", arch, seed, seconds)
         for which, p in probs.items():
             sem = np.argmax(p, axis=0).astype(np.uint8)
             for decoder in decoders:
-                inst = decode_instances(sem, p, method=decoder, min_size=MIN_SIZE)
-                row = score(test_lab, inst, sem)
+                inst = decode_instances(
+                    sem,
+                    p,
+                    method=decoder,
+                    min_size=MIN_SIZE,
+                    border=cfg.semantic.border,
+                    planes=cfg.semantic.planes,
+                )
+                row = score(test_lab, inst, sem, **cfg.semantic.model_dump())
                 row.update(
                     method=arch if recipe == "default" else f"{arch} ({recipe})",
                     recipe=recipe,
