@@ -70,7 +70,8 @@ PATCH = (16, 48, 48)
 #: Training recipes compared (SegmenterConfig fields over the shared settings of train_one):
 #: the class weights of the default config (background 0.2) with patches anywhere, or the zero
 #: padding left out of the loss and of the patch centres, with or without equal class weights;
-#: a heavier background weight, equal weights, and a border class two voxels thick.
+#: a heavier background weight, equal weights, a border class two voxels thick, and the U-Net
+#: paper's weight map on the background between neighbouring axons.
 RECIPES: dict[str, dict[str, Any]] = {
     "default": {},
     "no-padding": {"exclude_padding": True},
@@ -78,6 +79,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "background-0.5": {"class_weights": (0.5, 1.0, 2.0)},
     "equal": {"class_weights": (1.0, 1.0, 1.0)},
     "border-2": {"semantic": {"border": 2}},
+    "gap-10": {"gap_weight": 10.0, "gap_sigma": 5.0},
 }
 MIN_SIZE = 1000  # smallest instance kept, voxels (the seed chain keeps the same)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from cascope.config.segment import AugmentConfig, SegmenterConfig
@@ -52,15 +53,17 @@ def test_the_loss_mask_moves_with_the_labels_under_augmentation():
         np.testing.assert_array_equal(m, y)
 
 
-def test_training_without_the_padding_learns():
-    # Arrange: two padded stacks
+@pytest.mark.parametrize(("exclude", "gap"), [(True, 0.0), (True, 10.0), (False, 10.0)])
+def test_training_with_a_padding_mask_or_gap_weights_runs(exclude, gap):
+    # Arrange: two padded stacks (the gap weights, when asked, ride in the loss mask)
     raw, lab, _ = _padded(2)
     cfg = SegmenterConfig.model_validate(
         {
             "base": 4,
             "depth": 2,
             "patch": (8, 32, 32),
-            "exclude_padding": True,
+            "exclude_padding": exclude,
+            "gap_weight": gap,
             "augment": {"enabled": False},
             "training": {"steps": 6, "batch_size": 2, "lr": 3e-3, "seed": 0},
         }

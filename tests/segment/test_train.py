@@ -8,6 +8,7 @@ from cascope.segment import (
     as_semantic,
     class_scores,
     dice_focal_loss,
+    gap_weights,
     instances_to_semantic,
     label_volume,
     predict_semantic,
@@ -40,6 +41,22 @@ def test_label_kind_told_apart():
     np.testing.assert_array_equal(
         as_semantic(inst > 0, kind="instance"), instances_to_semantic(inst > 0)
     )
+
+
+def test_gap_weights_stress_the_background_between_close_instances():
+    # Arrange: two ribbons 2 voxels apart, a third 6 voxels below the second
+    lab = np.zeros((1, 40, 30), np.int32)
+    lab[0, 2:8, 2:28] = 1
+    lab[0, 10:16, 2:28] = 2
+    lab[0, 22:28, 2:28] = 3
+    # Act
+    w = gap_weights(lab, weight=10, sigma=5)
+    # Assert: the narrow gap weighs most, the wide gap less, the far side of a ribbon and every
+    # labelled voxel 1; no weight means all ones
+    narrow, wide = w[0, 8:10, 15], w[0, 16:22, 15]
+    assert narrow.min() > wide.max() > 1
+    assert w[0, 36:, 15].max() == 1 and (w[lab > 0] == 1).all()
+    assert (gap_weights(lab, weight=0) == 1).all()
 
 
 def test_tiny_model_beats_threshold_on_a_second_volume(volumes, tmp_path, device):

@@ -130,6 +130,14 @@ class SegmenterConfig(BaseModel):
     foreground_fraction: float = Field(
         default=0.7, ge=0, le=1, description="Share of patches centred on a foreground voxel."
     )
+    gap_weight: float = Field(
+        default=0.0,
+        ge=0,
+        description="Extra loss weight on the background between neighbouring instances (the "
+        "U-Net weight map, gap_weight * exp(-(d1 + d2)^2 / 2 gap_sigma^2) with d1, d2 the "
+        "distances to the two nearest instances); 0 turns it off.",
+    )
+    gap_sigma: float = Field(default=3.0, gt=0, description="Width of the gap weight, in voxels.")
     exclude_padding: bool = Field(
         default=False,
         description="Leave the zero padding around the imaged field (a rotated or cropped "

@@ -29,6 +29,7 @@ from cascope.segment.train import (
     as_semantic,
     build_segmenter,
     dice_focal_loss,
+    gap_weights,
     train_segmenter,
 )
 
@@ -44,6 +45,7 @@ __all__ = [
     "decode_in_blocks",
     "decode_instances",
     "dice_focal_loss",
+    "gap_weights",
     "foreground_density",
     "imaged_field",
     "instance_scores",
