@@ -133,6 +133,7 @@ class SegmenterConfig(BaseModel):
     gap_weight: float = Field(
         default=0.0,
         ge=0,
+        le=254,
         description="Extra loss weight on the background between neighbouring instances (the "
         "U-Net weight map, gap_weight * exp(-(d1 + d2)^2 / 2 gap_sigma^2) with d1, d2 the "
         "distances to the two nearest instances); 0 turns it off.",
