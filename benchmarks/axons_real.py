@@ -67,7 +67,7 @@ ARCHS = {
     "vgg16-unet": {"arch": "vgg16-unet", "width": 0.125, "blocks": 3},
 }
 PATCH = (16, 48, 48)
-#: Training recipes compared (SegmenterConfig fields over the shared settings of train_one):
+#: Training recipes compared (SegmenterConfig fields over the shared settings of recipe_config):
 #: the class weights of the default config (background 0.2) with patches anywhere, or the zero
 #: padding left out of the loss and of the patch centres, with or without equal class weights;
 #: a heavier background weight, equal weights, a border class two voxels thick, and the U-Net
@@ -125,11 +125,8 @@ def recipe_config(arch: str, seed: int, steps: int, recipe: str = "default") -> 
     )
 
 
-def train_one(
-    arch: str, seed: int, steps: int, image: Any, labels: Any, recipe: str = "default"
-) -> tuple[Any, float]:
-    """Train one network; returns the model and its training seconds."""
-    cfg = recipe_config(arch, seed, steps, recipe)
+def train_one(cfg: SegmenterConfig, image: Any, labels: Any) -> tuple[Any, float]:
+    """Train one network (:func:`recipe_config`); returns the model and its training seconds."""
     model, result = train_segmenter([image], [labels], config=cfg, label_kind="instance")
     return model, float(result.seconds)
 
@@ -210,6 +207,7 @@ def networks(
     test_img, test_lab = parts["test"]
     rows = []
     for arch, recipe, seed in itertools.product(archs, recipes, seeds):
+        cfg = recipe_config(arch, seed, steps, recipe)
         tag = "" if recipe == "default" else f"_{recipe}"
         key = cache / f"{arch}{tag}_s{seed}_n{steps}_y{SPLIT_Y}.npz" if cache else None
         if key is not None and key.exists():
@@ -221,7 +219,7 @@ def networks(
         elif cached_only:
             continue
         else:
-            model, seconds = train_one(arch, seed, steps, train_img, train_lab, recipe)
+            model, seconds = train_one(cfg, train_img, train_lab)
             params = count_parameters(model)
             probs = {"plain": predict_probabilities(model, test_img, tile=(16, 64, 64))}
             if tta:
@@ -229,7 +227,6 @@ def networks(
             if key is not None:
                 key.parent.mkdir(parents=True, exist_ok=True)
                 np.savez_compressed(key, seconds=seconds, params=params, **probs)
-        cfg = recipe_config(arch, seed, steps, recipe)
         log.info("%s seed %d: %.0f s training", arch, seed, seconds)
         for which, p in probs.items():
             sem = np.argmax(p, axis=0).astype(np.uint8)
