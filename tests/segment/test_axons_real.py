@@ -42,6 +42,21 @@ def test_label_defaults_separate_real_axons(real_data, curated, tmp_path):
 
 
 @pytest.mark.realdata
+def test_seed_chain_calls_a_crop_of_the_real_stack_sparse(real_data, curated):
+    from cascope.segment import seed_labels
+
+    # Arrange: the top half of the raw stack (y < 512), lit more brightly towards one side
+    raw = tifffile.imread(real_data / RAW)[:, :512]
+    truth = relabel_min_size(curated[:, :512], min_size=1)
+    # Act: the default chain
+    labels, info = seed_labels(raw)
+    # Assert: the crop is measured as sparse as the whole stack, and at least half of its
+    # curated axons come back (the dense recipe found none of them)
+    assert info["recipe"] == "sparse", info
+    assert instance_scores(truth, labels).tp >= (int(truth.max()) + 1) // 2
+
+
+@pytest.mark.realdata
 def test_round_trip_keeps_the_curated_axons(curated):
     # Arrange: classes of the curated labels
     sem = instances_to_semantic(curated)

@@ -89,3 +89,27 @@ def test_seed_chain_separates_parallel_axons_and_reports_its_recipe(depth, heigh
         assert len(np.unique(core)) == 1 and core.min() > 0
     # label_volume's "seed" method is the same chain
     np.testing.assert_array_equal(label_volume(vol, method="seed", min_size=50), lab)
+
+
+def test_uneven_illumination_does_not_make_a_sparse_field_dense():
+    from cascope.segment import seed_labels
+
+    # Arrange: three thin axons on an evenly lit field and on the same field vignetted (the
+    # centre twenty times brighter than the corners); Otsu over the raw stack would split the
+    # bright centre from the dim rim instead of axons from background
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:120, :120]
+    spot = np.exp(-((yy - 60) ** 2 + (xx - 60) ** 2) / (2 * 35.0**2))
+    density = {}
+    for amp in (0.0, 38.0):
+        light = np.broadcast_to((2 + amp * spot).astype(np.float32), (8, 120, 120))
+        vol = rng.poisson(light).astype(np.float32)
+        for y in (20, 60, 100):
+            vol[3:5, y : y + 3, 10:110] += 40
+        # Act
+        _, info = seed_labels(vol, min_size=50)
+        # Assert: both fields are sparse
+        assert info["recipe"] == "sparse", (amp, info)
+        density[amp] = info["density"]
+    # the measured fraction follows the structures, not the light
+    assert abs(density[38.0] - density[0.0]) < 0.05

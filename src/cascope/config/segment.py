@@ -185,8 +185,9 @@ class SeedConfig(BaseModel):
         default=0.15,
         ge=0,
         le=1,
-        description="Foreground fraction (of the smoothed stack over its Otsu threshold) above "
-        "which a field is dense; a sparse real confocal stack measures about 0.1.",
+        description="Foreground fraction (of the smoothed stack, background removed, over its "
+        "Otsu threshold) above which a field is dense; a sparse real confocal stack measures "
+        "about 0.05 (any crop of it), a simulated dense field about 0.2.",
     )
     smooth: tuple[float, float, float] = Field(
         default=(1.0, 3.0, 3.0), description="Gaussian sigma (z, y, x) of the stack smoothing."

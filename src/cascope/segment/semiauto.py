@@ -266,9 +266,10 @@ def seed_labels(
 
     1. per-slice denoising (bilateral by default, BM3D on request);
     2. the recipe chosen from the data: the foreground fraction of the imaged field (the share
-       above its Otsu threshold, :func:`~cascope.segment.foreground_density`) tells a sparse
-       field (a Gaussian or BM4D over the stack) from a dense one (a bilateral filter, which
-       keeps neighbouring axons apart);
+       of the smoothed stack, its background removed as in step 3, above its Otsu threshold,
+       :func:`~cascope.segment.foreground_density`) tells a sparse field (a Gaussian or BM4D
+       over the stack) from a dense one (a bilateral filter, which keeps neighbouring axons
+       apart);
     3. top-hat background removal with an anisotropic box whose half-sizes are in µm (voxels
        when the voxel size is unknown);
     4. a threshold computed over the imaged field only (zero padding excluded);
@@ -324,9 +325,20 @@ def seed_labels(
     x = np.asarray(x, dtype=np.float32)
     sigma = _voxels(cfg.smooth, voxel_size)
     smoothed = ndimage.gaussian_filter(x, sigma)
-    # the foreground fraction of a single noisy slice says more about noise than structure:
-    # it is measured on the smoothed stack, inside the imaged field
-    density = foreground_density(smoothed[:, field])
+    box: tuple[int, ...] | None = None
+    if cfg.background_radius is not None:
+        half = np.maximum(np.rint(_voxels(cfg.background_radius, voxel_size)), 0).astype(int)
+        box = tuple(int(v) for v in 2 * half + 1)
+
+    def flatten(v: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Remove the slowly varying background of a stack (top-hat with the box)."""
+        return v if box is None else v - ndimage.grey_opening(v, size=box)
+
+    # the foreground fraction of a single noisy slice says more about noise than structure,
+    # and over a field with uneven illumination Otsu splits bright from dim regions instead of
+    # axons from background: it is measured on the smoothed, flattened stack inside the field
+    flat = flatten(smoothed)
+    density = foreground_density(flat[:, field])
     recipe = "dense" if density > cfg.density_threshold else "sparse"
     stack = cfg.stack
     if stack == "auto":
@@ -335,12 +347,7 @@ def seed_labels(
         x = bm4d(x, axes="ZYX")
     elif stack == "bilateral":
         x = bilateral(x, axes="ZYX", mode="3d")
-    elif stack == "gaussian":
-        x = smoothed
-    x = np.asarray(x, dtype=np.float32)
-    if cfg.background_radius is not None:
-        half = np.maximum(np.rint(_voxels(cfg.background_radius, voxel_size)), 0).astype(int)
-        x = x - ndimage.grey_opening(x, size=tuple(2 * half + 1))
+    x = flat if stack == "gaussian" else flatten(np.asarray(x, dtype=np.float32))
     thr = cfg.threshold_scale * threshold_value(x[:, field], method=cfg.method)
     mask = (x > thr) & field[None]
     lab = connected_components(mask, connectivity=cfg.connectivity, min_size=cfg.min_size)
