@@ -2,7 +2,8 @@
 
 The real raw volume (17, 1024, 512) and its 47 curated axons are split along Y: the networks
 train on ``y < 512`` (32 axons) and every method is scored on ``y >= 512`` (18 axons; the curated
-labels cut by the split are relabelled inside each part). Scores: foreground F1, per-class P/R/F1
+labels cut by the split are relabelled inside each part); ``--fold top`` swaps the parts (train
+on the 18, score on the 32). Scores: foreground F1, per-class P/R/F1
 (background / axon / border, the classes of :func:`cascope.segment.instances_to_semantic`),
 instance F1 at IoU 0.5, clDice, Betti-0 (axon count) error and per-axon length and diameter
 error on matched axons (:func:`cascope.morphology.measure_structures`).
@@ -18,7 +19,7 @@ the capture left out of the loss and the patch centres, the same with equal clas
 ``--decoders`` limits the decoders scored.
 
 Usage: python -m benchmarks.axons_real [--steps 300] [--seeds 0 1] [--recipes default no-padding]
-[--decoders components] [--out benchmarks/results] [--quick]. Needs the shared real data
+[--decoders components] [--fold top] [--out benchmarks/results] [--quick]. Needs the shared real data
 (``../shared/data/real`` beside the repository).
 """
 
@@ -91,17 +92,27 @@ def load() -> tuple[NDArray[Any], NDArray[np.int32]]:
     return raw, gt
 
 
-def split(raw: NDArray[Any], gt: NDArray[np.int32]) -> dict[str, Any]:
-    """Training part (``y < SPLIT_Y``) and test part, labels relabelled inside each part."""
+FOLDS = {"bottom": "y >= {y}", "top": "y < {y}"}  # the scored part; the network trains on the other
+
+
+def split(raw: NDArray[Any], gt: NDArray[np.int32], fold: str = "bottom") -> dict[str, Any]:
+    """Training and test parts (the test part is ``fold``), labels relabelled inside each part."""
 
     def part(sl: slice) -> tuple[NDArray[Any], NDArray[np.int32]]:
         lab = gt[:, sl]
         # a label cut by the split keeps only its piece on this side; renumber 1..N
         return raw[:, sl], relabel_min_size(lab, min_size=1)
 
-    train = part(slice(0, SPLIT_Y))
-    test = part(slice(SPLIT_Y, None))
-    return {"train": train, "test": test}
+    top, bottom = part(slice(0, SPLIT_Y)), part(slice(SPLIT_Y, None))
+    if fold not in FOLDS:
+        raise ValueError(f"fold must be one of {', '.join(FOLDS)}, got {fold!r}")
+    return {"train": top, "test": bottom} if fold == "bottom" else {"train": bottom, "test": top}
+
+
+def part_name(fold: str, scored: bool = True) -> str:
+    """``"y >= 512"`` for the scored part of ``fold`` (its other part when ``scored`` is false)."""
+    other = {"bottom": "top", "top": "bottom"}
+    return FOLDS[fold if scored else other[fold]].format(y=SPLIT_Y)
 
 
 def recipe_config(arch: str, seed: int, steps: int, recipe: str = "default") -> SegmenterConfig:
@@ -201,6 +212,7 @@ def networks(
     archs: tuple[str, ...] = tuple(ARCHS),
     recipes: tuple[str, ...] = ("default",),
     decoders: tuple[Decoder, ...] = DECODERS,
+    fold: str = "bottom",
 ) -> list[dict[str, Any]]:
     """Train every architecture and recipe on every seed; score every decoder on the test part."""
     train_img, train_lab = parts["train"]
@@ -209,7 +221,8 @@ def networks(
     for arch, recipe, seed in itertools.product(archs, recipes, seeds):
         cfg = recipe_config(arch, seed, steps, recipe)
         tag = "" if recipe == "default" else f"_{recipe}"
-        key = cache / f"{arch}{tag}_s{seed}_n{steps}_y{SPLIT_Y}.npz" if cache else None
+        where = "" if fold == "bottom" else f"_{fold}"
+        key = cache / f"{arch}{tag}_s{seed}_n{steps}_y{SPLIT_Y}{where}.npz" if cache else None
         if key is not None and key.exists():
             z = np.load(key)
             probs = {"plain": z["plain"]}
@@ -309,8 +322,9 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Axons on the real confocal volume",
         "",
-        f"`python -m benchmarks.axons_real {result['command']}`: train on y < {SPLIT_Y} of "
-        f"`{RAW.name}` {tuple(result['shape'])}, score on y >= {SPLIT_Y} "
+        f"`python -m benchmarks.axons_real {result['command']}`: train on "
+        f"{part_name(result.get('fold', 'bottom'), scored=False)} of `{RAW.name}` "
+        f"{tuple(result['shape'])}, score on {part_name(result.get('fold', 'bottom'))} "
         f"({result['n_test_axons']} curated axons there). Shared 2-core CPU, no GPU; "
         f"{result['threads']} torch thread(s); total {result['wall_seconds']:.0f} s. "
         "Mean over seeds (min-max in brackets for instance F1).",
@@ -380,6 +394,9 @@ def main() -> None:
     ap.add_argument("--recipes", nargs="+", choices=list(RECIPES), default=["default"])
     ap.add_argument("--decoders", nargs="+", choices=list(DECODERS), default=list(DECODERS))
     ap.add_argument("--no-tta", action="store_true")
+    ap.add_argument(
+        "--fold", choices=list(FOLDS), default="bottom", help="The scored part (y >= 512: bottom)."
+    )
     ap.add_argument("--cache", type=Path, default=None)
     ap.add_argument("--cached-only", action="store_true", help="Score only cached runs.")
     ap.add_argument("--reuse", type=Path, default=None, help="Network rows from this JSON.")
@@ -396,7 +413,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     raw, gt = load()
-    parts = split(raw, gt)
+    parts = split(raw, gt, args.fold)
     test_img, test_lab = parts["test"]
     earlier_seconds = None
     if args.reuse is not None:
@@ -415,12 +432,13 @@ def main() -> None:
             tuple(args.archs),
             tuple(args.recipes),
             tuple(cast(list[Decoder], args.decoders)),
+            args.fold,
         )
     rows.insert(0, semi_automatic(test_img, test_lab))
     if args.figure is not None:
         full, _ = seed_labels(raw)
         panels = {"curated axons": gt, "cascope label (defaults)": full}
-        if args.cache is not None:
+        if args.cache is not None and args.fold == "bottom":
             key = args.cache / f"unet_s{args.seeds[0]}_n{args.steps}_y{SPLIT_Y}.npz"
             if key.exists():
                 p = np.load(key)["plain"]
@@ -438,9 +456,11 @@ def main() -> None:
         f"{' '.join(args.archs)}"
         + (f" --recipes {' '.join(args.recipes)}" if args.recipes != ["default"] else "")
         + (f" --decoders {' '.join(args.decoders)}" if args.decoders != list(DECODERS) else "")
-        + (" --no-tta" if args.no_tta else ""),
+        + (" --no-tta" if args.no_tta else "")
+        + (f" --fold {args.fold}" if args.fold != "bottom" else ""),
         "shape": list(raw.shape),
         "split_y": SPLIT_Y,
+        "fold": args.fold,
         "n_test_axons": int(test_lab.max()),
         "steps": args.steps,
         "seeds": args.seeds,
