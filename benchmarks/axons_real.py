@@ -19,8 +19,8 @@ the capture left out of the loss and the patch centres, the same with equal clas
 ``--decoders`` limits the decoders scored.
 
 Usage: python -m benchmarks.axons_real [--steps 300] [--seeds 0 1] [--recipes default no-padding]
-[--decoders components] [--fold top] [--out benchmarks/results] [--quick]. Needs the shared real data
-(``../shared/data/real`` beside the repository).
+[--decoders components] [--fold top] [--out benchmarks/results] [--quick]. Needs the shared real
+data (``../shared/data/real`` beside the repository).
 """
 
 from __future__ import annotations

@@ -44,3 +44,24 @@ def test_reference_chain_bm3d_auto_on_real_stack(real_data):
     assert out.dtype == np.uint8 and out.shape == vol.shape
     assert info["slice_denoiser"] == "bm3d" and info["stack"] in ("bm4d", "bilateral")
     assert out.max() > 0
+
+
+@pytest.mark.realdata
+def test_field_density_calls_every_part_of_a_sparse_real_stack_sparse(real_data):
+    import tifffile
+
+    from cascope.segment import field_density
+
+    # Arrange: the real sparse axon stack, its halves (lit unevenly), and a simulated dense field
+    raw = tifffile.imread(real_data / "axons_less_intensive_left_raw_zyx.tif")
+    parts = {"whole": raw, "top": raw[:, :512], "bottom": raw[:, 512:]}
+    dense = axons(seed=3, shape=(24, 128, 128), density="dense").noisy
+    # Act
+    measured = {name: field_density(v) for name, v in parts.items()}
+    # Assert: one measure for any crop of the real stack, far below the dense field's; the
+    # reference chain therefore takes BM4D (sparse) for it
+    assert max(measured.values()) < 0.1, measured
+    assert max(measured.values()) - min(measured.values()) < 0.02, measured
+    assert field_density(dense) > 0.15
+    assert choose_stack_denoiser(parts["top"]) == "bm4d"
+    assert choose_stack_denoiser(dense) == "bilateral"

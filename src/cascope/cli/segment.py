@@ -67,7 +67,7 @@ def preprocess(
         "auto", help="auto (by foreground density), bm4d, bilateral, gaussian or none."
     ),
     density_threshold: float = typer.Option(
-        0.08, help="Foreground fraction above which 'auto' picks bilateral instead of bm4d."
+        0.15, help="Foreground fraction above which 'auto' picks bilateral instead of bm4d."
     ),
     tophat: tuple[float, float, float] = typer.Option(
         (2.0, 10.0, 10.0), help="Top-hat radii Z Y X in voxels."

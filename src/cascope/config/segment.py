@@ -14,9 +14,11 @@ class SegmentPreprocessConfig(BaseModel):
     """The reference chain: per-slice denoising, then a stack denoiser chosen by density, top-hat.
 
     With ``stack="auto"`` the stack denoiser is chosen from the foreground density of the
-    per-slice result: the fraction of voxels above its Otsu threshold. BM4D (block matching over
-    the stack) is used for sparse fields, where it removes noise best; the bilateral filter for
-    dense ones, where BM4D's block matching averages neighbouring axons together and erases them.
+    per-slice result (``cascope.segment.field_density``: the share of the imaged field above
+    Otsu's threshold once the stack is smoothed and its background removed). BM4D (block
+    matching over the stack) is used for sparse fields, where it removes noise best; the
+    bilateral filter for dense ones, where BM4D's block matching averages neighbouring axons
+    together and erases them.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -29,11 +31,12 @@ class SegmentPreprocessConfig(BaseModel):
         default="auto", description="Denoiser over the whole stack; 'auto' picks bm4d or bilateral."
     )
     density_threshold: float = Field(
-        default=0.08,
+        default=0.15,
         ge=0,
         le=1,
         description="With stack='auto': foreground fraction above which the field counts as "
-        "dense (bilateral); at or below it, sparse (bm4d).",
+        "dense (bilateral); at or below it, sparse (bm4d). The seed chain's rule: a sparse "
+        "real confocal stack measures about 0.05, a simulated dense field about 0.2.",
     )
     tophat_radius: tuple[float, float, float] | None = Field(
         default=(2.0, 10.0, 10.0),

@@ -13,11 +13,17 @@ from cascope.segment.predict import (
     predict_semantic,
     segment_volume,
 )
-from cascope.segment.preprocess import choose_stack_denoiser, foreground_density, preprocess_volume
+from cascope.segment.preprocess import (
+    choose_stack_denoiser,
+    field_density,
+    foreground_density,
+    imaged_field,
+    preprocess_volume,
+    remove_slow_background,
+)
 from cascope.segment.semantic import instances_to_semantic, relabel_min_size, semantic_to_instances
 from cascope.segment.semiauto import (
     connected_components,
-    imaged_field,
     label_statistics,
     label_volume,
     seed_labels,
@@ -45,6 +51,7 @@ __all__ = [
     "decode_in_blocks",
     "decode_instances",
     "dice_focal_loss",
+    "field_density",
     "foreground_density",
     "gap_weights",
     "imaged_field",
@@ -56,6 +63,7 @@ __all__ = [
     "predict_semantic",
     "preprocess_volume",
     "relabel_min_size",
+    "remove_slow_background",
     "seed_labels",
     "segment_volume",
     "semantic_to_instances",

@@ -2,7 +2,7 @@
 
 1. a per-slice denoiser (BM3D by default) on every YX slice;
 2. a stack denoiser: BM4D for sparse fields, bilateral for dense ones (``stack="auto"``, see
-   :func:`foreground_density` and :class:`~cascope.config.segment.SegmentPreprocessConfig`);
+   :func:`field_density` and :class:`~cascope.config.segment.SegmentPreprocessConfig`);
 3. top-hat background removal with anisotropic radii.
 
 Computation is in float32; the result is cast back to the input's dtype (rounded and clipped to
@@ -12,6 +12,7 @@ its range) so the bit depth is preserved.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -34,9 +35,60 @@ def foreground_density(volume: ArrayLike) -> float:
     return float((arr > threshold_otsu(arr)).mean())
 
 
-def choose_stack_denoiser(volume: ArrayLike, *, threshold: float = 0.08) -> str:
-    """``"bilateral"`` for dense fields (foreground fraction > ``threshold``), else ``"bm4d"``."""
-    density = foreground_density(volume)
+def imaged_field(volume: ArrayLike, *, blur: float = 5.0) -> NDArray[np.bool_]:
+    """Find the (Y, X) area that holds data: where the smoothed maximum projection is above zero.
+
+    Confocal exports often pad a rotated or cropped field with exact zeros; thresholds computed
+    over the padding would mistake it for background statistics.
+    """
+    from scipy import ndimage
+
+    arr = np.asarray(volume, dtype=np.float32)
+    proj = arr.max(axis=0) if arr.ndim == 3 else arr
+    field = ndimage.gaussian_filter(proj, blur) > 0.5 * max(float(proj[proj > 0].min(initial=1)), 1)
+    return field if field.any() else np.ones(proj.shape, bool)
+
+
+def remove_slow_background(
+    volume: ArrayLike, box: tuple[int, ...] | None
+) -> NDArray[np.float32]:
+    """Subtract the stack's grey-scale opening with a ``box`` (voxels); None leaves it as it is."""
+    from scipy import ndimage
+
+    arr = np.asarray(volume, dtype=np.float32)
+    return arr if box is None else arr - ndimage.grey_opening(arr, size=box)
+
+
+def field_density(
+    volume: ArrayLike,
+    *,
+    smooth: Sequence[float] = (1.0, 3.0, 3.0),
+    box: tuple[int, ...] | None = (3, 31, 31),
+    field: NDArray[np.bool_] | None = None,
+) -> float:
+    """Share of a (Z, Y, X) stack's imaged field that holds structure: sparse or dense field.
+
+    The stack is smoothed (Gaussian ``smooth`` sigmas, voxels; the fraction of a single noisy
+    slice says more about noise than structure), its slowly varying background removed
+    (:func:`remove_slow_background`; over unevenly lit fields Otsu would otherwise split bright
+    from dim regions instead of structures from background), and the fraction of the imaged
+    field (``field``, (Y, X); by default :func:`imaged_field`, zero padding
+    left out) above its Otsu threshold returned (:func:`foreground_density`). A sparse real
+    confocal axon stack measures about 0.05 (any crop of it), a simulated dense field about 0.2.
+    """
+    from scipy import ndimage
+
+    arr = np.asarray(volume, dtype=np.float32)
+    if arr.ndim != 3:
+        raise InputError(f"expected a (Z, Y, X) stack, got shape {arr.shape}")
+    inside = imaged_field(arr) if field is None else field
+    flat = remove_slow_background(ndimage.gaussian_filter(arr, tuple(smooth)), box)
+    return foreground_density(flat[:, inside])
+
+
+def choose_stack_denoiser(volume: ArrayLike, *, threshold: float = 0.15) -> str:
+    """``"bilateral"`` for dense fields (:func:`field_density` > ``threshold``), else ``"bm4d"``."""
+    density = field_density(volume)
     choice = "bilateral" if density > threshold else "bm4d"
     log.info("foreground density %.3f -> %s", density, choice)
     return choice
@@ -101,7 +153,8 @@ def preprocess_volume(
         x = gaussian(x, axes="ZYX", sigma=1.0, mode="2d")
     elif cfg.slice_denoiser == "median":
         x = median(x, axes="ZYX", size=3, mode="2d")
-    density = foreground_density(x)
+    box = None if cfg.tophat_radius is None else tuple(2 * round(r) + 1 for r in cfg.tophat_radius)
+    density = field_density(x, box=box)
     stack = cfg.stack
     if stack == "auto":
         stack = "bilateral" if density > cfg.density_threshold else "bm4d"

@@ -14,10 +14,11 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage
 
 from cascope.errors import InputError
+from cascope.segment.preprocess import field_density, imaged_field, remove_slow_background
+from cascope.segment.semantic import relabel_min_size
 
 if TYPE_CHECKING:
     from cascope.config.segment import SeedConfig
-from cascope.segment.semantic import relabel_min_size
 
 log = logging.getLogger(__name__)
 
@@ -243,18 +244,6 @@ def _voxels(length: tuple[float, float, float], voxel_size: tuple[float, ...] | 
     return np.asarray(length, dtype=np.float64) / np.asarray(voxel_size, dtype=np.float64)
 
 
-def imaged_field(volume: ArrayLike, *, blur: float = 5.0) -> NDArray[np.bool_]:
-    """Find the (Y, X) area that holds data: where the smoothed maximum projection is above zero.
-
-    Confocal exports often pad a rotated or cropped field with exact zeros; thresholds computed
-    over the padding would mistake it for background statistics.
-    """
-    arr = np.asarray(volume, dtype=np.float32)
-    proj = arr.max(axis=0) if arr.ndim == 3 else arr
-    field = ndimage.gaussian_filter(proj, blur) > 0.5 * max(float(proj[proj > 0].min(initial=1)), 1)
-    return field if field.any() else np.ones(proj.shape, bool)
-
-
 def seed_labels(
     data: ArrayLike,
     *,
@@ -265,11 +254,10 @@ def seed_labels(
     """Separate structures of a raw (Z, Y, X) stack: the default chain of ``cascope label``.
 
     1. per-slice denoising (bilateral by default, BM3D on request);
-    2. the recipe chosen from the data: the foreground fraction of the imaged field (the share
-       of the smoothed stack, its background removed as in step 3, above its Otsu threshold,
-       :func:`~cascope.segment.foreground_density`) tells a sparse field (a Gaussian or BM4D
-       over the stack) from a dense one (a bilateral filter, which keeps neighbouring axons
-       apart);
+    2. the recipe chosen from the data: the foreground fraction of the imaged field
+       (:func:`~cascope.segment.field_density`, with the smoothing and the box of step 3) tells
+       a sparse field (a Gaussian or BM4D over the stack) from a dense one (a bilateral filter,
+       which keeps neighbouring axons apart);
     3. top-hat background removal with an anisotropic box whose half-sizes are in µm (voxels
        when the voxel size is unknown);
     4. a threshold computed over the imaged field only (zero padding excluded);
@@ -306,7 +294,6 @@ def seed_labels(
     """
     from cascope.config.segment import SeedConfig
     from cascope.denoise import bilateral, bm3d, bm4d, gaussian
-    from cascope.segment.preprocess import foreground_density
 
     cfg = config or SeedConfig()
     if overrides:
@@ -330,15 +317,7 @@ def seed_labels(
         half = np.maximum(np.rint(_voxels(cfg.background_radius, voxel_size)), 0).astype(int)
         box = tuple(int(v) for v in 2 * half + 1)
 
-    def flatten(v: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Remove the slowly varying background of a stack (top-hat with the box)."""
-        return v if box is None else v - ndimage.grey_opening(v, size=box)
-
-    # the foreground fraction of a single noisy slice says more about noise than structure,
-    # and over a field with uneven illumination Otsu splits bright from dim regions instead of
-    # axons from background: it is measured on the smoothed, flattened stack inside the field
-    flat = flatten(smoothed)
-    density = foreground_density(flat[:, field])
+    density = field_density(x, smooth=tuple(float(v) for v in sigma), box=box, field=field)
     recipe = "dense" if density > cfg.density_threshold else "sparse"
     stack = cfg.stack
     if stack == "auto":
@@ -347,7 +326,7 @@ def seed_labels(
         x = bm4d(x, axes="ZYX")
     elif stack == "bilateral":
         x = bilateral(x, axes="ZYX", mode="3d")
-    x = flat if stack == "gaussian" else flatten(np.asarray(x, dtype=np.float32))
+    x = remove_slow_background(smoothed if stack == "gaussian" else x, box)
     thr = cfg.threshold_scale * threshold_value(x[:, field], method=cfg.method)
     mask = (x > thr) & field[None]
     lab = connected_components(mask, connectivity=cfg.connectivity, min_size=cfg.min_size)

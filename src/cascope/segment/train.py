@@ -384,7 +384,7 @@ def train_segmenter(
             inst = lab_arr if kind == "instance" else semantic_to_instances(sem)
             weights = gap_weights(inst, weight=cfg.gap_weight, sigma=cfg.gap_sigma)
         if cfg.exclude_padding:
-            from cascope.segment.semiauto import imaged_field
+            from cascope.segment.preprocess import imaged_field
 
             field = np.broadcast_to(imaged_field(arr), arr.shape)
             mask = field.astype(np.uint8) if weights is None else weights * field
