@@ -86,6 +86,7 @@ RENDERED = [
     ("denoise_detect", "_markdown", "denoise_detect"),
     ("events_detection", "_markdown", "events_detection"),
     ("axons_real", "markdown", "axons_real"),
+    ("axons_real", "markdown", "axons_real_top_1500"),
 ]
 
 
