@@ -310,14 +310,12 @@ def seed_labels(
     elif cfg.slice_denoiser == "gaussian":
         x = gaussian(x, axes="ZYX", sigma=1.0, mode="2d")
     x = np.asarray(x, dtype=np.float32)
-    sigma = _voxels(cfg.smooth, voxel_size)
-    smoothed = ndimage.gaussian_filter(x, sigma)
+    sigma = tuple(float(v) for v in _voxels(cfg.smooth, voxel_size))
     box: tuple[int, ...] | None = None
     if cfg.background_radius is not None:
         half = np.maximum(np.rint(_voxels(cfg.background_radius, voxel_size)), 0).astype(int)
         box = tuple(int(v) for v in 2 * half + 1)
-
-    density = field_density(x, smooth=tuple(float(v) for v in sigma), box=box, field=field)
+    density = field_density(x, smooth=sigma, box=box, field=field)
     recipe = "dense" if density > cfg.density_threshold else "sparse"
     stack = cfg.stack
     if stack == "auto":
@@ -326,7 +324,9 @@ def seed_labels(
         x = bm4d(x, axes="ZYX")
     elif stack == "bilateral":
         x = bilateral(x, axes="ZYX", mode="3d")
-    x = remove_slow_background(smoothed if stack == "gaussian" else x, box)
+    elif stack == "gaussian":
+        x = ndimage.gaussian_filter(x, sigma)
+    x = remove_slow_background(x, box)
     thr = cfg.threshold_scale * threshold_value(x[:, field], method=cfg.method)
     mask = (x > thr) & field[None]
     lab = connected_components(mask, connectivity=cfg.connectivity, min_size=cfg.min_size)
