@@ -109,10 +109,9 @@ def split(raw: NDArray[Any], gt: NDArray[np.int32], fold: str = "bottom") -> dic
     return {"train": top, "test": bottom} if fold == "bottom" else {"train": bottom, "test": top}
 
 
-def part_name(fold: str, scored: bool = True) -> str:
-    """``"y >= 512"`` for the scored part of ``fold`` (its other part when ``scored`` is false)."""
-    other = {"bottom": "top", "top": "bottom"}
-    return FOLDS[fold if scored else other[fold]].format(y=SPLIT_Y)
+def part_name(fold: str) -> str:
+    """The part ``fold`` scores, e.g. ``"y >= 512"``."""
+    return FOLDS[fold].format(y=SPLIT_Y)
 
 
 def recipe_config(arch: str, seed: int, steps: int, recipe: str = "default") -> SegmenterConfig:
@@ -319,12 +318,13 @@ def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def markdown(result: dict[str, Any]) -> str:
     """The results table and notes."""
+    fold = result.get("fold", "bottom")
     lines = [
         "# Axons on the real confocal volume",
         "",
         f"`python -m benchmarks.axons_real {result['command']}`: train on "
-        f"{part_name(result.get('fold', 'bottom'), scored=False)} of `{RAW.name}` "
-        f"{tuple(result['shape'])}, score on {part_name(result.get('fold', 'bottom'))} "
+        f"{part_name('top' if fold == 'bottom' else 'bottom')} of `{RAW.name}` "
+        f"{tuple(result['shape'])}, score on {part_name(fold)} "
         f"({result['n_test_axons']} curated axons there). Shared 2-core CPU, no GPU; "
         f"{result['threads']} torch thread(s); total {result['wall_seconds']:.0f} s. "
         "Mean over seeds (min-max in brackets for instance F1).",

@@ -19,7 +19,6 @@ from cascope.segment.preprocess import (
     foreground_density,
     imaged_field,
     preprocess_volume,
-    remove_slow_background,
 )
 from cascope.segment.semantic import instances_to_semantic, relabel_min_size, semantic_to_instances
 from cascope.segment.semiauto import (
@@ -63,7 +62,6 @@ __all__ = [
     "predict_semantic",
     "preprocess_volume",
     "relabel_min_size",
-    "remove_slow_background",
     "seed_labels",
     "segment_volume",
     "semantic_to_instances",

@@ -49,10 +49,12 @@ def imaged_field(volume: ArrayLike, *, blur: float = 5.0) -> NDArray[np.bool_]:
     return field if field.any() else np.ones(proj.shape, bool)
 
 
-def remove_slow_background(
-    volume: ArrayLike, box: tuple[int, ...] | None
-) -> NDArray[np.float32]:
-    """Subtract the stack's grey-scale opening with a ``box`` (voxels); None leaves it as it is."""
+def subtract_opening(volume: ArrayLike, box: tuple[int, ...] | None) -> NDArray[np.float32]:
+    """Subtract the stack's grey-scale opening with a ``box`` (voxels); None leaves it as it is.
+
+    The seed chain's box top-hat; :func:`cascope.preprocess.tophat_background` is the ellipsoid
+    one of the reference chain (and of ``cascope preprocess``).
+    """
     from scipy import ndimage
 
     arr = np.asarray(volume, dtype=np.float32)
@@ -70,10 +72,10 @@ def field_density(
 
     The stack is smoothed (Gaussian ``smooth`` sigmas, voxels; the fraction of a single noisy
     slice says more about noise than structure), its slowly varying background removed
-    (:func:`remove_slow_background`; over unevenly lit fields Otsu would otherwise split bright
-    from dim regions instead of structures from background), and the fraction of the imaged
-    field (``field``, (Y, X); by default :func:`imaged_field`, zero padding
-    left out) above its Otsu threshold returned (:func:`foreground_density`). A sparse real
+    (:func:`subtract_opening`, a white top-hat with a box; over unevenly lit fields Otsu would
+    otherwise split bright from dim regions instead of structures from background), and the
+    fraction of the imaged field (``field``, (Y, X); by default :func:`imaged_field`, zero
+    padding left out) above its Otsu threshold returned (:func:`foreground_density`). A sparse real
     confocal axon stack measures about 0.05 (any crop of it), a simulated dense field about 0.2.
     """
     from scipy import ndimage
@@ -82,7 +84,7 @@ def field_density(
     if arr.ndim != 3:
         raise InputError(f"expected a (Z, Y, X) stack, got shape {arr.shape}")
     inside = imaged_field(arr) if field is None else field
-    flat = remove_slow_background(ndimage.gaussian_filter(arr, tuple(smooth)), box)
+    flat = subtract_opening(ndimage.gaussian_filter(arr, tuple(smooth)), box)
     return foreground_density(flat[:, inside])
 
 

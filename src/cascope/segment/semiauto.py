@@ -14,7 +14,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage
 
 from cascope.errors import InputError
-from cascope.segment.preprocess import field_density, imaged_field, remove_slow_background
+from cascope.segment.preprocess import field_density, imaged_field, subtract_opening
 from cascope.segment.semantic import relabel_min_size
 
 if TYPE_CHECKING:
@@ -326,7 +326,7 @@ def seed_labels(
         x = bilateral(x, axes="ZYX", mode="3d")
     elif stack == "gaussian":
         x = ndimage.gaussian_filter(x, sigma)
-    x = remove_slow_background(x, box)
+    x = subtract_opening(x, box)
     thr = cfg.threshold_scale * threshold_value(x[:, field], method=cfg.method)
     mask = (x > thr) & field[None]
     lab = connected_components(mask, connectivity=cfg.connectivity, min_size=cfg.min_size)
